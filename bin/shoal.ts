@@ -1,0 +1,2 @@
+import { execute } from '@oclif/core'
+await execute({ dir: import.meta.url })

@@ -1,0 +1,2 @@
+import Version from './version.ts'
+export const COMMANDS = { version: Version }

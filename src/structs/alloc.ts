@@ -1,0 +1,70 @@
+import type { Resources } from './job.ts'
+
+export type DesiredStatus = 'run' | 'stop'
+export type ClientStatus = 'pending' | 'running' | 'complete' | 'failed' | 'lost'
+
+export const TERMINAL_CLIENT_STATUSES: ReadonlySet<ClientStatus> = new Set(['complete', 'failed', 'lost'])
+
+export interface AllocatedPort {
+  label: string
+  /** Host port, on the node's advertised address. */
+  value: number
+  /** Container-side port (equals value when the spec has no `to`). */
+  to: number
+  hostIp: string
+}
+
+export interface AllocatedResources extends Resources {
+  ports: AllocatedPort[]
+}
+
+export type TaskLifecycleState = 'pending' | 'running' | 'dead'
+
+export interface TaskEvent {
+  type: string
+  time: number
+  message: string
+  exitCode?: number
+  signal?: number
+}
+
+export interface TaskState {
+  state: TaskLifecycleState
+  failed: boolean
+  restarts: number
+  startedAt?: number
+  finishedAt?: number
+  /** The most recent events, oldest first (bounded by the client). */
+  events: TaskEvent[]
+}
+
+export interface Allocation {
+  id: string
+  /** Stable name, e.g. "web.frontend[0]": a replacement keeps its slot's name. */
+  name: string
+  jobId: string
+  jobVersion: number
+  group: string
+  index: number
+  nodeId: string
+  evalId: string
+  desiredStatus: DesiredStatus
+  desiredDescription: string
+  clientStatus: ClientStatus
+  clientDescription: string
+  taskStates: Record<string, TaskState>
+  resources: AllocatedResources
+  createIndex: number
+  modifyIndex: number
+  createTime: number
+  modifyTime: number
+}
+
+export function isTerminal(a: Allocation): boolean {
+  return TERMINAL_CLIENT_STATUSES.has(a.clientStatus)
+}
+
+/** An allocation that still holds (or will hold) resources on its node. */
+export function isLive(a: Allocation): boolean {
+  return a.desiredStatus === 'run' && !isTerminal(a)
+}
