@@ -1,0 +1,496 @@
+// Validation and normalisation of a parsed job file into a JobSpec.
+// Every problem found is reported, each with the dotted path of its field.
+
+import {
+  DRIVER_NAMES,
+  type DockerTaskConfig,
+  type DriverName,
+  type ExecTaskConfig,
+  type JobSpec,
+  type JobType,
+  type PortSpec,
+  type Resources,
+  type RestartMode,
+  type RestartPolicy,
+  type Task,
+  type TaskGroup,
+} from '../structs/index.ts'
+import { DURATION_HINT, tryParseDuration } from './duration.ts'
+import { describe, formatPath, quoteList, suggest, type FieldError, type PathSegment } from './errors.ts'
+
+export type SpecResult = { ok: true; spec: JobSpec } | { ok: false; errors: FieldError[] }
+
+export const JOB_TYPES: readonly JobType[] = ['service', 'batch', 'system']
+export const RESTART_MODES: readonly RestartMode[] = ['fail', 'delay']
+
+export const DEFAULT_JOB_TYPE: JobType = 'service'
+export const DEFAULT_PRIORITY = 50
+export const DEFAULT_COUNT = 1
+export const DEFAULT_RESOURCES: Readonly<Resources> = Object.freeze({ cpu: 100, memoryMB: 300 })
+export const DEFAULT_KILL_TIMEOUT_MS = 5_000
+export const MAX_NAME_LENGTH = 128
+
+/** Nomad's defaults: batch jobs retry more, over a longer window. */
+export function defaultRestartPolicy(type: JobType): RestartPolicy {
+  return type === 'batch'
+    ? { attempts: 3, intervalMs: 24 * 3_600_000, delayMs: 15_000, mode: 'fail' }
+    : { attempts: 2, intervalMs: 30 * 60_000, delayMs: 15_000, mode: 'fail' }
+}
+
+const ROOT_FIELDS = ['job'] as const
+const JOB_FIELDS = ['type', 'priority', 'group'] as const
+const GROUP_FIELDS = ['count', 'network', 'restart', 'task'] as const
+const NETWORK_FIELDS = ['port'] as const
+const PORT_FIELDS = ['to', 'static'] as const
+const RESTART_FIELDS = ['attempts', 'interval', 'delay', 'mode'] as const
+const TASK_FIELDS = ['driver', 'config', 'env', 'resources', 'kill_timeout'] as const
+const DOCKER_FIELDS = ['image', 'command', 'args', 'ports'] as const
+const EXEC_FIELDS = ['command', 'args'] as const
+const RESOURCE_FIELDS = ['cpu', 'memory'] as const
+
+type Hints = Readonly<Record<string, string>>
+
+const inGroup = (key: string) => `"${key}" is a group setting; move it into a group block`
+const inTask = (key: string) => `"${key}" is a task setting; move it into a task block`
+
+const JOB_HINTS: Hints = {
+  ...Object.fromEntries(GROUP_FIELDS.map((k) => [k, inGroup(k)])),
+  ...Object.fromEntries(TASK_FIELDS.map((k) => [k, inTask(k)])),
+}
+const GROUP_HINTS: Hints = {
+  ...Object.fromEntries(TASK_FIELDS.map((k) => [k, inTask(k)])),
+  port: 'ports are declared under network.port, like {"network": {"port": {"http": {"to": 80}}}}',
+  ports: 'ports are declared under network.port, like {"network": {"port": {"http": {"to": 80}}}}',
+}
+const TASK_HINTS: Hints = {
+  ...Object.fromEntries(DOCKER_FIELDS.map((k) => [k, `did you mean "config.${k}"? driver options go in config`])),
+  ...Object.fromEntries(RESOURCE_FIELDS.map((k) => [k, `did you mean "resources.${k}"?`])),
+  count: inGroup('count'),
+  network: inGroup('network'),
+  restart: 'Shoal takes the restart policy at the group level; move it into the group block',
+}
+const EXEC_HINTS: Hints = {
+  image: '"image" is a docker driver option; the exec driver runs a command on the host',
+  ports: 'exec tasks find their ports in the environment; "ports" is a docker driver option',
+}
+const RESOURCE_HINTS: Hints = {
+  memory_max: 'Shoal has no memory_max; "memory" is already a hard limit',
+  cores: 'Shoal reserves CPU in MHz only; use "cpu"',
+}
+
+type Obj = Record<string, unknown>
+type Path = readonly PathSegment[]
+
+const NAME_RE = /^[A-Za-z0-9_-]+$/
+const JOB_ID_RE = /^[A-Za-z0-9_.-]+$/
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
+
+function isDriverName(v: string): v is DriverName {
+  return (DRIVER_NAMES as readonly string[]).includes(v)
+}
+
+/** Own properties only: a key such as "constructor" must not reach Object.prototype. */
+function own(o: Obj, key: string): unknown {
+  return Object.hasOwn(o, key) ? o[key] : undefined
+}
+
+const KNOWN_DRIVERS = `known drivers: ${quoteList(DRIVER_NAMES)}`
+
+/** Collects errors while walking one job file. */
+class Checker {
+  readonly errors: FieldError[] = []
+
+  add(path: Path, message: string): void {
+    this.errors.push({ field: formatPath(path), message })
+  }
+
+  /** The value as an object, or undefined (with an error) when it is anything else. */
+  object(v: unknown, path: Path, expected = 'an object'): Obj | undefined {
+    if (isObj(v)) return v
+    this.add(path, `must be ${expected} (got ${describe(v)})`)
+    return undefined
+  }
+
+  /** Reports each key of `o` not in `allowed`, with a hint or a likely spelling. */
+  fields(o: Obj, path: Path, allowed: readonly string[], hints: Hints = {}): void {
+    for (const key of Object.keys(o)) {
+      if (allowed.includes(key)) continue
+      const hint = Object.hasOwn(hints, key) ? hints[key] : undefined
+      const guess = suggest(key, allowed)
+      let message: string
+      if (hint !== undefined) message = `unknown field (${hint})`
+      else if (guess !== undefined) message = `unknown field (did you mean ${JSON.stringify(guess)}?)`
+      else message = `unknown field (expected one of ${quoteList(allowed)})`
+      this.add([...path, key], message)
+    }
+  }
+
+  /** An optional integer field within [min, max]; undefined when absent or invalid. */
+  integer(o: Obj, key: string, path: Path, min: number, max?: number): number | undefined {
+    const v = own(o, key)
+    if (v === undefined) return undefined
+    if (typeof v === 'number' && Number.isSafeInteger(v) && v >= min && (max === undefined || v <= max)) return v
+    const range = max === undefined ? `an integer ≥ ${min}` : `an integer between ${min} and ${max}`
+    this.add([...path, key], `must be ${range} (got ${describe(v)})`)
+    return undefined
+  }
+
+  /** An optional duration field in ms; undefined when absent or invalid. */
+  duration(o: Obj, key: string, path: Path): number | undefined {
+    const v = own(o, key)
+    if (v === undefined) return undefined
+    const ms = tryParseDuration(v)
+    if (ms !== undefined) return ms
+    const units = typeof v === 'string' ? ' with units ms, s, m, h' : ''
+    this.add([...path, key], `${DURATION_HINT}${units} (got ${describe(v)})`)
+    return undefined
+  }
+
+  /** An optional field that must be one of `allowed`; undefined when absent or invalid. */
+  oneOf<T extends string>(o: Obj, key: string, path: Path, allowed: readonly T[]): T | undefined {
+    const v = own(o, key)
+    if (v === undefined) return undefined
+    const hit = allowed.find((a) => a === v)
+    if (hit !== undefined) return hit
+    this.add([...path, key], `must be one of ${quoteList(allowed)} (got ${describe(v)})`)
+    return undefined
+  }
+
+  /** An optional string field; when present it must be a non-blank string. */
+  string(o: Obj, key: string, path: Path, required: boolean, emptyHint = ''): string | undefined {
+    const v = own(o, key)
+    if (v === undefined) {
+      if (required) this.add([...path, key], 'is required')
+      return undefined
+    }
+    if (typeof v !== 'string') {
+      this.add([...path, key], `must be a string (got ${describe(v)})`)
+      return undefined
+    }
+    if (v.trim() === '') {
+      this.add([...path, key], `must not be empty${emptyHint}`)
+      return undefined
+    }
+    return v
+  }
+
+  /** An optional array of strings; [] when absent. */
+  strings(o: Obj, key: string, path: Path): string[] {
+    const v = own(o, key)
+    if (v === undefined) return []
+    if (!Array.isArray(v)) {
+      this.add([...path, key], `must be an array of strings (got ${describe(v)})`)
+      return []
+    }
+    const out: string[] = []
+    v.forEach((item: unknown, i) => {
+      if (typeof item === 'string') out.push(item)
+      else this.add([...path, key, i], `must be a string (got ${describe(item)})`)
+    })
+    return out
+  }
+
+  name(name: string, path: Path, kind: string, allowDot = false): void {
+    const what = allowDot ? `${kind} id` : `${kind} name`
+    if (name === '') {
+      this.add(path, `${what} must not be empty`)
+    } else if (name.length > MAX_NAME_LENGTH) {
+      this.add(path, `${what} is too long (${name.length} characters; at most ${MAX_NAME_LENGTH})`)
+    } else if (!(allowDot ? JOB_ID_RE : NAME_RE).test(name)) {
+      const chars = allowDot ? 'letters, digits, "_", "-" and "."' : 'letters, digits, "_" and "-"'
+      this.add(path, `invalid ${what} ${JSON.stringify(name)}: use only ${chars}`)
+    } else if (name === '.' || name === '..') {
+      this.add(path, `invalid ${what} ${JSON.stringify(name)}: must not be "." or ".."`)
+    }
+  }
+
+  /**
+   * A map of labelled blocks ({"frontend": {...}}), which must hold at least one.
+   * Returns the entries, or [] after reporting why there are none.
+   */
+  blocks(v: unknown, path: Path, kind: string, example: string): [string, unknown][] {
+    if (v === undefined) {
+      this.add(path, `is required: define at least one ${kind}, like ${example}`)
+      return []
+    }
+    const o = this.object(v, path, `an object keyed by ${kind} name, like ${example}`)
+    if (o === undefined) return []
+    const entries = Object.entries(o)
+    if (entries.length === 0) this.add(path, `must define at least one ${kind}, like ${example}`)
+    return entries
+  }
+}
+
+/**
+ * Validates a parsed job file and normalises it into a JobSpec with every
+ * default applied. Reports all problems found, not only the first.
+ */
+export function validateJob(raw: unknown): SpecResult {
+  const c = new Checker()
+  let spec: JobSpec | undefined
+  if (!isObj(raw)) {
+    c.add([], `must be a JSON object with a "job" key, like {"job": {"web": {...}}} (got ${describe(raw)})`)
+  } else {
+    c.fields(raw, [], ROOT_FIELDS)
+    const jobs = own(raw, 'job')
+    if (jobs === undefined) {
+      c.add(['job'], 'is required: the file must define one job, like {"job": {"web": {...}}}')
+    } else {
+      const o = c.object(jobs, ['job'], 'an object keyed by job id, like {"job": {"web": {...}}}')
+      if (o !== undefined) {
+        const ids = Object.keys(o)
+        if (ids.length === 0) {
+          c.add(['job'], 'must define exactly one job, found none')
+        } else if (ids.length > 1) {
+          c.add(['job'], `must define exactly one job, found ${ids.length} (${quoteList(ids)}); put each job in its own file`)
+        }
+        // Check every job even when there are several, so all their problems show at once.
+        for (const id of ids) {
+          const s = checkJob(c, id, o[id], ['job', id])
+          if (ids.length === 1) spec = s
+        }
+      }
+    }
+  }
+  if (c.errors.length > 0 || spec === undefined) {
+    return { ok: false, errors: c.errors }
+  }
+  return { ok: true, spec }
+}
+
+function checkJob(c: Checker, id: string, v: unknown, path: Path): JobSpec | undefined {
+  c.name(id, path, 'job', true)
+  const o = c.object(v, path)
+  if (o === undefined) return undefined
+  c.fields(o, path, JOB_FIELDS, JOB_HINTS)
+  const type = c.oneOf(o, 'type', path, JOB_TYPES) ?? DEFAULT_JOB_TYPE
+  const priority = c.integer(o, 'priority', path, 1, 100) ?? DEFAULT_PRIORITY
+  const groups: TaskGroup[] = []
+  const example = '{"frontend": {"task": {...}}}'
+  for (const [name, g] of c.blocks(own(o, 'group'), [...path, 'group'], 'group', example)) {
+    const group = checkGroup(c, name, g, [...path, 'group', name], type)
+    if (group !== undefined) groups.push(group)
+  }
+  return { id, type, priority, groups }
+}
+
+function checkGroup(c: Checker, name: string, v: unknown, path: Path, jobType: JobType): TaskGroup | undefined {
+  c.name(name, path, 'group')
+  const o = c.object(v, path)
+  if (o === undefined) return undefined
+  c.fields(o, path, GROUP_FIELDS, GROUP_HINTS)
+  const count = c.integer(o, 'count', path, 0) ?? DEFAULT_COUNT
+  const { ports, labels } = checkNetwork(c, own(o, 'network'), [...path, 'network'])
+  const restart = checkRestart(c, own(o, 'restart'), [...path, 'restart'], jobType)
+  const tasks: Task[] = []
+  const example = '{"server": {"driver": "docker", "config": {...}}}'
+  for (const [taskName, t] of c.blocks(own(o, 'task'), [...path, 'task'], 'task', example)) {
+    const task = checkTask(c, taskName, t, [...path, 'task', taskName], name, labels)
+    if (task !== undefined) tasks.push(task)
+  }
+  return { name, count, ports, restart, tasks }
+}
+
+interface NetworkResult {
+  ports: PortSpec[]
+  /** Labels the group declares; undefined when the network block is too broken to tell. */
+  labels: ReadonlySet<string> | undefined
+}
+
+function checkNetwork(c: Checker, v: unknown, path: Path): NetworkResult {
+  if (v === undefined) return { ports: [], labels: new Set() }
+  const o = c.object(v, path)
+  if (o === undefined) return { ports: [], labels: undefined }
+  c.fields(o, path, NETWORK_FIELDS)
+  const raw = own(o, 'port')
+  if (raw === undefined) return { ports: [], labels: new Set() }
+  const portMap = c.object(raw, [...path, 'port'], 'an object keyed by port label, like {"http": {"to": 80}}')
+  if (portMap === undefined) return { ports: [], labels: undefined }
+
+  const ports: PortSpec[] = []
+  const staticOwner = new Map<number, string>()
+  for (const [label, pv] of Object.entries(portMap)) {
+    const pp = [...path, 'port', label]
+    c.name(label, pp, 'port label')
+    const po = c.object(pv, pp, 'an object like {"to": 80}, {"static": 8080} or {}')
+    if (po === undefined) continue
+    c.fields(po, pp, PORT_FIELDS)
+    const port: PortSpec = { label }
+    const to = c.integer(po, 'to', pp, 1, 65535)
+    if (to !== undefined) port.to = to
+    const fixed = c.integer(po, 'static', pp, 1, 65535)
+    if (fixed !== undefined) {
+      const other = staticOwner.get(fixed)
+      if (other !== undefined) {
+        c.add([...pp, 'static'], `host port ${fixed} is already taken by port ${JSON.stringify(other)} of this group`)
+      } else {
+        staticOwner.set(fixed, label)
+      }
+      port.static = fixed
+    }
+    ports.push(port)
+  }
+  // Labels whose blocks were broken still count as declared: no second error for their uses.
+  return { ports, labels: new Set(Object.keys(portMap)) }
+}
+
+function checkRestart(c: Checker, v: unknown, path: Path, jobType: JobType): RestartPolicy {
+  const defaults = defaultRestartPolicy(jobType)
+  if (v === undefined) return defaults
+  const o = c.object(v, path)
+  if (o === undefined) return defaults
+  c.fields(o, path, RESTART_FIELDS)
+  return {
+    attempts: c.integer(o, 'attempts', path, 0) ?? defaults.attempts,
+    intervalMs: c.duration(o, 'interval', path) ?? defaults.intervalMs,
+    delayMs: c.duration(o, 'delay', path) ?? defaults.delayMs,
+    mode: c.oneOf(o, 'mode', path, RESTART_MODES) ?? defaults.mode,
+  }
+}
+
+function checkTask(
+  c: Checker,
+  name: string,
+  v: unknown,
+  path: Path,
+  groupName: string,
+  labels: ReadonlySet<string> | undefined,
+): Task | undefined {
+  c.name(name, path, 'task')
+  const o = c.object(v, path)
+  if (o === undefined) return undefined
+  c.fields(o, path, TASK_FIELDS, TASK_HINTS)
+
+  const driverPath = [...path, 'driver']
+  const rawDriver = own(o, 'driver')
+  let driver: DriverName | undefined
+  if (rawDriver === undefined) {
+    c.add(driverPath, `is required (${KNOWN_DRIVERS})`)
+  } else if (typeof rawDriver !== 'string') {
+    c.add(driverPath, `must be a string naming a driver (got ${describe(rawDriver)}; ${KNOWN_DRIVERS})`)
+  } else if (!isDriverName(rawDriver)) {
+    const guess = suggest(rawDriver, DRIVER_NAMES)
+    const didYouMean = guess === undefined ? '' : `did you mean ${JSON.stringify(guess)}? `
+    c.add(driverPath, `unknown driver ${JSON.stringify(rawDriver)} (${didYouMean}${KNOWN_DRIVERS})`)
+  } else {
+    driver = rawDriver
+  }
+
+  const configPath = [...path, 'config']
+  const rawConfig = own(o, 'config')
+  let docker: DockerTaskConfig | undefined
+  let exec: ExecTaskConfig | undefined
+  if (driver === 'docker') docker = checkDockerConfig(c, rawConfig, configPath, groupName, labels)
+  else if (driver === 'exec') exec = checkExecConfig(c, rawConfig, configPath)
+  else if (rawConfig !== undefined) c.object(rawConfig, configPath)
+
+  const env = checkEnv(c, own(o, 'env'), [...path, 'env'])
+  const resources = checkResources(c, own(o, 'resources'), [...path, 'resources'])
+  const killTimeoutMs = c.duration(o, 'kill_timeout', path) ?? DEFAULT_KILL_TIMEOUT_MS
+
+  const base = { name, env, resources, killTimeoutMs }
+  if (docker !== undefined) return { ...base, driver: 'docker', config: docker }
+  if (exec !== undefined) return { ...base, driver: 'exec', config: exec }
+  return undefined
+}
+
+function checkDockerConfig(
+  c: Checker,
+  v: unknown,
+  path: Path,
+  groupName: string,
+  labels: ReadonlySet<string> | undefined,
+): DockerTaskConfig | undefined {
+  if (v === undefined) {
+    c.add(path, 'is required for the docker driver, like {"image": "busybox:1.36"}')
+    return undefined
+  }
+  const o = c.object(v, path)
+  if (o === undefined) return undefined
+  c.fields(o, path, DOCKER_FIELDS)
+  const image = c.string(o, 'image', path, true)
+  if (image !== undefined && /\s/.test(image)) {
+    c.add([...path, 'image'], `must not contain whitespace (got ${describe(image)})`)
+  }
+  const command = c.string(o, 'command', path, false, " (leave it out to run the image's default command)")
+  const args = c.strings(o, 'args', path)
+  const ports = c.strings(o, 'ports', path)
+
+  const raw = own(o, 'ports')
+  if (Array.isArray(raw)) {
+    const seen = new Set<string>()
+    raw.forEach((label: unknown, i) => {
+      if (typeof label !== 'string') return
+      const at = [...path, 'ports', i]
+      if (seen.has(label)) c.add(at, `port label ${JSON.stringify(label)} is listed more than once`)
+      seen.add(label)
+      if (labels === undefined || labels.has(label)) return
+      c.add(at, unknownPortMessage(label, groupName, labels))
+    })
+  }
+
+  if (image === undefined) return undefined
+  const config: DockerTaskConfig = { image, args, ports }
+  if (command !== undefined) config.command = command
+  return config
+}
+
+function unknownPortMessage(label: string, groupName: string, labels: ReadonlySet<string>): string {
+  const group = JSON.stringify(groupName)
+  if (labels.size === 0) {
+    return `unknown port label ${JSON.stringify(label)}: group ${group} declares no ports (add it under network.port)`
+  }
+  const known = [...labels]
+  const guess = suggest(label, known)
+  const didYouMean = guess === undefined ? '' : ` (did you mean ${JSON.stringify(guess)}?)`
+  return `unknown port label ${JSON.stringify(label)}: group ${group} declares ${quoteList(known)}${didYouMean}`
+}
+
+function checkExecConfig(c: Checker, v: unknown, path: Path): ExecTaskConfig | undefined {
+  if (v === undefined) {
+    c.add(path, 'is required for the exec driver, like {"command": "/bin/sleep", "args": ["60"]}')
+    return undefined
+  }
+  const o = c.object(v, path)
+  if (o === undefined) return undefined
+  c.fields(o, path, EXEC_FIELDS, EXEC_HINTS)
+  const command = c.string(o, 'command', path, true)
+  const args = c.strings(o, 'args', path)
+  return command === undefined ? undefined : { command, args }
+}
+
+function checkEnv(c: Checker, v: unknown, path: Path): Record<string, string> {
+  if (v === undefined) return {}
+  const o = c.object(v, path, 'an object of string values, like {"GREETING": "hi"}')
+  if (o === undefined) return {}
+  const entries: [string, string][] = []
+  for (const [key, value] of Object.entries(o)) {
+    const at = [...path, key]
+    if (key === '') c.add(at, 'environment variable name must not be empty')
+    else if (/[=\0]/.test(key)) c.add(at, `invalid environment variable name ${JSON.stringify(key)}: must not contain "=" or NUL`)
+    if (typeof value === 'string') {
+      if (value.includes('\0')) c.add(at, 'must not contain a NUL character')
+      else entries.push([key, value])
+    } else if (typeof value === 'number' || typeof value === 'boolean') {
+      c.add(at, `must be a string (got ${typeof value} ${describe(value)}); quote it: "${String(value)}"`)
+    } else {
+      c.add(at, `must be a string (got ${describe(value)})`)
+    }
+  }
+  // fromEntries defines own properties, so even a "__proto__" key stays plain data.
+  return Object.fromEntries(entries)
+}
+
+function checkResources(c: Checker, v: unknown, path: Path): Resources {
+  if (v === undefined) return { ...DEFAULT_RESOURCES }
+  const o = c.object(v, path)
+  if (o === undefined) return { ...DEFAULT_RESOURCES }
+  c.fields(o, path, RESOURCE_FIELDS, RESOURCE_HINTS)
+  return {
+    cpu: c.integer(o, 'cpu', path, 1) ?? DEFAULT_RESOURCES.cpu,
+    memoryMB: c.integer(o, 'memory', path, 1) ?? DEFAULT_RESOURCES.memoryMB,
+  }
+}
