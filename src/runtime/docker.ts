@@ -1,0 +1,644 @@
+// The docker task driver: one container per (allocation, task), driven through the
+// engine API with dockerode. Containers carry shoal.* labels so that an agent that
+// restarts finds its tasks again (recover) and never starts a second copy (start).
+import { posix } from 'node:path'
+import { pipeline, Readable } from 'node:stream'
+import Docker from 'dockerode'
+import type {
+  ContainerCreateOptions,
+  ContainerInspectInfo,
+  ImageInspectInfo,
+} from 'dockerode'
+import {
+  DriverError,
+  type Driver,
+  type DriverFingerprint,
+  type ExitResult,
+  type LogOptions,
+  type RecoveredTask,
+  type TaskHandle,
+  type TaskStartSpec,
+} from './driver.ts'
+import {
+  DemuxTransform,
+  parseFrames,
+  splitTimestamp,
+  streamNumber,
+  timestampToSince,
+} from './docker-logs.ts'
+
+export interface DockerDriverOptions {
+  /** Engine socket; default /var/run/docker.sock. */
+  socketPath?: string
+  /** Bound on the pull tried when an image is not present locally; default 10 000 ms. */
+  pullTimeoutMs?: number
+  /**
+   * Run docker-init (tini) as PID 1 so that SIGTERM reaches programs that ignore it as
+   * PID 1 (busybox httpd) and zombies are reaped; default true.
+   */
+  init?: boolean
+  /**
+   * How long wait() keeps retrying while the engine does not answer before it resolves
+   * with an error result; default 60 000 ms.
+   */
+  engineRetryMs?: number
+  /** Timeout of fingerprint()'s version request; default 5 000 ms. */
+  fingerprintTimeoutMs?: number
+}
+
+export const LABEL_ALLOC = 'shoal.alloc'
+export const LABEL_JOB = 'shoal.job'
+export const LABEL_GROUP = 'shoal.group'
+export const LABEL_TASK = 'shoal.task'
+export const LABEL_NODE = 'shoal.node'
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+/** Docker refuses smaller memory limits. */
+const MIN_MEMORY_MB = 6
+
+/** Container name of a task: `shoal-<task>-<allocId>` (characters docker rejects become '-'). */
+export function containerName(taskName: string, allocId: string): string {
+  return `shoal-${taskName}-${allocId}`.replace(/[^a-zA-Z0-9_.-]/g, '-')
+}
+
+interface DockerApiError {
+  message?: string
+  statusCode?: number
+  code?: string
+  json?: unknown
+}
+
+function statusCode(err: unknown): number | undefined {
+  return (err as DockerApiError | undefined)?.statusCode
+}
+
+/** The engine's own message ("Bind for ... failed") rather than dockerode's wrapper. */
+function apiMessage(err: unknown): string {
+  const e = err as DockerApiError | undefined
+  const json = e?.json
+  if (json && typeof json === 'object' && !Buffer.isBuffer(json)) {
+    const msg = (json as { message?: unknown }).message
+    if (typeof msg === 'string' && msg !== '') return msg
+  }
+  if (Buffer.isBuffer(json) && json.length > 0) return json.toString().trim()
+  if (typeof json === 'string' && json !== '') return json.trim()
+  if (err instanceof Error) return err.message
+  return String(err)
+}
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE', 'EACCES', 'ETIMEDOUT', 'EHOSTUNREACH'])
+
+function isConnectionError(err: unknown): boolean {
+  const code = (err as DockerApiError | undefined)?.code
+  return typeof code === 'string' && CONNECTION_CODES.has(code)
+}
+
+/** 137 → 9, 143 → 15: shells, docker and tini report a signal death as 128 + signal. */
+export function signalFromExitCode(code: number): number | undefined {
+  return code > 128 && code <= 128 + 64 ? code - 128 : undefined
+}
+
+function exitResult(exitCode: number, oomKilled: boolean, error?: string): ExitResult {
+  const result: ExitResult = { exitCode, oomKilled }
+  const signal = signalFromExitCode(exitCode)
+  if (signal !== undefined) result.signal = signal
+  if (error) result.error = error
+  return result
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+/** Go's os.FileMode bits as sent in X-Docker-Container-Path-Stat. */
+const MODE_DIR = 2 ** 31
+const MODE_SYMLINK = 2 ** 27
+
+interface PathStat {
+  mode: number
+  linkTarget: string
+}
+
+type CommandCheck = 'ok' | 'missing' | 'not-executable' | 'unknown'
+
+export class DockerDriver implements Driver {
+  readonly name = 'docker' as const
+  readonly docker: Docker
+  private readonly socketPath: string
+  private readonly pullTimeoutMs: number
+  private readonly init: boolean
+  private readonly engineRetryMs: number
+  private readonly fingerprintTimeoutMs: number
+  /** Serialises start() per (allocId, task) within this process. */
+  private readonly starting = new Map<string, Promise<unknown>>()
+
+  constructor(options: DockerDriverOptions = {}) {
+    this.socketPath = options.socketPath ?? '/var/run/docker.sock'
+    this.pullTimeoutMs = options.pullTimeoutMs ?? 10_000
+    this.init = options.init ?? true
+    this.engineRetryMs = options.engineRetryMs ?? 60_000
+    this.fingerprintTimeoutMs = options.fingerprintTimeoutMs ?? 5_000
+    this.docker = new Docker({ socketPath: this.socketPath })
+  }
+
+  async fingerprint(): Promise<DriverFingerprint> {
+    const signal = AbortSignal.timeout(this.fingerprintTimeoutMs)
+    try {
+      // dockerode honours abortSignal here; its typings do not declare the options.
+      const version = this.docker.version.bind(this.docker) as unknown as (opts: object) => Promise<Docker.DockerVersion>
+      const v = await version({ abortSignal: signal })
+      return {
+        healthy: true,
+        detail: `docker engine ${v.Version} (API ${v.ApiVersion})`,
+        attributes: {
+          'driver.docker': '1',
+          'driver.docker.version': v.Version,
+          'driver.docker.api_version': v.ApiVersion,
+          'driver.docker.os': v.Os,
+          'driver.docker.arch': v.Arch,
+          'driver.docker.init': String(this.init),
+        },
+      }
+    } catch (err) {
+      const reason = signal.aborted ? `no answer within ${this.fingerprintTimeoutMs} ms` : apiMessage(err)
+      return {
+        healthy: false,
+        detail: `docker engine not reachable at ${this.socketPath}: ${reason}`,
+        attributes: {},
+      }
+    }
+  }
+
+  async start(spec: TaskStartSpec): Promise<TaskHandle> {
+    if (spec.task.driver !== 'docker') {
+      throw new DriverError(`task "${spec.task.name}" uses the ${spec.task.driver} driver, not docker`)
+    }
+    const key = containerName(spec.task.name, spec.allocId)
+    const previous = this.starting.get(key) ?? Promise.resolve()
+    const run = previous.catch(() => undefined).then(() => this.startLocked(spec))
+    this.starting.set(key, run)
+    try {
+      return await run
+    } finally {
+      if (this.starting.get(key) === run) this.starting.delete(key)
+    }
+  }
+
+  private async startLocked(spec: TaskStartSpec): Promise<TaskHandle> {
+    const task = spec.task
+    if (task.driver !== 'docker') throw new DriverError('not a docker task')
+    const name = containerName(task.name, spec.allocId)
+
+    const existing = await this.inspectOrUndefined(name, spec)
+    if (existing) return this.startExisting(existing, spec)
+
+    const image = await this.ensureImage(task.config.image, spec)
+    const options = this.createOptions(spec, name)
+
+    let container: Docker.Container
+    try {
+      container = await this.docker.createContainer(options)
+    } catch (err) {
+      if (statusCode(err) === 409) {
+        // Created by someone else in the meantime (another agent process): use it.
+        const raced = await this.inspectOrUndefined(name, spec)
+        if (raced) return this.startExisting(raced, spec)
+      }
+      throw this.mapError(err, spec)
+    }
+
+    try {
+      await this.checkCommand(container, image, options.Cmd, spec.env)
+      await container.start()
+      const info = await container.inspect()
+      return this.handleOf(info, spec.allocId, task.name)
+    } catch (err) {
+      await container.remove({ force: true, v: true }).catch(() => undefined)
+      throw err instanceof DriverError ? err : this.mapError(err, spec)
+    }
+  }
+
+  /** The task's container already exists: return it if it runs, start it again if not. */
+  private async startExisting(info: ContainerInspectInfo, spec: TaskStartSpec): Promise<TaskHandle> {
+    if (info.State.Running) return this.handleOf(info, spec.allocId, spec.task.name)
+    const container = this.docker.getContainer(info.Id)
+    try {
+      await container.start()
+      return this.handleOf(await container.inspect(), spec.allocId, spec.task.name)
+    } catch (err) {
+      throw this.mapError(err, spec)
+    }
+  }
+
+  private handleOf(info: ContainerInspectInfo, allocId: string, taskName: string): TaskHandle {
+    const started = Date.parse(info.State.StartedAt)
+    return {
+      driver: 'docker',
+      id: info.Id,
+      allocId,
+      taskName,
+      startedAt: Number.isNaN(started) || started <= 0 ? Date.now() : started,
+    }
+  }
+
+  private async inspectOrUndefined(idOrName: string, spec: TaskStartSpec): Promise<ContainerInspectInfo | undefined> {
+    try {
+      return await this.docker.getContainer(idOrName).inspect()
+    } catch (err) {
+      if (statusCode(err) === 404) return undefined
+      throw this.mapError(err, spec)
+    }
+  }
+
+  private createOptions(spec: TaskStartSpec, name: string): ContainerCreateOptions {
+    const task = spec.task
+    if (task.driver !== 'docker') throw new DriverError('not a docker task')
+    const cfg = task.config
+
+    let cmd: string[] | undefined
+    if (cfg.command) cmd = [cfg.command, ...cfg.args]
+    else if (cfg.args.length > 0) cmd = [...cfg.args]
+
+    const exposed: Record<string, object> = {}
+    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {}
+    for (const label of cfg.ports) {
+      const port = spec.ports.find((p) => p.label === label)
+      if (!port) {
+        throw new DriverError(`port "${label}" of task "${task.name}" has no port allocated in group "${spec.group}"`)
+      }
+      for (const proto of ['tcp', 'udp']) {
+        const key = `${port.to}/${proto}`
+        exposed[key] = {}
+        ;(bindings[key] ??= []).push({ HostIp: port.hostIp, HostPort: String(port.value) })
+      }
+    }
+
+    const memoryMB = task.resources.memoryMB
+    if (memoryMB > 0 && memoryMB < MIN_MEMORY_MB) {
+      throw new DriverError(`memory limit of ${memoryMB} MB is below docker's minimum of ${MIN_MEMORY_MB} MB`)
+    }
+    const memory = memoryMB > 0 ? Math.round(memoryMB * 1024 * 1024) : 0
+
+    const options: ContainerCreateOptions = {
+      name,
+      Image: cfg.image,
+      Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+      Labels: {
+        [LABEL_ALLOC]: spec.allocId,
+        [LABEL_JOB]: spec.jobId,
+        [LABEL_GROUP]: spec.group,
+        [LABEL_TASK]: task.name,
+        [LABEL_NODE]: spec.nodeId,
+      },
+      ExposedPorts: exposed,
+      HostConfig: {
+        PortBindings: bindings,
+        CpuShares: Math.max(2, Math.round(task.resources.cpu)),
+        Init: this.init,
+        ...(memory > 0 ? { Memory: memory, MemorySwap: memory } : {}),
+      },
+    }
+    if (cmd) options.Cmd = cmd
+    return options
+  }
+
+  private async ensureImage(image: string, spec: TaskStartSpec): Promise<ImageInspectInfo> {
+    try {
+      return await this.docker.getImage(image).inspect()
+    } catch (err) {
+      if (statusCode(err) !== 404) throw this.mapError(err, spec)
+    }
+    try {
+      await this.pull(image)
+      return await this.docker.getImage(image).inspect()
+    } catch (err) {
+      const reason = err instanceof PullError ? err.message : apiMessage(err)
+      throw new DriverError(`image "${image}" not found locally and could not be pulled: ${reason}`, false)
+    }
+  }
+
+  /** Pulls `image`, giving up after pullTimeoutMs. Errors in the progress stream count. */
+  private async pull(image: string): Promise<void> {
+    const controller = new AbortController()
+    const timer = setTimeout(() => controller.abort(), this.pullTimeoutMs)
+    try {
+      const stream = (await this.docker.pull(image, { abortSignal: controller.signal })) as Readable
+      let text = ''
+      try {
+        for await (const chunk of stream) text += String(chunk)
+      } finally {
+        stream.destroy()
+      }
+      for (const line of text.split('\n')) {
+        if (!line.trim()) continue
+        let event: { error?: string; errorDetail?: { message?: string } }
+        try {
+          event = JSON.parse(line) as typeof event
+        } catch {
+          continue
+        }
+        if (event.error || event.errorDetail) throw new PullError(event.errorDetail?.message ?? event.error ?? 'pull failed')
+      }
+    } catch (err) {
+      if (controller.signal.aborted) throw new PullError(`pull timed out after ${this.pullTimeoutMs} ms`)
+      if (err instanceof PullError) throw err
+      throw new PullError(apiMessage(err))
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /**
+   * Checks that the program of `cmd` exists and is executable in the (created, not yet
+   * started) container's filesystem. With docker-init as PID 1 a missing program would
+   * not fail `start` but make tini exit 127 a moment later; this turns it into a
+   * DriverError up front. Images with an entrypoint are not checked (cmd are its args).
+   */
+  private async checkCommand(
+    container: Docker.Container,
+    image: ImageInspectInfo,
+    cmd: string[] | undefined,
+    env: Record<string, string>,
+  ): Promise<void> {
+    const program = cmd?.[0]
+    if (!program) return
+    const entrypoint = image.Config?.Entrypoint
+    if (Array.isArray(entrypoint) ? entrypoint.length > 0 : Boolean(entrypoint)) return
+
+    const workdir = image.Config?.WorkingDir || '/'
+    let candidates: string[]
+    if (program.includes('/')) {
+      candidates = [posix.resolve(workdir, program)]
+    } else {
+      const imagePath = (image.Config?.Env ?? []).find((e) => e.startsWith('PATH='))?.slice(5)
+      const searchPath = env.PATH ?? imagePath ?? DEFAULT_PATH
+      candidates = searchPath
+        .split(':')
+        .filter((d) => d !== '')
+        .map((d) => posix.join(posix.resolve(workdir, d), program))
+    }
+    let notExecutable = false
+    for (const candidate of candidates) {
+      const check = await this.checkExecutable(container, candidate)
+      if (check === 'ok' || check === 'unknown') return
+      if (check === 'not-executable') notExecutable = true
+    }
+    if (notExecutable) throw new DriverError(`command "${program}" is not executable in image`, false)
+    throw new DriverError(`command "${program}" not found in image`, false)
+  }
+
+  private async checkExecutable(container: Docker.Container, path: string): Promise<CommandCheck> {
+    let current = path
+    for (let hops = 0; hops < 16; hops++) {
+      const stat = await this.statPath(container, current)
+      if (stat === undefined) return 'missing'
+      if (stat === 'unknown') return 'unknown'
+      if (Math.floor(stat.mode / MODE_SYMLINK) % 2 === 1 && stat.linkTarget) {
+        current = posix.resolve(posix.dirname(current), stat.linkTarget)
+        continue
+      }
+      if (Math.floor(stat.mode / MODE_DIR) % 2 === 1) return 'not-executable'
+      return (stat.mode & 0o111) !== 0 ? 'ok' : 'not-executable'
+    }
+    return 'unknown'
+  }
+
+  /** stat of a path inside a container (works before it starts); undefined if absent. */
+  private async statPath(container: Docker.Container, path: string): Promise<PathStat | undefined | 'unknown'> {
+    try {
+      const res = (await container.infoArchive({ path })) as unknown as Readable & {
+        headers: Record<string, string | undefined>
+      }
+      res.resume()
+      const header = res.headers['x-docker-container-path-stat']
+      if (!header) return 'unknown'
+      const parsed = JSON.parse(Buffer.from(header, 'base64').toString()) as Partial<PathStat>
+      return { mode: Number(parsed.mode ?? 0), linkTarget: parsed.linkTarget ?? '' }
+    } catch (err) {
+      if (statusCode(err) === 404) return undefined
+      return 'unknown'
+    }
+  }
+
+  /** Turns an engine error into a DriverError whose message is the exact reason. */
+  private mapError(err: unknown, spec: TaskStartSpec): DriverError {
+    if (err instanceof DriverError) return err
+    const msg = apiMessage(err)
+    let m = /Bind for (.+?):(\d+) failed: port is already allocated/.exec(msg)
+    if (m) return new DriverError(`port ${m[1]}:${m[2]} is already in use`, false)
+    m = /listen (?:tcp|udp)[46]? (.+?):(\d+): bind: address already in use/.exec(msg)
+    if (m) return new DriverError(`port ${m[1]}:${m[2]} is already in use`, false)
+    if (/docker-init/.test(msg) && /not found|no such file/.test(msg)) {
+      return new DriverError(`docker-init is not available on this engine (use the DockerDriver option init: false): ${msg}`, false)
+    }
+    m = /exec: "([^"]+)": (?:stat [^:]*: no such file or directory|executable file not found in \$PATH)/.exec(msg)
+    if (m) return new DriverError(`command "${m[1]}" not found in image`, false)
+    m = /exec: "([^"]+)": permission denied/.exec(msg)
+    if (m) return new DriverError(`command "${m[1]}" is not executable in image`, false)
+    m = /Minimum memory limit allowed is (\d+)\s*MB/i.exec(msg)
+    if (m) {
+      const mb = spec.task.resources.memoryMB
+      return new DriverError(`memory limit of ${mb} MB is below docker's minimum of ${m[1]} MB`, false)
+    }
+    if (isConnectionError(err)) {
+      return new DriverError(`docker engine not reachable at ${this.socketPath}: ${msg}`, true)
+    }
+    const code = statusCode(err)
+    return new DriverError(msg, code === undefined || code >= 500)
+  }
+
+  async wait(handle: TaskHandle): Promise<ExitResult> {
+    const container = this.docker.getContainer(handle.id)
+    const gone = () => exitResult(-1, false, `container ${handle.id.slice(0, 12)} no longer exists`)
+    let failingSince: number | undefined
+    let lastError = ''
+    const failed = async (err: unknown): Promise<boolean> => {
+      // Engine unreachable or answering errors: retry for a while, then give up.
+      failingSince ??= Date.now()
+      lastError = apiMessage(err)
+      if (Date.now() - failingSince > this.engineRetryMs) return true
+      await sleep(1000)
+      return false
+    }
+    for (;;) {
+      let code: number | undefined
+      try {
+        const res = (await container.wait({ condition: 'not-running' })) as { StatusCode?: number }
+        code = res.StatusCode
+      } catch (err) {
+        if (statusCode(err) === 404) return gone()
+        if (await failed(err)) return exitResult(-1, false, `lost contact with the docker engine: ${lastError}`)
+        continue
+      }
+      let info: ContainerInspectInfo
+      try {
+        info = await container.inspect()
+      } catch (err) {
+        if (statusCode(err) === 404) {
+          return code === undefined ? gone() : exitResult(code, false, 'container was removed before it could be inspected')
+        }
+        if (await failed(err)) return exitResult(code ?? -1, false, `lost contact with the docker engine: ${lastError}`)
+        continue
+      }
+      // Started again since the wait returned: report the exit the wait saw.
+      if (info.State.Running) return exitResult(code ?? -1, false)
+      if (info.State.Status === 'removing') {
+        return exitResult(info.State.ExitCode, Boolean(info.State.OOMKilled), 'container was removed while the task ran')
+      }
+      const oomKilled = info.State.OOMKilled || (await this.lateOomFlag(container, info))
+      return exitResult(info.State.ExitCode, oomKilled, info.State.Error || undefined)
+    }
+  }
+
+  /**
+   * The engine learns of an OOM kill from a separate event that may be handled after the
+   * exit, so right after a SIGKILL-like exit of a memory-limited container OOMKilled can
+   * still read false. Look again for a moment before trusting that.
+   */
+  private async lateOomFlag(container: Docker.Container, info: ContainerInspectInfo): Promise<boolean> {
+    if (info.State.ExitCode !== 137 || !info.HostConfig.Memory) return false
+    const finished = Date.parse(info.State.FinishedAt)
+    for (let i = 0; i < 5; i++) {
+      if (!Number.isNaN(finished) && Date.now() - finished > 2000) return false
+      await sleep(200)
+      try {
+        const again = await container.inspect()
+        if (again.State.OOMKilled) return true
+        if (again.State.Running) return false
+      } catch {
+        return false
+      }
+    }
+    return false
+  }
+
+  async stop(handle: TaskHandle, timeoutMs: number): Promise<void> {
+    try {
+      await this.docker.getContainer(handle.id).stop({ t: Math.max(0, Math.ceil(timeoutMs / 1000)) })
+    } catch (err) {
+      const code = statusCode(err)
+      if (code === 304 || code === 404) return
+      throw new DriverError(`stopping container ${handle.id.slice(0, 12)}: ${apiMessage(err)}`, true)
+    }
+  }
+
+  async destroy(handle: TaskHandle): Promise<void> {
+    try {
+      await this.docker.getContainer(handle.id).remove({ force: true, v: true })
+    } catch (err) {
+      const code = statusCode(err)
+      if (code === 404) return
+      // "removal of container ... is already in progress"
+      if (code === 409 && /already in progress/.test(apiMessage(err))) return
+      throw new DriverError(`removing container ${handle.id.slice(0, 12)}: ${apiMessage(err)}`, true)
+    }
+  }
+
+  /**
+   * One stream of the container's output. The engine's `tail` counts entries of both
+   * streams together, so a tail of one stream is computed here: the last entries are
+   * fetched with timestamps in a growing window until it holds `tail` entries of the
+   * wanted stream (or the whole log); with follow, the stream then continues `since`
+   * the first of them.
+   */
+  async logs(handle: TaskHandle, options: LogOptions): Promise<Readable> {
+    const container = this.docker.getContainer(handle.id)
+    const want = options.stream
+    const tail = options.tail
+    try {
+      if (tail === undefined || tail === 0) {
+        const opts = {
+          stdout: want === 'stdout',
+          stderr: want === 'stderr',
+          ...(tail === 0 ? { tail: 0 } : {}),
+        }
+        if (!options.follow) {
+          const raw: unknown = await container.logs({ ...opts, follow: false })
+          return this.demux(raw, want)
+        }
+        return this.demux(await container.logs({ ...opts, follow: true }), want)
+      }
+
+      const last = await this.lastEntries(container, want, tail)
+      if (!options.follow) return Readable.from(last.map((e) => e.line))
+      const since = last.length > 0 ? timestampToSince(last[0].ts) : undefined
+      if (last.length > 0 && since === undefined) {
+        throw new Error(`unexpected docker log timestamp "${last[0].ts}"`)
+      }
+      const source = await container.logs({
+        stdout: want === 'stdout',
+        stderr: want === 'stderr',
+        follow: true,
+        timestamps: true,
+        ...(since !== undefined ? { since } : {}),
+      } as Docker.ContainerLogsOptions & { follow: true })
+      return this.demux(source, want, true)
+    } catch (err) {
+      if (statusCode(err) === 404) throw new DriverError(`container ${handle.id.slice(0, 12)} no longer exists`, false)
+      throw err
+    }
+  }
+
+  private async lastEntries(
+    container: Docker.Container,
+    want: LogOptions['stream'],
+    tail: number,
+  ): Promise<{ ts: string; line: Buffer }[]> {
+    const number = streamNumber(want)
+    let window = Math.max(64, tail * 2)
+    for (;;) {
+      const raw: unknown = await container.logs({ stdout: true, stderr: true, follow: false, timestamps: true, tail: window })
+      const frames = parseFrames(toBuffer(raw))
+      const mine = frames.filter((f) => f.stream === number)
+      if (mine.length >= tail || frames.length < window) {
+        return mine.slice(-tail).map((f) => splitTimestamp(f.payload))
+      }
+      window *= 4
+    }
+  }
+
+  /** A Readable of one stream; destroying it releases the engine connection. */
+  private demux(raw: unknown, want: LogOptions['stream'], stripTimestamps = false): Readable {
+    const out = new DemuxTransform(want, stripTimestamps)
+    if (raw instanceof Readable) {
+      pipeline(raw, out, () => undefined)
+    } else {
+      out.end(toBuffer(raw))
+    }
+    return out
+  }
+
+  async recover(nodeId: string): Promise<RecoveredTask[]> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${nodeId}`] } })
+    const tasks: RecoveredTask[] = []
+    for (const summary of list) {
+      const allocId = summary.Labels[LABEL_ALLOC]
+      const taskName = summary.Labels[LABEL_TASK]
+      if (!allocId || !taskName) continue
+      let info: ContainerInspectInfo
+      try {
+        info = await this.docker.getContainer(summary.Id).inspect()
+      } catch (err) {
+        if (statusCode(err) === 404) continue // removed meanwhile
+        throw err
+      }
+      tasks.push({
+        allocId,
+        taskName,
+        handle: this.handleOf(info, allocId, taskName),
+        running: info.State.Running,
+      })
+    }
+    return tasks
+  }
+}
+
+class PullError extends Error {
+  override name = 'PullError'
+}
+
+function toBuffer(raw: unknown): Buffer {
+  if (Buffer.isBuffer(raw)) return raw
+  if (typeof raw === 'string') return Buffer.from(raw)
+  if (raw === undefined || raw === null) return Buffer.alloc(0)
+  // docker-modem parses bodies that happen to be JSON; logs never are, but be safe.
+  return Buffer.from(JSON.stringify(raw))
+}
