@@ -54,6 +54,9 @@ export interface Allocation {
   clientDescription: string
   taskStates: Record<string, TaskState>
   resources: AllocatedResources
+  /** The allocation this one replaced, and how many replacements led here. */
+  previousAllocId?: string
+  rescheduleCount: number
   createIndex: number
   modifyIndex: number
   createTime: number

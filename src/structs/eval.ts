@@ -22,6 +22,8 @@ export interface Evaluation {
   statusDescription: string
   nodeId?: string
   failedGroups: Record<string, PlacementFailure>
+  /** Not to be processed before this time (delayed reschedule). */
+  waitUntil?: number
   createTime: number
   modifyTime: number
   createIndex: number

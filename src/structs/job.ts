@@ -72,6 +72,7 @@ export interface JobSpec {
   groups: TaskGroup[]
 }
 
+/** Derived from the job and its allocations by the API; never stored. */
 export type JobStatus = 'pending' | 'running' | 'dead'
 
 /** A registered job: the spec plus what the cluster stamps on it. */
@@ -79,7 +80,6 @@ export interface Job extends JobSpec {
   version: number
   /** Set by `job stop`: the job stays listed but wants nothing running. */
   stop: boolean
-  status: JobStatus
   submitTime: number
   createIndex: number
   modifyIndex: number

@@ -1,0 +1,161 @@
+// apply(): the deterministic transition function of the cluster state.
+// Same state + same command → same changes, on every member, every time.
+import { isDeepStrictEqual } from 'node:util'
+import type { Job, JobSpec } from '../structs/index.ts'
+import type { ApplyResult, Command, NewEval } from './commands.ts'
+import { jobVersionKey, type Change, type Rows, type StateReader, type StateStore, type TableName } from './state.ts'
+
+/** A write-buffering view over the store; reads see the transaction's own writes. */
+class Tx implements StateReader {
+  readonly #base: StateStore
+  readonly #writes = new Map<string, Change>()
+
+  constructor(base: StateStore) {
+    this.#base = base
+  }
+
+  get<T extends TableName>(table: T, key: string): Rows[T] | undefined {
+    const w = this.#writes.get(`${table}/${key}`)
+    if (w) return (w.value ?? undefined) as Rows[T] | undefined
+    return this.#base.get(table, key)
+  }
+
+  put<T extends TableName>(table: T, key: string, value: Rows[T]): void {
+    this.#writes.set(`${table}/${key}`, { table, key, value } as Change)
+  }
+
+  delete(table: TableName, key: string): void {
+    this.#writes.set(`${table}/${key}`, { table, key, value: null })
+  }
+
+  allocsOfJob(jobId: string) {
+    return this.#overlayAllocs(this.#base.allocsOfJob(jobId), (a) => a.jobId === jobId)
+  }
+
+  allocsOfNode(nodeId: string) {
+    return this.#overlayAllocs(this.#base.allocsOfNode(nodeId), (a) => a.nodeId === nodeId)
+  }
+
+  #overlayAllocs(base: Rows['allocs'][], match: (a: Rows['allocs']) => boolean): Rows['allocs'][] {
+    const byId = new Map(base.map((a) => [a.id, a]))
+    for (const w of this.#writes.values()) {
+      if (w.table !== 'allocs') continue
+      if (w.value && match(w.value)) byId.set(w.key, w.value)
+      else byId.delete(w.key)
+    }
+    return [...byId.values()]
+  }
+
+  get changes(): Change[] {
+    return [...this.#writes.values()]
+  }
+}
+
+export interface Applied {
+  changes: Change[]
+  result: ApplyResult
+}
+
+export function applyCommand(state: StateStore, index: number, cmd: Command): Applied {
+  const tx = new Tx(state)
+  const result = dispatch(tx, index, cmd)
+  // A refused command changes nothing.
+  return { changes: result.ok ? tx.changes : [], result }
+}
+
+function fail(index: number, code: 'not-found' | 'conflict' | 'invalid', error: string): ApplyResult {
+  return { ok: false, index, code, error }
+}
+
+function putEval(tx: Tx, index: number, ev: NewEval): void {
+  const prev = tx.get('evals', ev.id)
+  tx.put('evals', ev.id, { ...ev, createIndex: prev?.createIndex ?? index, modifyIndex: index })
+}
+
+function specOf(job: Job): JobSpec {
+  return { id: job.id, type: job.type, priority: job.priority, groups: job.groups }
+}
+
+function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
+  switch (cmd.type) {
+    case 'NodeRegister': {
+      const prev = tx.get('nodes', cmd.node.id)
+      tx.put('nodes', cmd.node.id, { ...cmd.node, createIndex: prev?.createIndex ?? index, modifyIndex: index })
+      return { ok: true, index }
+    }
+    case 'NodeStatusUpdate': {
+      const node = tx.get('nodes', cmd.nodeId)
+      if (!node) return fail(index, 'not-found', `node ${cmd.nodeId} not found`)
+      tx.put('nodes', node.id, { ...node, status: cmd.status, statusDescription: cmd.description, modifyIndex: index })
+      for (const ev of cmd.evals) putEval(tx, index, ev)
+      return { ok: true, index }
+    }
+    case 'JobRegister': {
+      const prev = tx.get('jobs', cmd.spec.id)
+      const unchanged = prev && !prev.stop && isDeepStrictEqual(specOf(prev), cmd.spec)
+      if (!unchanged) {
+        const version = prev ? prev.version + 1 : 0
+        const job: Job = {
+          ...cmd.spec, version, stop: false, submitTime: cmd.time,
+          createIndex: prev?.createIndex ?? index, modifyIndex: index,
+        }
+        tx.put('jobs', job.id, job)
+        tx.put('jobVersions', jobVersionKey(job.id, version), job)
+      }
+      putEval(tx, index, cmd.eval)
+      return { ok: true, index }
+    }
+    case 'JobDeregister': {
+      const job = tx.get('jobs', cmd.jobId)
+      if (!job) return fail(index, 'not-found', `job "${cmd.jobId}" not found`)
+      if (cmd.purge) {
+        tx.delete('jobs', job.id)
+        for (let v = 0; v <= job.version; v++) tx.delete('jobVersions', jobVersionKey(job.id, v))
+      } else if (!job.stop) {
+        tx.put('jobs', job.id, { ...job, stop: true, modifyIndex: index })
+      }
+      putEval(tx, index, cmd.eval)
+      return { ok: true, index }
+    }
+    case 'PlanApply': {
+      const ev = tx.get('evals', cmd.evalId)
+      if (!ev) return fail(index, 'not-found', `evaluation ${cmd.evalId} not found`)
+      for (const a of cmd.place) tx.put('allocs', a.id, { ...a, createIndex: index, modifyIndex: index })
+      for (const s of cmd.stop) {
+        const a = tx.get('allocs', s.allocId)
+        if (!a) continue
+        tx.put('allocs', a.id, {
+          ...a, desiredStatus: 'stop', desiredDescription: s.description,
+          clientStatus: s.lost ? 'lost' : a.clientStatus, modifyIndex: index, modifyTime: cmd.time,
+        })
+      }
+      tx.put('evals', ev.id, { ...ev, ...cmd.evalUpdate, modifyIndex: index })
+      for (const e of cmd.newEvals) putEval(tx, index, e)
+      return { ok: true, index }
+    }
+    case 'AllocClientUpdate': {
+      for (const u of cmd.updates) {
+        const a = tx.get('allocs', u.allocId)
+        // A lost alloc stays lost: its node was declared down and it was replaced.
+        if (!a || a.clientStatus === 'lost') continue
+        tx.put('allocs', a.id, {
+          ...a, clientStatus: u.clientStatus, clientDescription: u.clientDescription,
+          taskStates: u.taskStates, modifyIndex: index, modifyTime: cmd.time,
+        })
+      }
+      for (const ev of cmd.evals) putEval(tx, index, ev)
+      return { ok: true, index }
+    }
+    case 'EvalUpdate': {
+      const ev = tx.get('evals', cmd.evalId)
+      if (!ev) return fail(index, 'not-found', `evaluation ${cmd.evalId} not found`)
+      tx.put('evals', ev.id, { ...ev, status: cmd.status, statusDescription: cmd.statusDescription, modifyTime: cmd.time, modifyIndex: index })
+      return { ok: true, index }
+    }
+    default: {
+      // Only reachable with a log entry from a newer or corrupt writer.
+      const unknown: { type?: unknown } = cmd
+      return fail(index, 'invalid', `unknown command type ${String(unknown.type)}`)
+    }
+  }
+}

@@ -1,0 +1,49 @@
+// Commands are the only way cluster state changes. The leader stamps every id
+// and time into a command before proposing it, so apply() stays deterministic.
+import type { Allocation, ClientStatus, Evaluation, JobSpec, Node, NodeStatus, TaskState } from '../structs/index.ts'
+
+/** An evaluation as the leader creates it; the store adds the indexes. */
+export type NewEval = Omit<Evaluation, 'createIndex' | 'modifyIndex'>
+/** An allocation as a plan places it; the store adds the indexes. */
+export type NewAlloc = Omit<Allocation, 'createIndex' | 'modifyIndex'>
+export type NewNode = Omit<Node, 'createIndex' | 'modifyIndex'>
+
+export interface AllocStop {
+  allocId: string
+  description: string
+  /** Set when the client will never report again (node down): the alloc is lost. */
+  lost?: boolean
+}
+
+export interface AllocClientUpdate {
+  allocId: string
+  clientStatus: ClientStatus
+  clientDescription: string
+  taskStates: Record<string, TaskState>
+}
+
+export type Command =
+  | { type: 'NodeRegister'; node: NewNode; time: number }
+  | { type: 'NodeStatusUpdate'; nodeId: string; status: NodeStatus; description: string; time: number; evals: NewEval[] }
+  | { type: 'JobRegister'; spec: JobSpec; time: number; eval: NewEval }
+  | { type: 'JobDeregister'; jobId: string; purge: boolean; time: number; eval: NewEval }
+  | {
+      type: 'PlanApply'
+      evalId: string
+      place: NewAlloc[]
+      stop: AllocStop[]
+      /** The evaluation as the scheduler leaves it (complete, blocked, ...). */
+      evalUpdate: Pick<Evaluation, 'status' | 'statusDescription' | 'failedGroups' | 'modifyTime'>
+      /** Follow-up evaluations (delayed reschedules, blocked retries). */
+      newEvals: NewEval[]
+      time: number
+    }
+  | { type: 'AllocClientUpdate'; updates: AllocClientUpdate[]; time: number; evals: NewEval[] }
+  | { type: 'EvalUpdate'; evalId: string; status: Evaluation['status']; statusDescription: string; time: number }
+
+export type CommandType = Command['type']
+
+/** What applying a command answered; failures are deterministic and change nothing. */
+export type ApplyResult =
+  | { ok: true; index: number }
+  | { ok: false; index: number; error: string; code: 'not-found' | 'conflict' | 'invalid' }

@@ -1,0 +1,102 @@
+// The cluster state machine: apply(index, command) over in-memory tables,
+// persisted to LevelDB in one batch per command together with the applied index.
+import { EventEmitter } from 'node:events'
+import { Level } from 'level'
+import { applyCommand } from './apply.ts'
+import { decode, encode } from './codec.ts'
+import type { ApplyResult, Command } from './commands.ts'
+import { StateStore, TABLE_NAMES, type Change, type TableName } from './state.ts'
+
+const APPLIED_KEY = 'meta/applied'
+
+export interface AppliedEvent {
+  index: number
+  command: Command
+  changes: readonly Change[]
+}
+
+export interface FsmOptions {
+  /**
+   * fsync every applied batch. On when the FSM is the only durable record
+   * (single-node dev mode); off under Raft, whose log is already durable.
+   */
+  syncWrites: boolean
+}
+
+export class Fsm extends EventEmitter<{ applied: [AppliedEvent] }> {
+  readonly state: StateStore
+  readonly #db: Level<string, Uint8Array>
+  readonly #options: FsmOptions
+
+  private constructor(db: Level<string, Uint8Array>, state: StateStore, options: FsmOptions) {
+    super()
+    this.setMaxListeners(0)
+    this.#db = db
+    this.state = state
+    this.#options = options
+  }
+
+  static async open(path: string, options: FsmOptions): Promise<Fsm> {
+    const db = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    await db.open()
+    const state = new StateStore()
+    const changes: Change[] = []
+    let applied = 0
+    for await (const [key, value] of db.iterator()) {
+      if (key === APPLIED_KEY) {
+        applied = decode<number>(value)
+        continue
+      }
+      const slash = key.indexOf('/')
+      const table = key.slice(0, slash) as TableName
+      if (!TABLE_NAMES.includes(table)) continue
+      changes.push({ table, key: key.slice(slash + 1), value: decode(value) } as Change)
+    }
+    state.applyChanges(changes, applied)
+    return new Fsm(db, state, options)
+  }
+
+  get appliedIndex(): number {
+    return this.state.appliedIndex
+  }
+
+  /** Applies one committed command. Callers apply in index order, one at a time. */
+  async apply(index: number, command: Command): Promise<ApplyResult> {
+    if (index <= this.state.appliedIndex) {
+      throw new Error(`fsm: index ${index} already applied (at ${this.state.appliedIndex})`)
+    }
+    const { changes, result } = applyCommand(this.state, index, command)
+    const batch = this.#db.batch()
+    for (const c of changes) {
+      if (c.value === null) batch.del(`${c.table}/${c.key}`)
+      else batch.put(`${c.table}/${c.key}`, encode(c.value))
+    }
+    batch.put(APPLIED_KEY, encode(index))
+    await batch.write({ sync: this.#options.syncWrites })
+    this.state.applyChanges(changes, index)
+    this.emit('applied', { index, command, changes })
+    return result
+  }
+
+  /** Resolves once the applied index reaches `index`, or false on timeout. */
+  waitForIndex(index: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.state.appliedIndex >= index) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer)
+        this.off('applied', onApplied)
+        signal?.removeEventListener('abort', onAbort)
+        resolve(ok)
+      }
+      const onApplied = (e: AppliedEvent) => { if (e.index >= index) done(true) }
+      const onAbort = () => done(false)
+      const timer = setTimeout(() => done(false), timeoutMs)
+      this.on('applied', onApplied)
+      signal?.addEventListener('abort', onAbort)
+    })
+  }
+
+  async close(): Promise<void> {
+    await this.#db.close()
+  }
+}

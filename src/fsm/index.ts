@@ -1,0 +1,5 @@
+export * from './commands.ts'
+export * from './state.ts'
+export { applyCommand } from './apply.ts'
+export { encode, decode } from './codec.ts'
+export { Fsm, type AppliedEvent, type FsmOptions } from './fsm.ts'

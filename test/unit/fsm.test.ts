@@ -1,0 +1,106 @@
+import test from 'ava'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Fsm } from '../../src/fsm/index.ts'
+import { applyCommand, StateStore } from '../../src/fsm/index.ts'
+import { group, newEval, newNode, spec } from './fixtures.ts'
+
+async function openTemp() {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-fsm-'))
+  return { dir, fsm: await Fsm.open(join(dir, 'state'), { syncWrites: false }) }
+}
+
+test('JobRegister creates version 0, an unchanged spec keeps it, a changed spec makes version 1', async (t) => {
+  const { dir, fsm } = await openTemp()
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const s = spec('web', [group('fe', 2)])
+  await fsm.apply(1, { type: 'JobRegister', spec: s, time: 10, eval: newEval('e1', 'web') })
+  t.is(fsm.state.get('jobs', 'web')?.version, 0)
+  await fsm.apply(2, { type: 'JobRegister', spec: s, time: 11, eval: newEval('e2', 'web') })
+  t.is(fsm.state.get('jobs', 'web')?.version, 0, 'same spec: no new version')
+  t.is(fsm.state.get('evals', 'e2')?.createIndex, 2, 'but a new evaluation')
+  await fsm.apply(3, { type: 'JobRegister', spec: spec('web', [group('fe', 3)]), time: 12, eval: newEval('e3', 'web') })
+  const job = fsm.state.get('jobs', 'web')!
+  t.is(job.version, 1)
+  t.is(job.createIndex, 1)
+  t.is(job.modifyIndex, 3)
+  t.deepEqual(fsm.state.jobVersions('web').map((j) => j.version), [0, 1])
+  await fsm.close()
+})
+
+test('state survives a reopen of the LevelDB store, including the applied index and indexes', async (t) => {
+  const { dir, fsm } = await openTemp()
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await fsm.apply(1, { type: 'NodeRegister', node: newNode('n1'), time: 1 })
+  await fsm.apply(2, { type: 'JobRegister', spec: spec('web', [group('fe', 1)]), time: 2, eval: newEval('e1', 'web') })
+  await fsm.apply(3, {
+    type: 'PlanApply', evalId: 'e1', time: 3, newEvals: [], stop: [],
+    evalUpdate: { status: 'complete', statusDescription: '', failedGroups: {}, modifyTime: 3 },
+    place: [{
+      id: 'a1', name: 'web.fe[0]', jobId: 'web', jobVersion: 0, group: 'fe', index: 0, nodeId: 'id-n1', evalId: 'e1',
+      desiredStatus: 'run', desiredDescription: '', clientStatus: 'pending', clientDescription: '', taskStates: {},
+      resources: { cpu: 100, memoryMB: 64, ports: [] }, rescheduleCount: 0, createTime: 3, modifyTime: 3,
+    }],
+  })
+  await fsm.close()
+  const again = await Fsm.open(join(dir, 'state'), { syncWrites: false })
+  t.is(again.appliedIndex, 3)
+  t.is(again.state.get('jobs', 'web')?.groups[0]?.count, 1)
+  t.is(again.state.get('evals', 'e1')?.status, 'complete')
+  t.deepEqual(again.state.allocsOfNode('id-n1').map((a) => a.id), ['a1'])
+  t.deepEqual(again.state.allocsOfJob('web').map((a) => a.id), ['a1'])
+  await t.throwsAsync(again.apply(3, { type: 'EvalUpdate', evalId: 'e1', status: 'complete', statusDescription: '', time: 4 }), { message: /already applied/ })
+  await again.close()
+})
+
+test('a refused command changes nothing but still advances the applied index', async (t) => {
+  const { dir, fsm } = await openTemp()
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const r = await fsm.apply(1, { type: 'JobDeregister', jobId: 'nope', purge: false, time: 1, eval: newEval('e1', 'nope') })
+  t.like(r, { ok: false, code: 'not-found' })
+  t.is(fsm.state.get('evals', 'e1'), undefined)
+  t.is(fsm.appliedIndex, 1)
+  await fsm.close()
+})
+
+test('JobDeregister stops the job; with purge it removes the job and every version', (t) => {
+  const state = new StateStore()
+  const apply = (index: number, cmd: Parameters<typeof applyCommand>[2]) => {
+    const { changes, result } = applyCommand(state, index, cmd)
+    state.applyChanges(changes, index)
+    return result
+  }
+  apply(1, { type: 'JobRegister', spec: spec('web', [group('fe', 1)]), time: 1, eval: newEval('e1', 'web') })
+  apply(2, { type: 'JobRegister', spec: spec('web', [group('fe', 2)]), time: 2, eval: newEval('e2', 'web') })
+  apply(3, { type: 'JobDeregister', jobId: 'web', purge: false, time: 3, eval: newEval('e3', 'web') })
+  t.true(state.get('jobs', 'web')?.stop)
+  apply(4, { type: 'JobRegister', spec: spec('web', [group('fe', 2)]), time: 4, eval: newEval('e4', 'web') })
+  t.like(state.get('jobs', 'web'), { stop: false, version: 2 }, 're-running a stopped job makes a new version')
+  apply(5, { type: 'JobDeregister', jobId: 'web', purge: true, time: 5, eval: newEval('e5', 'web') })
+  t.is(state.get('jobs', 'web'), undefined)
+  t.deepEqual(state.jobVersions('web'), [])
+})
+
+test('apply is deterministic: the same commands give the same state', (t) => {
+  const run = () => {
+    const state = new StateStore()
+    const cmds = [
+      { type: 'NodeRegister', node: newNode('n1'), time: 1 },
+      { type: 'JobRegister', spec: spec('web', [group('fe', 2)]), time: 2, eval: newEval('e1', 'web') },
+      { type: 'AllocClientUpdate', updates: [{ allocId: 'missing', clientStatus: 'running', clientDescription: '', taskStates: {} }], time: 3, evals: [] },
+    ] as const
+    cmds.forEach((c, i) => {
+      const { changes } = applyCommand(state, i + 1, c)
+      state.applyChanges(changes, i + 1)
+    })
+    return { nodes: state.list('nodes'), jobs: state.list('jobs'), evals: state.list('evals'), allocs: state.list('allocs') }
+  }
+  t.deepEqual(run(), run())
+})
+
+test('an unknown command type from the log is refused, not thrown', (t) => {
+  const { result, changes } = applyCommand(new StateStore(), 1, { type: 'Bogus' } as never)
+  t.like(result, { ok: false, code: 'invalid' })
+  t.deepEqual(changes, [])
+})
