@@ -1,0 +1,6 @@
+export { schedule, type Plan, type SchedulerContext, type SchedulerState } from './scheduler.ts'
+export { checkNode, FEASIBILITY_CHAIN, type FeasibilityCheck, type Rejection } from './feasible.ts'
+export { rankNode, binPackScore } from './rank.ts'
+export { assignPorts } from './ports.ts'
+export { rescheduleDelay } from './reschedule.ts'
+export { UsageTracker } from './usage.ts'

@@ -1,0 +1,144 @@
+import test from 'ava'
+import { schedule, type SchedulerState } from '../../src/scheduler/index.ts'
+import type { Allocation, Evaluation, Job, Node } from '../../src/structs/index.ts'
+import { alloc, evaluation, group, idSource, job, node, spec } from './fixtures.ts'
+
+function stateOf(jobs: Job[], nodes: Node[], allocs: Allocation[] = [], evals: Evaluation[] = []): SchedulerState {
+  return {
+    nodes: () => [...nodes],
+    job: (id) => jobs.find((j) => j.id === id),
+    allocsOfJob: (id) => allocs.filter((a) => a.jobId === id),
+    allocsOfNode: (id) => allocs.filter((a) => a.nodeId === id),
+    evalsOfJob: (id) => evals.filter((e) => e.jobId === id),
+  }
+}
+
+const ctx = (now = 1_000_000) => ({ now, newId: idSource() })
+
+test('places count allocations with distinct names and free ports', (t) => {
+  const j = job(spec('web', [group('fe', 3)]))
+  const plan = schedule(stateOf([j], [node('n1')]), evaluation('e1', 'web'), ctx())
+  t.deepEqual(plan.place.map((a) => a.name), ['web.fe[0]', 'web.fe[1]', 'web.fe[2]'])
+  const ports = plan.place.map((a) => a.resources.ports[0]!.value)
+  t.is(new Set(ports).size, 3)
+  for (const p of ports) t.true(p >= 20000 && p <= 20009)
+  t.is(plan.evalUpdate.status, 'complete')
+})
+
+test('never overcommits memory; reports what is exhausted on which node', (t) => {
+  const g = group('fe', 5)
+  g.tasks[0]!.resources.memoryMB = 400
+  const plan = schedule(stateOf([job(spec('web', [g]))], [node('n1')]), evaluation('e1', 'web'), ctx())
+  t.is(plan.place.length, 2, '1024 MB holds two 400 MB allocations')
+  t.is(plan.evalUpdate.status, 'blocked')
+  const f = plan.evalUpdate.failedGroups.fe!
+  t.is(f.unplaced, 3)
+  t.is(f.exhausted.memory, 1)
+  t.regex(f.details[0]!, /node n1: memory exhausted \(need 400 MB, free 224 MB\)/)
+})
+
+test('filters nodes without the driver or not ready, counting each reason', (t) => {
+  const j = job(spec('web', [group('fe', 1)]))
+  const plan = schedule(stateOf([j], [node('a', { drivers: ['exec'] }), node('b', { status: 'down' })]), evaluation('e1', 'web'), ctx())
+  t.is(plan.place.length, 0)
+  t.deepEqual(plan.evalUpdate.failedGroups.fe!.filtered, { 'missing driver "docker"': 1, 'node not ready': 1 })
+})
+
+test('keeps running allocations and places only the missing ones', (t) => {
+  const j = job(spec('web', [group('fe', 2)]))
+  const existing = [alloc('x0', j, 'fe', 0, 'id-n1')]
+  const plan = schedule(stateOf([j], [node('n1')], existing), evaluation('e1', 'web'), ctx())
+  t.deepEqual(plan.place.map((a) => a.name), ['web.fe[1]'])
+  t.not(plan.place[0]!.resources.ports[0]!.value, 20000, 'does not reuse the port of the running allocation')
+  t.deepEqual(plan.stop, [])
+})
+
+test('scaling down stops the highest indexes', (t) => {
+  const j = job(spec('web', [group('fe', 1)]))
+  const existing = [0, 1, 2].map((i) => alloc(`x${i}`, j, 'fe', i, 'id-n1'))
+  const plan = schedule(stateOf([j], [node('n1')], existing), evaluation('e1', 'web'), ctx())
+  t.deepEqual(plan.stop.map((s) => s.allocId).sort(), ['x1', 'x2'])
+  t.deepEqual(plan.place, [])
+})
+
+test('a stopped job stops every allocation that should run', (t) => {
+  const j = job(spec('web', [group('fe', 2)]), { stop: true })
+  const existing = [alloc('x0', j, 'fe', 0, 'id-n1'), alloc('x1', j, 'fe', 1, 'id-n1', { desiredStatus: 'stop' })]
+  const plan = schedule(stateOf([j], [node('n1')], existing), evaluation('e1', 'web'), ctx())
+  t.deepEqual(plan.stop, [{ allocId: 'x0', description: 'job stopped' }])
+})
+
+test('allocations on a down node are lost and replaced elsewhere at once', (t) => {
+  const j = job(spec('web', [group('fe', 1)]))
+  const existing = [alloc('x0', j, 'fe', 0, 'id-n1')]
+  const plan = schedule(stateOf([j], [node('n1', { status: 'down' }), node('n2')], existing), evaluation('e1', 'web'), ctx())
+  t.deepEqual(plan.stop, [{ allocId: 'x0', description: 'node down: allocation lost', lost: true }])
+  t.like(plan.place[0], { nodeId: 'id-n2', name: 'web.fe[0]', previousAllocId: 'x0' })
+})
+
+test('a failed allocation is replaced only after its reschedule delay, with backoff', (t) => {
+  const j = job(spec('web', [group('fe', 1)]))
+  const failed = alloc('x0', j, 'fe', 0, 'id-n1', { clientStatus: 'failed', modifyTime: 1_000_000, rescheduleCount: 1 })
+  const early = schedule(stateOf([j], [node('n1')], [failed]), evaluation('e1', 'web'), ctx(1_000_000 + 1_000))
+  t.deepEqual(early.place, [])
+  t.is(early.newEvals.length, 1)
+  t.is(early.newEvals[0]!.waitUntil, 1_000_000 + 10_000, 'second failure waits 2 × 5 s')
+  const late = schedule(stateOf([j], [node('n1')], [failed]), evaluation('e2', 'web'), ctx(1_000_000 + 10_000))
+  t.like(late.place[0], { previousAllocId: 'x0', rescheduleCount: 2 })
+  t.deepEqual(late.stop, [{ allocId: 'x0', description: 'rescheduled after failure' }])
+})
+
+test('a new job version replaces allocations of the old one', (t) => {
+  const j = job(spec('web', [group('fe', 1)]), { version: 1 })
+  const old = alloc('x0', { ...j, version: 0 }, 'fe', 0, 'id-n1')
+  const plan = schedule(stateOf([j], [node('n1')], [old]), evaluation('e1', 'web'), ctx())
+  t.deepEqual(plan.stop.map((s) => s.allocId), ['x0'])
+  t.like(plan.place[0], { jobVersion: 1, name: 'web.fe[0]' })
+})
+
+test('bin-packing prefers the fuller node; anti-affinity spreads the same group', (t) => {
+  const other = job(spec('other', [group('g', 1)]))
+  const busy = alloc('o0', other, 'g', 0, 'id-n2')
+  const j = job(spec('web', [group('fe', 2)]))
+  const plan = schedule(stateOf([j, other], [node('n1'), node('n2')], [busy]), evaluation('e1', 'web'), ctx())
+  t.deepEqual(plan.place.map((a) => a.nodeId), ['id-n2', 'id-n1'])
+})
+
+test('system jobs put one allocation on every node that can run them', (t) => {
+  const j = job(spec('agentd', [group('g', 1)], { type: 'system' }))
+  const nodes = [node('n1'), node('n2'), node('n3', { drivers: ['exec'] })]
+  const existing = [alloc('x', j, 'g', 0, 'id-n1')]
+  const plan = schedule(stateOf([j], nodes, existing), evaluation('e1', 'agentd'), ctx())
+  t.deepEqual(plan.place.map((a) => a.nodeId), ['id-n2'])
+  t.is(plan.evalUpdate.status, 'complete')
+})
+
+test('property: random clusters and jobs never overcommit a node, never exceed count, never share a port', (t) => {
+  let seed = 42
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff
+    return seed % n
+  }
+  for (let round = 0; round < 200; round++) {
+    const nodes = Array.from({ length: 1 + rand(5) }, (_, i) => node(`n${i}`, { resources: { cpu: 200 + rand(1000), memoryMB: 128 + rand(1024) } }))
+    const groups = Array.from({ length: 1 + rand(3) }, (_, i) => {
+      const g = group(`g${i}`, rand(8))
+      g.tasks[0]!.resources = { cpu: 50 + rand(300), memoryMB: 32 + rand(300) }
+      return g
+    })
+    const j = job(spec('j', groups))
+    const plan = schedule(stateOf([j], nodes), evaluation('e', 'j'), ctx())
+    for (const n of nodes) {
+      const mine = plan.place.filter((a) => a.nodeId === n.id)
+      t.true(mine.reduce((s, a) => s + a.resources.cpu, 0) <= n.resources.cpu, `round ${round}: cpu`)
+      t.true(mine.reduce((s, a) => s + a.resources.memoryMB, 0) <= n.resources.memoryMB, `round ${round}: memory`)
+      const ports = mine.flatMap((a) => a.resources.ports.map((p) => p.value))
+      t.is(new Set(ports).size, ports.length, `round ${round}: ports`)
+    }
+    for (const g of groups) {
+      const placed = plan.place.filter((a) => a.group === g.name).length
+      const unplaced = plan.evalUpdate.failedGroups[g.name]?.unplaced ?? 0
+      t.is(placed + unplaced, g.count, `round ${round}: group ${g.name} accounts for count`)
+    }
+  }
+})
