@@ -1,0 +1,146 @@
+// Runs one task through its driver for the life of its allocation: start,
+// wait, and restart in place per the restart policy, recording task events.
+import type { JobType, RestartPolicy, TaskEvent, TaskState } from '../structs/index.ts'
+import { DriverError, type Driver, type ExitResult, type TaskHandle, type TaskStartSpec } from './driver.ts'
+import { RestartTracker } from './restart.ts'
+
+const MAX_EVENTS = 20
+
+export interface TaskRunnerOptions {
+  driver: Driver
+  spec: TaskStartSpec
+  policy: RestartPolicy
+  jobType: JobType
+  /** A handle found at agent start: attach to it instead of starting anew. */
+  recovered?: TaskHandle
+  /** State reported before an agent restart, to keep restart counts and events. */
+  previous?: TaskState
+  onChange: () => void
+  now?: () => number
+}
+
+export function describeExit(r: ExitResult): string {
+  if (r.oomKilled) return `OOM killed (exit code ${r.exitCode})`
+  if (r.error) return r.error
+  return r.signal ? `exited with code ${r.exitCode} (signal ${r.signal})` : `exited with code ${r.exitCode}`
+}
+
+export class TaskRunner {
+  readonly name: string
+  readonly #o: TaskRunnerOptions
+  readonly #now: () => number
+  #state: TaskState
+  #handle: TaskHandle | undefined
+  #killed = false
+  #wakeSleep: (() => void) | undefined
+  #done: Promise<void> | undefined
+
+  constructor(o: TaskRunnerOptions) {
+    this.#o = o
+    this.name = o.spec.task.name
+    this.#now = o.now ?? Date.now
+    this.#handle = o.recovered
+    this.#state = o.previous
+      ? { ...o.previous, events: [...o.previous.events] }
+      : { state: 'pending', failed: false, restarts: 0, events: [] }
+  }
+
+  get state(): TaskState {
+    return this.#state
+  }
+
+  get handle(): TaskHandle | undefined {
+    return this.#handle
+  }
+
+  /** Starts the run loop; resolves when the task is dead for good. */
+  run(): Promise<void> {
+    this.#done ??= this.#loop()
+    return this.#done
+  }
+
+  /** Stops the task (allocation stopped): signal, kill after the timeout, no restart. */
+  async kill(reason: string): Promise<void> {
+    if (this.#killed) return this.#done
+    this.#killed = true
+    this.#wakeSleep?.()
+    if (this.#handle && this.#state.state !== 'dead') {
+      this.#event('Killing', reason)
+      await this.#o.driver.stop(this.#handle, this.#o.spec.task.killTimeoutMs).catch(() => undefined)
+    }
+    await this.#done
+    if (this.#state.state !== 'dead') this.#set({ state: 'dead', finishedAt: this.#now() })
+  }
+
+  /** Removes the task's container or process leftovers. */
+  async destroy(): Promise<void> {
+    if (this.#handle) await this.#o.driver.destroy(this.#handle).catch(() => undefined)
+  }
+
+  async #loop(): Promise<void> {
+    const { driver, spec, policy, jobType } = this.#o
+    const tracker = new RestartTracker(policy, jobType, this.#now())
+    if (this.#handle) this.#event('Reattached', `re-attached to ${this.#handle.id.slice(0, 12)}`)
+    else this.#event('Received', 'task received by client')
+    while (!this.#killed) {
+      let exit: ExitResult
+      let unrecoverable = false
+      if (!this.#handle || this.#state.state !== 'running') {
+        try {
+          this.#handle = await driver.start(spec)
+          if (this.#killed) break
+          this.#set({ state: 'running', startedAt: this.#now() })
+          this.#event('Started', `task started by ${driver.name} driver`)
+        } catch (err) {
+          const message = err instanceof Error ? err.message : String(err)
+          unrecoverable = err instanceof DriverError && !err.recoverable
+          this.#event('Driver Failure', message)
+          exit = { exitCode: -1, oomKilled: false, error: message }
+        }
+      }
+      exit ??= await driver.wait(this.#handle!)
+      if (this.#killed) break
+      if (!unrecoverable) {
+        this.#event(exit.oomKilled ? 'OOM Killed' : 'Terminated', describeExit(exit), exit)
+      }
+      const decision = tracker.onExit({ exitCode: exit.exitCode, unrecoverable }, this.#now())
+      if (decision.action === 'restart') {
+        this.#set({ state: 'pending', restarts: this.#state.restarts + 1 })
+        this.#event('Restarting', `restarting in ${decision.delayMs / 1000}s (${decision.reason})`)
+        await this.#sleep(decision.delayMs)
+        continue
+      }
+      const failed = decision.action === 'fail'
+      this.#set({ state: 'dead', failed, finishedAt: this.#now() })
+      this.#event(failed ? 'Not Restarting' : 'Completed', decision.reason)
+      return
+    }
+    this.#set({ state: 'dead', finishedAt: this.#now() })
+    this.#event('Killed', 'task stopped')
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms)
+      function done() {
+        clearTimeout(timer)
+        resolve()
+      }
+      this.#wakeSleep = done
+    })
+  }
+
+  #set(patch: Partial<TaskState>): void {
+    this.#state = { ...this.#state, ...patch }
+    this.#o.onChange()
+  }
+
+  #event(type: string, message: string, exit?: ExitResult): void {
+    const ev: TaskEvent = { type, time: this.#now(), message }
+    if (exit) {
+      ev.exitCode = exit.exitCode
+      if (exit.signal) ev.signal = exit.signal
+    }
+    this.#set({ events: [...this.#state.events, ev].slice(-MAX_EVENTS) })
+  }
+}
