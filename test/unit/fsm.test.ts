@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Fsm } from '../../src/fsm/index.ts'
-import { applyCommand, StateStore } from '../../src/fsm/index.ts'
+import { applyCommand, StateStore, type Command } from '../../src/fsm/index.ts'
 import { group, newEval, newNode, spec } from './fixtures.ts'
 
 async function openTemp() {
@@ -85,11 +85,11 @@ test('JobDeregister stops the job; with purge it removes the job and every versi
 test('apply is deterministic: the same commands give the same state', (t) => {
   const run = () => {
     const state = new StateStore()
-    const cmds = [
+    const cmds: Command[] = [
       { type: 'NodeRegister', node: newNode('n1'), time: 1 },
       { type: 'JobRegister', spec: spec('web', [group('fe', 2)]), time: 2, eval: newEval('e1', 'web') },
       { type: 'AllocClientUpdate', updates: [{ allocId: 'missing', clientStatus: 'running', clientDescription: '', taskStates: {} }], time: 3, evals: [] },
-    ] as const
+    ]
     cmds.forEach((c, i) => {
       const { changes } = applyCommand(state, i + 1, c)
       state.applyChanges(changes, i + 1)

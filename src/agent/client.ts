@@ -1,0 +1,166 @@
+// The client half of an agent: runs the allocations the leader placed on this
+// node and reports what happens to them, in batches.
+import { join } from 'node:path'
+import type { AllocClientUpdate } from '../fsm/commands.ts'
+import type { AppliedEvent, Fsm } from '../fsm/fsm.ts'
+import { jobVersionKey } from '../fsm/state.ts'
+import { AllocRunner } from '../runtime/alloc-runner.ts'
+import type { Driver, TaskHandle } from '../runtime/driver.ts'
+import type { Allocation } from '../structs/index.ts'
+import { isTerminal } from '../structs/index.ts'
+import type { Logger } from './leader.ts'
+
+const UPDATE_BATCH_MS = 100
+const UPDATE_RETRY_MS = 1_000
+
+/** The writes a client needs; on the leader they apply locally, elsewhere they are forwarded. */
+export interface ClientWriter {
+  updateAllocs(updates: AllocClientUpdate[]): Promise<unknown>
+}
+
+export interface ClientOptions {
+  fsm: Fsm
+  writer: ClientWriter
+  nodeId: string
+  dataDir: string
+  drivers: readonly Driver[]
+  log: Logger
+}
+
+export class Client {
+  readonly #o: ClientOptions
+  readonly #drivers: Map<string, Driver>
+  readonly #runners = new Map<string, AllocRunner>()
+  readonly #stopping = new Map<string, Promise<void>>()
+  readonly #pending = new Map<string, AllocClientUpdate>()
+  #recovered = new Map<string, Map<string, TaskHandle>>()
+  #flushTimer: NodeJS.Timeout | undefined
+  #flushing: Promise<void> = Promise.resolve()
+  #closed = false
+  readonly #onApplied = (e: AppliedEvent) => {
+    for (const c of e.changes) if (c.table === 'allocs' && c.value?.nodeId === this.#o.nodeId) this.#sync(c.value)
+  }
+
+  constructor(o: ClientOptions) {
+    this.#o = o
+    this.#drivers = new Map(o.drivers.map((d) => [d.name, d]))
+  }
+
+  get allocsDir(): string {
+    return join(this.#o.dataDir, 'allocs')
+  }
+
+  runner(allocId: string): AllocRunner | undefined {
+    return this.#runners.get(allocId)
+  }
+
+  /**
+   * Re-attaches to tasks that kept running while the agent was down, stops the
+   * ones the state no longer wants, then starts following the state.
+   */
+  async start(): Promise<void> {
+    const { fsm, nodeId, log } = this.#o
+    for (const driver of this.#o.drivers) {
+      const found = await driver.recover(nodeId).catch((err: Error) => {
+        log.warn(`recovery through the ${driver.name} driver failed: ${err.message}`)
+        return []
+      })
+      for (const r of found) {
+        const alloc = fsm.state.get('allocs', r.allocId)
+        if (alloc && alloc.desiredStatus === 'run' && !isTerminal(alloc)) {
+          let byTask = this.#recovered.get(r.allocId)
+          if (!byTask) this.#recovered.set(r.allocId, (byTask = new Map()))
+          byTask.set(r.taskName, r.handle)
+        } else {
+          log.info(`removing leftover task ${r.taskName} of allocation ${r.allocId.slice(0, 8)}: not wanted any more`)
+          await driver.stop(r.handle, 5_000).catch(() => undefined)
+          await driver.destroy(r.handle).catch(() => undefined)
+        }
+      }
+    }
+    const reattached = [...this.#recovered.values()].reduce((n, byTask) => n + byTask.size, 0)
+    if (reattached > 0) log.info(`re-attaching to ${reattached} running task(s) of ${this.#recovered.size} allocation(s)`)
+    fsm.on('applied', this.#onApplied)
+    for (const alloc of fsm.state.allocsOfNode(nodeId)) this.#sync(alloc)
+    this.#recovered = new Map()
+  }
+
+  /** Stops following the state; tasks keep running (an agent restart re-attaches). */
+  async close(): Promise<void> {
+    this.#closed = true
+    this.#o.fsm.off('applied', this.#onApplied)
+    clearTimeout(this.#flushTimer)
+    await this.#flush()
+  }
+
+  /** Stops every allocation of this node (agent asked to drain on exit). */
+  async stopAll(reason: string): Promise<void> {
+    await Promise.all([...this.#runners.values()].map((r) => this.#stopRunner(r, reason)))
+  }
+
+  #sync(alloc: Allocation): void {
+    if (this.#closed) return
+    const runner = this.#runners.get(alloc.id)
+    if (alloc.desiredStatus === 'stop') {
+      if (runner) void this.#stopRunner(runner, alloc.desiredDescription || 'allocation stopped')
+      else if (!isTerminal(alloc) && !this.#stopping.has(alloc.id)) {
+        this.#queue({ allocId: alloc.id, clientStatus: 'complete', clientDescription: 'stopped before it started', taskStates: alloc.taskStates })
+      }
+      return
+    }
+    if (runner || isTerminal(alloc) || this.#stopping.has(alloc.id)) return
+    const job = this.#o.fsm.state.get('jobVersions', jobVersionKey(alloc.jobId, alloc.jobVersion))
+    if (!job) {
+      this.#queue({ allocId: alloc.id, clientStatus: 'failed', clientDescription: `job ${alloc.jobId} version ${alloc.jobVersion} not found`, taskStates: {} })
+      return
+    }
+    const r = new AllocRunner({
+      alloc, job, nodeId: this.#o.nodeId, allocsDir: this.allocsDir, drivers: this.#drivers,
+      recovered: this.#recovered.get(alloc.id) ?? new Map(), onUpdate: (u) => this.#queue(u),
+    })
+    this.#runners.set(alloc.id, r)
+    r.start().catch((err: Error) => {
+      this.#o.log.warn(`allocation ${alloc.id.slice(0, 8)} failed to start: ${err.message}`)
+      this.#queue({ allocId: alloc.id, clientStatus: 'failed', clientDescription: err.message, taskStates: {} })
+    })
+  }
+
+  #stopRunner(r: AllocRunner, reason: string): Promise<void> {
+    const existing = this.#stopping.get(r.alloc.id)
+    if (existing) return existing
+    const p = r.stop(reason)
+      .catch((err: Error) => this.#o.log.warn(`stopping allocation ${r.alloc.id.slice(0, 8)}: ${err.message}`))
+      .finally(() => {
+        this.#runners.delete(r.alloc.id)
+        this.#stopping.delete(r.alloc.id)
+      })
+    this.#stopping.set(r.alloc.id, p)
+    return p
+  }
+
+  #queue(update: AllocClientUpdate): void {
+    this.#pending.set(update.allocId, update)
+    if (!this.#flushTimer && !this.#closed) {
+      this.#flushTimer = setTimeout(() => {
+        this.#flushTimer = undefined
+        void this.#flush()
+      }, UPDATE_BATCH_MS)
+    }
+  }
+
+  #flush(): Promise<void> {
+    this.#flushing = this.#flushing.then(async () => {
+      if (this.#pending.size === 0) return
+      const batch = [...this.#pending.values()]
+      this.#pending.clear()
+      try {
+        await this.#o.writer.updateAllocs(batch)
+      } catch (err) {
+        this.#o.log.warn(`reporting ${batch.length} allocation update(s) failed, will retry: ${(err as Error).message}`)
+        for (const u of batch) if (!this.#pending.has(u.allocId)) this.#pending.set(u.allocId, u)
+        if (!this.#closed) setTimeout(() => void this.#flush(), UPDATE_RETRY_MS)
+      }
+    })
+    return this.#flushing
+  }
+}

@@ -1,0 +1,73 @@
+// Cluster writes as the leader performs them: it stamps ids and times into
+// the command, so every member's apply() computes the same state.
+import { randomUUID } from 'node:crypto'
+import type { AllocClientUpdate, ApplyResult, NewEval, NewNode } from '../fsm/commands.ts'
+import type { StateStore } from '../fsm/state.ts'
+import type { EvalTrigger, JobSpec } from '../structs/index.ts'
+import type { Proposer } from './proposer.ts'
+
+export class WriteError extends Error {
+  override name = 'WriteError'
+  readonly code: 'not-found' | 'conflict' | 'invalid'
+  constructor(code: 'not-found' | 'conflict' | 'invalid', message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+function check(result: ApplyResult): number {
+  if (!result.ok) throw new WriteError(result.code, result.error)
+  return result.index
+}
+
+export function newEval(jobId: string, triggeredBy: EvalTrigger, now: number, extra: Partial<NewEval> = {}): NewEval {
+  return {
+    id: randomUUID(), jobId, triggeredBy, status: 'pending', statusDescription: '',
+    failedGroups: {}, createTime: now, modifyTime: now, ...extra,
+  }
+}
+
+export class ClusterOps {
+  readonly #proposer: Proposer
+  readonly #state: StateStore
+  readonly #now: () => number
+
+  constructor(proposer: Proposer, state: StateStore, now: () => number = Date.now) {
+    this.#proposer = proposer
+    this.#state = state
+    this.#now = now
+  }
+
+  async registerJob(spec: JobSpec): Promise<{ evalId: string; index: number }> {
+    const time = this.#now()
+    const ev = newEval(spec.id, 'job-register', time)
+    const index = check(await this.#proposer.propose({ type: 'JobRegister', spec, time, eval: ev }))
+    return { evalId: ev.id, index }
+  }
+
+  async deregisterJob(jobId: string, purge: boolean): Promise<{ evalId: string; index: number }> {
+    const time = this.#now()
+    const ev = newEval(jobId, 'job-deregister', time)
+    const index = check(await this.#proposer.propose({ type: 'JobDeregister', jobId, purge, time, eval: ev }))
+    return { evalId: ev.id, index }
+  }
+
+  async registerNode(node: NewNode): Promise<number> {
+    const time = this.#now()
+    return check(await this.#proposer.propose({ type: 'NodeRegister', node, time }))
+  }
+
+  /** Client reports; a failed or finished allocation gets an evaluation of its job. */
+  async updateAllocs(updates: AllocClientUpdate[]): Promise<number> {
+    const time = this.#now()
+    const jobs = new Set<string>()
+    for (const u of updates) {
+      const a = this.#state.get('allocs', u.allocId)
+      if (a && a.desiredStatus === 'run' && a.clientStatus !== u.clientStatus && (u.clientStatus === 'failed' || u.clientStatus === 'complete')) {
+        jobs.add(a.jobId)
+      }
+    }
+    const evals = [...jobs].map((jobId) => newEval(jobId, 'alloc-failure', time))
+    return check(await this.#proposer.propose({ type: 'AllocClientUpdate', updates, time, evals }))
+  }
+}
