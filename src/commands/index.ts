@@ -1,2 +1,20 @@
+import Agent from './agent.ts'
+import AllocLogs from './alloc/logs.ts'
+import AllocStatus from './alloc/status.ts'
+import JobRun from './job/run.ts'
+import JobStatus from './job/status.ts'
+import JobStop from './job/stop.ts'
+import NodeStatus from './node/status.ts'
 import Version from './version.ts'
-export const COMMANDS = { version: Version }
+
+// oclif "explicit" command strategy: ids use ":" and show with spaces.
+export const COMMANDS = {
+  agent: Agent,
+  'job:run': JobRun,
+  'job:status': JobStatus,
+  'job:stop': JobStop,
+  'alloc:status': AllocStatus,
+  'alloc:logs': AllocLogs,
+  'node:status': NodeStatus,
+  version: Version,
+}

@@ -1,0 +1,117 @@
+// Small HTTP plumbing: routes with :params, JSON bodies and JSON errors.
+import type { IncomingMessage, ServerResponse } from 'node:http'
+
+export interface FieldProblem {
+  field: string
+  message: string
+}
+
+/** An error the API answers with: `{error, field?, errors?}` and a status code. */
+export class HttpError extends Error {
+  override name = 'HttpError'
+  readonly status: number
+  readonly field: string | undefined
+  readonly errors: FieldProblem[] | undefined
+  constructor(status: number, message: string, field?: string, errors?: FieldProblem[]) {
+    super(message)
+    this.status = status
+    this.field = field
+    this.errors = errors
+  }
+}
+
+export interface Request {
+  raw: IncomingMessage
+  res: ServerResponse
+  params: Record<string, string>
+  query: URLSearchParams
+  body(): Promise<unknown>
+}
+
+export type Handler = (req: Request) => Promise<unknown>
+
+interface Route {
+  method: string
+  parts: string[]
+  handler: Handler
+}
+
+const MAX_BODY_BYTES = 4 * 2 ** 20
+
+export class Router {
+  readonly #routes: Route[] = []
+
+  on(method: string, path: string, handler: Handler): this {
+    this.#routes.push({ method, parts: path.split('/').filter(Boolean), handler })
+    return this
+  }
+
+  match(method: string, path: string): { handler: Handler; params: Record<string, string> } | 'method' | null {
+    const parts = path.split('/').filter(Boolean)
+    let methodMismatch = false
+    for (const r of this.#routes) {
+      const params = matchParts(r.parts, parts)
+      if (!params) continue
+      if (r.method !== method) {
+        methodMismatch = true
+        continue
+      }
+      return { handler: r.handler, params }
+    }
+    return methodMismatch ? 'method' : null
+  }
+}
+
+function matchParts(pattern: string[], parts: string[]): Record<string, string> | null {
+  const params: Record<string, string> = {}
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i]!
+    if (p.startsWith('*')) {
+      params[p.slice(1)] = parts.slice(i).map(decodeURIComponent).join('/')
+      return params
+    }
+    if (i >= parts.length) return null
+    if (p.startsWith(':')) params[p.slice(1)] = decodeURIComponent(parts[i]!)
+    else if (p !== parts[i]) return null
+  }
+  return pattern.length === parts.length ? params : null
+}
+
+export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > MAX_BODY_BYTES) throw new HttpError(413, `request body larger than ${MAX_BODY_BYTES} bytes`)
+    chunks.push(chunk)
+  }
+  const text = Buffer.concat(chunks).toString('utf8')
+  if (text.trim() === '') throw new HttpError(400, 'request body is empty; expected JSON', 'body')
+  try {
+    return JSON.parse(text)
+  } catch (err) {
+    throw new HttpError(400, `request body is not valid JSON: ${(err as Error).message}`, 'body')
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers })
+  res.end(text)
+}
+
+export function sendError(res: ServerResponse, err: unknown): void {
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  if (err instanceof HttpError) {
+    sendJson(res, err.status, {
+      error: err.message,
+      ...(err.field ? { field: err.field } : {}),
+      ...(err.errors ? { errors: err.errors } : {}),
+    })
+  } else {
+    sendJson(res, 500, { error: `internal error: ${(err as Error)?.message ?? String(err)}` })
+  }
+}

@@ -1,0 +1,193 @@
+// The HTTP API every agent serves. Reads come from the local state machine;
+// writes go through the agent's ClusterOps (the leader's propose seam).
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Agent } from '../agent/agent.ts'
+import { WriteError } from '../agent/ops.ts'
+import { validateJob } from '../jobspec/index.ts'
+import type { StateStore } from '../fsm/state.ts'
+import type { JobSpec } from '../structs/index.ts'
+import { groupResources } from '../structs/index.ts'
+import type { LogStream } from '../runtime/driver.ts'
+import { HttpError, Router, readJsonBody, sendError, sendJson, type Request } from './http.ts'
+import { allocDetail, allocStub, jobDetail, jobListItem } from './views.ts'
+import { parseDuration } from '../jobspec/index.ts'
+import { VERSION } from '../version.ts'
+
+const MAX_BLOCKING_WAIT_MS = 5 * 60_000
+
+function one<T>(rows: T[], what: string, id: string): T {
+  if (rows.length === 0) throw new HttpError(404, `${what} "${id}" not found`)
+  if (rows.length > 1) throw new HttpError(400, `${what} id prefix "${id}" matches ${rows.length} ${what}s; give more characters`, 'id')
+  return rows[0]!
+}
+
+function jobOr404(state: StateStore, id: string) {
+  const job = state.get('jobs', id)
+  if (!job) throw new HttpError(404, `job "${id}" not found`)
+  return job
+}
+
+/** A job that no ready node could ever hold is refused at submission, naming the field. */
+function checkFitsSomeNode(state: StateStore, spec: JobSpec): void {
+  const nodes = state.list('nodes').filter((n) => n.status === 'ready')
+  if (nodes.length === 0) return
+  for (const g of spec.groups) {
+    const need = groupResources(g)
+    for (const kind of ['memory', 'cpu'] as const) {
+      const needed = kind === 'memory' ? need.memoryMB : need.cpu
+      const largest = Math.max(...nodes.map((n) => (kind === 'memory' ? n.resources.memoryMB : n.resources.cpu)))
+      if (needed <= largest) continue
+      const unit = kind === 'memory' ? 'MB' : 'MHz'
+      const biggest = [...g.tasks].sort((a, b) => kind === 'memory' ? b.resources.memoryMB - a.resources.memoryMB : b.resources.cpu - a.resources.cpu)[0]!
+      const field = `job.${spec.id}.group.${g.name}.task.${biggest.name}.resources.${kind}`
+      throw new HttpError(400, `${field}: group "${g.name}" needs ${needed} ${unit} of ${kind}, more than the largest node has (${largest} ${unit})`, field)
+    }
+  }
+}
+
+export class ApiServer {
+  readonly #agent: Agent
+  readonly #server: Server
+  readonly #router = new Router()
+
+  constructor(agent: Agent) {
+    this.#agent = agent
+    this.#routes()
+    this.#server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://localhost')
+      const m = this.#router.match(req.method ?? 'GET', url.pathname)
+      if (m === null) return sendError(res, new HttpError(404, `no such endpoint: ${req.method} ${url.pathname}`))
+      if (m === 'method') return sendError(res, new HttpError(405, `method ${req.method} not allowed on ${url.pathname}`))
+      const request: Request = { raw: req, res, params: m.params, query: url.searchParams, body: () => readJsonBody(req) }
+      this.#blocking(request)
+        .then(() => m.handler(request))
+        .then((body) => {
+          if (!res.headersSent && body !== undefined) {
+            sendJson(res, 200, body, { 'x-shoal-index': String(this.#agent.fsm.appliedIndex) })
+          }
+        })
+        .catch((err: unknown) => sendError(res, toHttpError(err)))
+    })
+  }
+
+  listen(host: string, port: number): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject)
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject)
+        resolve(this.#server.address() as AddressInfo)
+      })
+    })
+  }
+
+  close(): Promise<void> {
+    this.#server.closeAllConnections()
+    return new Promise((resolve) => this.#server.close(() => resolve()))
+  }
+
+  /** Blocking queries: `?index=N&wait=30s` answers once the state moves past N. */
+  async #blocking(req: Request): Promise<void> {
+    const index = req.query.get('index')
+    if (index === null || req.raw.method !== 'GET') return
+    const n = Number(index)
+    if (!Number.isInteger(n) || n < 0) throw new HttpError(400, `index: must be a non-negative integer (got "${index}")`, 'index')
+    let wait = 60_000
+    const w = req.query.get('wait')
+    if (w !== null) {
+      try {
+        wait = Math.min(parseDuration(w), MAX_BLOCKING_WAIT_MS)
+      } catch {
+        throw new HttpError(400, `wait: must be a duration like "30s" (got "${w}")`, 'wait')
+      }
+    }
+    const abort = new AbortController()
+    req.raw.once('close', () => abort.abort())
+    await this.#agent.fsm.waitForIndex(n + 1, wait, abort.signal)
+  }
+
+  #routes(): void {
+    const agent = this.#agent
+    const state = agent.fsm.state
+    this.#router
+      .on('GET', '/v1/agent/self', async () => ({
+        name: agent.config.name, nodeId: agent.nodeId, http: agent.config.http, version: VERSION, dataDir: agent.config.dataDir,
+      }))
+      .on('GET', '/v1/status/leader', async () => ({ leader: agent.config.http, nodeId: agent.nodeId }))
+      .on('GET', '/v1/jobs', async () => state.list('jobs').sort((a, b) => a.id.localeCompare(b.id)).map((j) => jobListItem(state, j)))
+      .on('POST', '/v1/jobs', async (req) => {
+        const result = validateJob(await req.body())
+        if (!result.ok) {
+          const first = result.errors[0]!
+          throw new HttpError(400, result.errors.map((e) => `${e.field}: ${e.message}`).join('\n'), first.field, result.errors)
+        }
+        checkFitsSomeNode(state, result.spec)
+        const { evalId, index } = await agent.ops.registerJob(result.spec)
+        const job = state.get('jobs', result.spec.id)!
+        return { jobId: job.id, evalId, index, version: job.version }
+      })
+      .on('GET', '/v1/job/:id', async (req) => jobDetail(state, jobOr404(state, req.params.id!)))
+      .on('GET', '/v1/job/:id/allocations', async (req) =>
+        state.allocsOfJob(jobOr404(state, req.params.id!).id).map((a) => allocStub(state, a)))
+      .on('GET', '/v1/job/:id/versions', async (req) => state.jobVersions(jobOr404(state, req.params.id!).id))
+      .on('DELETE', '/v1/job/:id', async (req) => {
+        const job = jobOr404(state, req.params.id!)
+        const purge = req.query.get('purge') === 'true'
+        const { evalId, index } = await agent.ops.deregisterJob(job.id, purge)
+        return { jobId: job.id, evalId, index }
+      })
+      .on('GET', '/v1/evaluation/:id', async (req) => one(state.findByPrefix('evals', req.params.id!), 'evaluation', req.params.id!))
+      .on('GET', '/v1/allocations', async () => state.list('allocs').map((a) => allocStub(state, a)))
+      .on('GET', '/v1/allocation/:id', async (req) => allocDetail(state, one(state.findByPrefix('allocs', req.params.id!), 'allocation', req.params.id!)))
+      .on('GET', '/v1/client/allocation/:id/logs', (req) => this.#logs(req))
+      .on('GET', '/v1/nodes', async () => state.list('nodes').sort((a, b) => a.name.localeCompare(b.name)))
+      .on('GET', '/v1/node/:id', async (req) => {
+        const id = req.params.id!
+        const byName = state.list('nodes').filter((n) => n.name === id)
+        const node = one(byName.length ? byName : state.findByPrefix('nodes', id), 'node', id)
+        return { ...node, allocations: state.allocsOfNode(node.id).map((a) => allocStub(state, a)) }
+      })
+  }
+
+  async #logs(req: Request): Promise<undefined> {
+    const state = this.#agent.fsm.state
+    const alloc = one(state.findByPrefix('allocs', req.params.id!), 'allocation', req.params.id!)
+    const type = req.query.get('type') ?? 'stdout'
+    if (type !== 'stdout' && type !== 'stderr') throw new HttpError(400, `type: must be "stdout" or "stderr" (got "${type}")`, 'type')
+    const tailText = req.query.get('tail')
+    const tail = tailText === null ? undefined : Number(tailText)
+    if (tail !== undefined && (!Number.isInteger(tail) || tail < 0)) throw new HttpError(400, `tail: must be a non-negative integer (got "${tailText}")`, 'tail')
+    const follow = req.query.get('follow') === 'true'
+    if (alloc.nodeId !== this.#agent.nodeId) {
+      throw new HttpError(501, `allocation ${alloc.id} runs on node ${alloc.nodeId}; ask that node's agent`)
+    }
+    const runner = this.#agent.client.runner(alloc.id)
+    if (!runner) throw new HttpError(404, `logs of allocation ${alloc.id} are no longer available: its tasks were removed`)
+    let taskName = req.query.get('task')
+    if (!taskName) {
+      const names = runner.taskNames
+      if (names.length !== 1) throw new HttpError(400, `task: allocation has tasks ${names.join(', ')}; name one`, 'task')
+      taskName = names[0]!
+    }
+    const task = runner.task(taskName)
+    if (!task) throw new HttpError(404, `task "${taskName}" not found in allocation ${alloc.id} (tasks: ${runner.taskNames.join(', ')})`, 'task')
+    const handle = task.handle
+    if (!handle) throw new HttpError(404, `task "${taskName}" has not started yet`, 'task')
+    const driver = this.#agent.driver(handle.driver)
+    const stream = await driver.logs(handle, { stream: type as LogStream, follow, ...(tail !== undefined ? { tail } : {}) })
+    const res = req.res
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' })
+    req.raw.once('close', () => stream.destroy())
+    stream.on('error', () => res.end())
+    stream.pipe(res)
+    return undefined
+  }
+}
+
+function toHttpError(err: unknown): unknown {
+  if (err instanceof WriteError) {
+    const status = err.code === 'not-found' ? 404 : err.code === 'conflict' ? 409 : 400
+    return new HttpError(status, err.message)
+  }
+  return err
+}

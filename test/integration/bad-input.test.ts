@@ -1,0 +1,125 @@
+// Bad input to the CLI and the HTTP API: a clear error naming the field, a
+// non-zero exit or 4xx status, and the agent's state unchanged.
+import test from 'ava'
+import { readFileSync } from 'node:fs'
+import { rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { AgentProcess, freePort, ROOT, runCli, tempDir } from '../harness/agent.ts'
+
+const example = JSON.parse(readFileSync(join(ROOT, 'examples/web.json'), 'utf8')) as {
+  job: { web: { group: { frontend: { count: unknown; task: { httpd: Record<string, unknown> & { config: Record<string, unknown>; resources: Record<string, unknown> } } } } } }
+}
+type Example = typeof example
+function variant(edit: (j: Example) => void): string {
+  const copy = structuredClone(example)
+  edit(copy)
+  return JSON.stringify(copy, null, 2)
+}
+const httpd = (j: Example) => j.job.web.group.frontend.task.httpd
+const F = 'job.web.group.frontend'
+
+let agent: AgentProcess
+let dir: string
+test.before(async () => {
+  dir = await tempDir('bad-input')
+  agent = await AgentProcess.start({ dataDir: join(dir, 'data'), name: 'it-bad-input', bind: '127.0.0.22', httpPort: await freePort() })
+})
+test.after.always(async () => {
+  await agent?.kill()
+  await rm(dir, { recursive: true, force: true })
+})
+
+async function jobRun(name: string, text: string) {
+  const file = join(dir, `${name}.json`)
+  await writeFile(file, text)
+  return runCli(['job', 'run', file, '--detach'], agent.address)
+}
+
+async function assertStateUnchanged(t: { deepEqual: (a: unknown, b: unknown, m?: string) => void }) {
+  t.deepEqual(await agent.get('/v1/jobs'), [], 'no job registered')
+  t.deepEqual(await agent.get('/v1/allocations'), [], 'no allocation placed')
+}
+
+const cases: [string, string, RegExp][] = [
+  ['invalid JSON', '{"job": {"web":\n  {"type": "service",,}}}', /^Error: file: invalid JSON at line 2, column 22/m],
+  ['count of the wrong type', variant((j) => (j.job.web.group.frontend.count = 'two')), new RegExp(`^Error: ${F}\\.count: must be an integer`, 'm')],
+  ['negative count', variant((j) => (j.job.web.group.frontend.count = -1)), new RegExp(`^Error: ${F}\\.count: must be an integer ≥ 0 \\(got -1\\)`, 'm')],
+  ['non-integer count', variant((j) => (j.job.web.group.frontend.count = 1.5)), new RegExp(`^Error: ${F}\\.count: must be an integer ≥ 0`, 'm')],
+  ['unknown driver', variant((j) => (httpd(j).driver = 'rkt')), new RegExp(`^Error: ${F}\\.task\\.httpd\\.driver: .*"rkt"`, 'm')],
+  ['empty image', variant((j) => (httpd(j).config.image = '')), new RegExp(`^Error: ${F}\\.task\\.httpd\\.config\\.image: `, 'm')],
+  ['unknown port label', variant((j) => (httpd(j).config.ports = ['admin'])), new RegExp(`^Error: ${F}\\.task\\.httpd\\.config\\.ports.*"admin"`, 'm')],
+  ['memory too large for the node', variant((j) => (httpd(j).resources.memory = 64_000_000)), new RegExp(`^Error: ${F}\\.task\\.httpd\\.resources\\.memory: .*more than the largest node has`, 'm')],
+]
+
+for (const [name, text, expected] of cases) {
+  test.serial(`job run with ${name}: clear error naming the field, exit 1, state unchanged`, async (t) => {
+    const r = await jobRun(name.replace(/\W+/g, '-'), text)
+    t.is(r.code, 1, r.stdout + r.stderr)
+    t.regex(r.stderr, expected)
+    t.notRegex(r.stderr, /at .*\.ts:\d+/, 'no stack trace')
+    await assertStateUnchanged(t)
+  })
+}
+
+test.serial('several problems are all reported', async (t) => {
+  const r = await jobRun('several', variant((j) => {
+    j.job.web.group.frontend.count = -3
+    httpd(j).config.image = ''
+  }))
+  t.is(r.code, 1)
+  t.regex(r.stderr, /frontend\.count/)
+  t.regex(r.stderr, /config\.image/)
+})
+
+test.serial('job run of a missing file names the file', async (t) => {
+  const r = await runCli(['job', 'run', join(dir, 'nope.json')], agent.address)
+  t.is(r.code, 1)
+  t.regex(r.stderr, /file: cannot read ".*nope\.json": no such file/)
+})
+
+test.serial('the API answers 400 with {error, field} for the same problems, 404 for unknown jobs and allocations', async (t) => {
+  const post = (body: string) => fetch(`${agent.address}/v1/jobs`, { method: 'POST', body, headers: { 'content-type': 'application/json' } })
+  let res = await post('{"job": ')
+  t.is(res.status, 400)
+  t.like(await res.json(), { field: 'body' })
+  res = await post(variant((j) => (j.job.web.group.frontend.count = -1)))
+  t.is(res.status, 400)
+  const body = (await res.json()) as { error: string; field: string; errors: { field: string }[] }
+  t.is(body.field, `${F}.count`)
+  t.regex(body.error, /must be an integer/)
+  res = await post(variant((j) => (httpd(j).resources.memory = 64_000_000)))
+  t.is(res.status, 400)
+  t.like(await res.json(), { field: `${F}.task.httpd.resources.memory` })
+  for (const path of ['/v1/job/nope', '/v1/allocation/nope', '/v1/evaluation/nope', '/v1/node/nope', '/v1/no/such/endpoint']) {
+    const r = await fetch(agent.address + path)
+    t.is(r.status, 404, path)
+    t.truthy(((await r.json()) as { error?: string }).error, path)
+  }
+  const del = await fetch(`${agent.address}/v1/job/nope`, { method: 'DELETE' })
+  t.is(del.status, 404)
+  await assertStateUnchanged(t)
+})
+
+test.serial('CLI reads of unknown ids fail with a clear message and a non-zero exit', async (t) => {
+  for (const args of [['job', 'status', 'nope'], ['alloc', 'status', 'nope'], ['alloc', 'logs', 'nope'], ['job', 'stop', 'nope']]) {
+    const r = await runCli(args, agent.address)
+    t.not(r.code, 0, args.join(' '))
+    t.regex(r.stderr, /not found/, args.join(' '))
+  }
+})
+
+test.serial('an unreachable agent or a bad --address gets a clear error', async (t) => {
+  const port = await freePort()
+  let r = await runCli(['job', 'status'], `http://127.0.0.1:${port}`)
+  t.is(r.code, 1)
+  t.regex(r.stderr, /cannot reach the Shoal agent at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/)
+  r = await runCli(['job', 'status', '--address', 'ftp://x'])
+  t.is(r.code, 1)
+  t.regex(r.stderr, /--address: only http:\/\/ is supported/)
+})
+
+test.serial('the agent rejects malformed flags with the flag named', async (t) => {
+  const r = await runCli(['agent', '--dev', '--http', '127.0.0.1:99999', '--data-dir', join(dir, 'x')])
+  t.is(r.code, 1)
+  t.regex(r.stderr, /--http: "127\.0\.0\.1:99999" is not HOST or HOST:PORT/)
+})
