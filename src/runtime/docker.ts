@@ -26,6 +26,7 @@ import {
   streamNumber,
   timestampToSince,
 } from './docker-logs.ts'
+import { kernelLogShowsOomKill } from './kmsg.ts'
 
 export interface DockerDriverOptions {
   /** Engine socket; default /var/run/docker.sock. */
@@ -480,7 +481,7 @@ export class DockerDriver implements Driver {
       }
       // Started again since the wait returned: report the exit the wait saw.
       if (info.State.Running) return exitResult(code ?? -1, false)
-      if (info.State.Status === 'removing') {
+      if (info.State.Status === 'removing' || info.State.Dead) {
         return exitResult(info.State.ExitCode, Boolean(info.State.OOMKilled), 'container was removed while the task ran')
       }
       const oomKilled = info.State.OOMKilled || (await this.lateOomFlag(container, info))
@@ -490,11 +491,13 @@ export class DockerDriver implements Driver {
 
   /**
    * The engine learns of an OOM kill from a separate event that may be handled after the
-   * exit, so right after a SIGKILL-like exit of a memory-limited container OOMKilled can
-   * still read false. Look again for a moment before trusting that.
+   * exit, or lost, so after a SIGKILL-like exit of a memory-limited container OOMKilled
+   * can read false. Ask the kernel log (when readable), else look again for a moment.
    */
   private async lateOomFlag(container: Docker.Container, info: ContainerInspectInfo): Promise<boolean> {
     if (info.State.ExitCode !== 137 || !info.HostConfig.Memory) return false
+    // The engine sometimes loses the OOM event altogether; the kernel log does not.
+    if (kernelLogShowsOomKill(info.Id)) return true
     const finished = Date.parse(info.State.FinishedAt)
     for (let i = 0; i < 5; i++) {
       if (!Number.isNaN(finished) && Date.now() - finished > 2000) return false
@@ -561,7 +564,7 @@ export class DockerDriver implements Driver {
       if (!options.follow) return Readable.from(last.map((e) => e.line))
       const since = last.length > 0 ? timestampToSince(last[0].ts) : undefined
       if (last.length > 0 && since === undefined) {
-        throw new Error(`unexpected docker log timestamp "${last[0].ts}"`)
+        throw new DriverError(`unexpected docker log timestamp "${last[0].ts}"`, false)
       }
       const source = await container.logs({
         stdout: want === 'stdout',
@@ -572,8 +575,10 @@ export class DockerDriver implements Driver {
       } as Docker.ContainerLogsOptions & { follow: true })
       return this.demux(source, want, true)
     } catch (err) {
+      if (err instanceof DriverError) throw err
       if (statusCode(err) === 404) throw new DriverError(`container ${handle.id.slice(0, 12)} no longer exists`, false)
-      throw err
+      // e.g. 501 "configured logging driver does not support reading"
+      throw new DriverError(`logs of container ${handle.id.slice(0, 12)}: ${apiMessage(err)}`, isConnectionError(err))
     }
   }
 

@@ -48,6 +48,13 @@ test('fingerprint of an unreachable engine is unhealthy, not an exception', asyn
   t.regex(fp.detail, /not reachable at \/nonexistent\/docker.sock/)
 })
 
+test('start against an unreachable engine is a recoverable DriverError', async (t) => {
+  const unreachable = new DockerDriver({ socketPath: '/nonexistent/docker.sock' })
+  const err = await t.throwsAsync(unreachable.start(dockerSpec({ image: TEST_IMAGE })), { instanceOf: DriverError })
+  t.regex(err!.message, /^docker engine not reachable at \/nonexistent\/docker.sock: /)
+  t.true(err!.recoverable)
+})
+
 test('httpd serves its index page on the published loopback port; labels and env are set', async (t) => {
   const { docker, allocId, nodeId } = await setup(t)
   const { spec, port } = await httpdSpec(allocId, nodeId)
@@ -257,7 +264,7 @@ test('wait resolves with an error result when the container is removed while it 
   await new Promise((resolve) => setTimeout(resolve, 200))
   await driver.destroy(handle)
   const result = await waiting
-  t.truthy(result.error)
+  t.truthy(result.error, JSON.stringify(result))
 })
 
 test('recover finds the running and exited containers of the node', async (t) => {
