@@ -9,14 +9,17 @@ import type { Proposer } from './proposer.ts'
 export class WriteError extends Error {
   override name = 'WriteError'
   readonly code: 'not-found' | 'conflict' | 'invalid'
-  constructor(code: 'not-found' | 'conflict' | 'invalid', message: string) {
+  /** For conflicts: the current modify index the caller should retry against. */
+  readonly current: number | undefined
+  constructor(code: 'not-found' | 'conflict' | 'invalid', message: string, current?: number) {
     super(message)
     this.code = code
+    this.current = current
   }
 }
 
 function check(result: ApplyResult): number {
-  if (!result.ok) throw new WriteError(result.code, result.error)
+  if (!result.ok) throw new WriteError(result.code, result.error, result.current)
   return result.index
 }
 
@@ -55,6 +58,14 @@ export class ClusterOps {
   async registerNode(node: NewNode): Promise<number> {
     const time = this.#now()
     return check(await this.#proposer.propose({ type: 'NodeRegister', node, time }))
+  }
+
+  async putVar(path: string, value: string, cas?: number): Promise<number> {
+    return check(await this.#proposer.propose({ type: 'VarPut', path, value, time: this.#now(), ...(cas !== undefined ? { cas } : {}) }))
+  }
+
+  async deleteVar(path: string, cas?: number): Promise<number> {
+    return check(await this.#proposer.propose({ type: 'VarDelete', path, time: this.#now(), ...(cas !== undefined ? { cas } : {}) }))
   }
 
   /** Client reports; a failed or finished allocation gets an evaluation of its job. */

@@ -9,11 +9,14 @@ export class ApiError extends Error {
   readonly status: number
   readonly field: string | undefined
   readonly errors: ApiProblem[]
-  constructor(status: number, message: string, field?: string, errors: ApiProblem[] = []) {
+  /** The whole error body, e.g. `modifyIndex` of a CAS conflict. */
+  readonly body: Record<string, unknown>
+  constructor(status: number, message: string, field?: string, errors: ApiProblem[] = [], body: Record<string, unknown> = {}) {
     super(message)
     this.status = status
     this.field = field
     this.errors = errors
+    this.body = body
   }
 }
 
@@ -44,6 +47,10 @@ export class ApiClient {
 
   post<T>(path: string, body: unknown): Promise<T> {
     return this.#json<T>('POST', path, body)
+  }
+
+  put<T>(path: string, body: unknown): Promise<T> {
+    return this.#json<T>('PUT', path, body)
   }
 
   delete<T>(path: string): Promise<T> {
@@ -83,7 +90,7 @@ async function toError(res: Response): Promise<ApiError> {
   const text = await res.text()
   try {
     const body = JSON.parse(text) as { error?: string; field?: string; errors?: ApiProblem[] }
-    return new ApiError(res.status, body.error ?? text, body.field, body.errors ?? [])
+    return new ApiError(res.status, body.error ?? text, body.field, body.errors ?? [], body)
   } catch {
     return new ApiError(res.status, text || res.statusText)
   }

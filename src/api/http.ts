@@ -12,11 +12,14 @@ export class HttpError extends Error {
   readonly status: number
   readonly field: string | undefined
   readonly errors: FieldProblem[] | undefined
-  constructor(status: number, message: string, field?: string, errors?: FieldProblem[]) {
+  /** More members of the error body, e.g. the current index of a CAS conflict. */
+  readonly extra: Record<string, unknown>
+  constructor(status: number, message: string, field?: string, errors?: FieldProblem[], extra: Record<string, unknown> = {}) {
     super(message)
     this.status = status
     this.field = field
     this.errors = errors
+    this.extra = extra
   }
 }
 
@@ -50,7 +53,7 @@ export class Router {
     const parts = path.split('/').filter(Boolean)
     let methodMismatch = false
     for (const r of this.#routes) {
-      const params = matchParts(r.parts, parts)
+      const params = matchParts(r.parts, parts, path)
       if (!params) continue
       if (r.method !== method) {
         methodMismatch = true
@@ -62,12 +65,13 @@ export class Router {
   }
 }
 
-function matchParts(pattern: string[], parts: string[]): Record<string, string> | null {
+function matchParts(pattern: string[], parts: string[], path: string): Record<string, string> | null {
   const params: Record<string, string> = {}
   for (let i = 0; i < pattern.length; i++) {
     const p = pattern[i]!
     if (p.startsWith('*')) {
-      params[p.slice(1)] = parts.slice(i).map(decodeURIComponent).join('/')
+      // The raw rest of the path: empty segments ("a//b") are the handler's to judge.
+      params[p.slice(1)] = decodeURIComponent(path.split('/').slice(i + 1).join('/'))
       return params
     }
     if (i >= parts.length) return null
@@ -110,6 +114,7 @@ export function sendError(res: ServerResponse, err: unknown): void {
       error: err.message,
       ...(err.field ? { field: err.field } : {}),
       ...(err.errors ? { errors: err.errors } : {}),
+      ...err.extra,
     })
   } else {
     sendJson(res, 500, { error: `internal error: ${(err as Error)?.message ?? String(err)}` })

@@ -7,7 +7,7 @@ import { WriteError } from '../agent/ops.ts'
 import { validateJob } from '../jobspec/index.ts'
 import type { StateStore } from '../fsm/state.ts'
 import type { JobSpec } from '../structs/index.ts'
-import { groupResources } from '../structs/index.ts'
+import { groupResources, MAX_VAR_VALUE_BYTES, varPathProblem } from '../structs/index.ts'
 import type { LogStream } from '../runtime/driver.ts'
 import { HttpError, Router, readJsonBody, sendError, sendJson, type Request } from './http.ts'
 import { allocDetail, allocStub, jobDetail, jobListItem } from './views.ts'
@@ -20,6 +20,21 @@ function one<T>(rows: T[], what: string, id: string): T {
   if (rows.length === 0) throw new HttpError(404, `${what} "${id}" not found`)
   if (rows.length > 1) throw new HttpError(400, `${what} id prefix "${id}" matches ${rows.length} ${what}s; give more characters`, 'id')
   return rows[0]!
+}
+
+function varPath(raw: string | undefined): string {
+  const path = raw ?? ''
+  const problem = varPathProblem(path)
+  if (problem) throw new HttpError(400, `path: ${problem}`, 'path')
+  return path
+}
+
+function casParam(query: URLSearchParams): number | undefined {
+  const raw = query.get('cas')
+  if (raw === null) return undefined
+  const n = Number(raw)
+  if (raw.trim() === '' || !Number.isInteger(n) || n < 0) throw new HttpError(400, `cas: must be a non-negative integer (got "${raw}")`, 'cas')
+  return n
 }
 
 function jobOr404(state: StateStore, id: string) {
@@ -140,6 +155,33 @@ export class ApiServer {
       .on('GET', '/v1/allocations', async () => state.list('allocs').map((a) => allocStub(state, a)))
       .on('GET', '/v1/allocation/:id', async (req) => allocDetail(state, one(state.findByPrefix('allocs', req.params.id!), 'allocation', req.params.id!)))
       .on('GET', '/v1/client/allocation/:id/logs', (req) => this.#logs(req))
+      .on('GET', '/v1/vars', async (req) => {
+        const prefix = req.query.get('prefix') ?? ''
+        return state.list('vars').filter((v) => v.path.startsWith(prefix)).sort((a, b) => (a.path < b.path ? -1 : 1))
+          .map(({ path, createIndex, modifyIndex, createTime, modifyTime }) => ({ path, createIndex, modifyIndex, createTime, modifyTime }))
+      })
+      .on('GET', '/v1/var/*path', async (req) => {
+        const path = varPath(req.params.path)
+        const v = state.get('vars', path)
+        if (!v) throw new HttpError(404, `variable "${path}" not found`)
+        return v
+      })
+      .on('PUT', '/v1/var/*path', async (req) => {
+        const path = varPath(req.params.path)
+        const cas = casParam(req.query)
+        const body = await req.body()
+        const value = (body as { value?: unknown } | null)?.value
+        if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'body: must be a JSON object like {"value": "..."}', 'body')
+        if (typeof value !== 'string') throw new HttpError(400, `value: must be a string (got ${value === undefined ? 'nothing' : typeof value})`, 'value')
+        if (Buffer.byteLength(value) > MAX_VAR_VALUE_BYTES) throw new HttpError(400, `value: must be at most ${MAX_VAR_VALUE_BYTES} bytes`, 'value')
+        const modifyIndex = await agent.ops.putVar(path, value, cas)
+        return { path, modifyIndex }
+      })
+      .on('DELETE', '/v1/var/*path', async (req) => {
+        const path = varPath(req.params.path)
+        const modifyIndex = await agent.ops.deleteVar(path, casParam(req.query))
+        return { path, modifyIndex }
+      })
       .on('GET', '/v1/nodes', async () => state.list('nodes').sort((a, b) => a.name.localeCompare(b.name)))
       .on('GET', '/v1/node/:id', async (req) => {
         const id = req.params.id!
@@ -187,7 +229,7 @@ export class ApiServer {
 function toHttpError(err: unknown): unknown {
   if (err instanceof WriteError) {
     const status = err.code === 'not-found' ? 404 : err.code === 'conflict' ? 409 : 400
-    return new HttpError(status, err.message)
+    return new HttpError(status, err.message, undefined, undefined, err.current !== undefined ? { modifyIndex: err.current } : {})
   }
   return err
 }

@@ -31,6 +31,7 @@ export abstract class ApiCommand extends Command {
     if (err instanceof ApiError) {
       const lines = err.errors.length > 1 ? err.errors.map((e) => `${e.field}: ${e.message}`) : [err.message]
       for (const line of lines) process.stderr.write(`Error: ${line}\n`)
+      if (err.status === 409 && typeof err.body.modifyIndex === 'number') process.stderr.write(`Current modify index: ${err.body.modifyIndex}\n`)
       this.exit(err.status === 404 ? 4 : 1)
     }
     return super.catch(err)

@@ -5,6 +5,10 @@ import JobRun from './job/run.ts'
 import JobStatus from './job/status.ts'
 import JobStop from './job/stop.ts'
 import NodeStatus from './node/status.ts'
+import VarGet from './var/get.ts'
+import VarList from './var/list.ts'
+import VarPut from './var/put.ts'
+import VarRm from './var/rm.ts'
 import Version from './version.ts'
 
 // oclif "explicit" command strategy: ids use ":" and show with spaces.
@@ -16,5 +20,9 @@ export const COMMANDS = {
   'alloc:status': AllocStatus,
   'alloc:logs': AllocLogs,
   'node:status': NodeStatus,
+  'var:put': VarPut,
+  'var:get': VarGet,
+  'var:list': VarList,
+  'var:rm': VarRm,
   version: Version,
 }

@@ -63,8 +63,18 @@ export function applyCommand(state: StateStore, index: number, cmd: Command): Ap
   return { changes: result.ok ? tx.changes : [], result }
 }
 
-function fail(index: number, code: 'not-found' | 'conflict' | 'invalid', error: string): ApplyResult {
-  return { ok: false, index, code, error }
+function fail(index: number, code: 'not-found' | 'conflict' | 'invalid', error: string, current?: number): ApplyResult {
+  return current === undefined ? { ok: false, index, code, error } : { ok: false, index, code, error, current }
+}
+
+/** Check-and-set: 0 means "must not exist", N means "modifyIndex must be N". */
+function casProblem(index: number, path: string, cas: number | undefined, current: Rows['vars'] | undefined): ApplyResult | null {
+  if (cas === undefined) return null
+  const at = current?.modifyIndex ?? 0
+  if (cas === at) return null
+  return fail(index, 'conflict', current
+    ? `variable "${path}" was modified at index ${at}, not ${cas}`
+    : `variable "${path}" does not exist (cas ${cas} expects index ${cas})`, at)
 }
 
 function putEval(tx: Tx, index: number, ev: NewEval): void {
@@ -150,6 +160,24 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
       const ev = tx.get('evals', cmd.evalId)
       if (!ev) return fail(index, 'not-found', `evaluation ${cmd.evalId} not found`)
       tx.put('evals', ev.id, { ...ev, status: cmd.status, statusDescription: cmd.statusDescription, modifyTime: cmd.time, modifyIndex: index })
+      return { ok: true, index }
+    }
+    case 'VarPut': {
+      const prev = tx.get('vars', cmd.path)
+      const conflict = casProblem(index, cmd.path, cmd.cas, prev)
+      if (conflict) return conflict
+      tx.put('vars', cmd.path, {
+        path: cmd.path, value: cmd.value, createIndex: prev?.createIndex ?? index, modifyIndex: index,
+        createTime: prev?.createTime ?? cmd.time, modifyTime: cmd.time,
+      })
+      return { ok: true, index }
+    }
+    case 'VarDelete': {
+      const prev = tx.get('vars', cmd.path)
+      const conflict = casProblem(index, cmd.path, cmd.cas, prev)
+      if (conflict) return conflict
+      if (!prev) return fail(index, 'not-found', `variable "${cmd.path}" not found`)
+      tx.delete('vars', cmd.path)
       return { ok: true, index }
     }
     default: {

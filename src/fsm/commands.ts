@@ -40,10 +40,13 @@ export type Command =
     }
   | { type: 'AllocClientUpdate'; updates: AllocClientUpdate[]; time: number; evals: NewEval[] }
   | { type: 'EvalUpdate'; evalId: string; status: Evaluation['status']; statusDescription: string; time: number }
+  /** `cas`: 0 = create only; N = only if the variable's modifyIndex is N. */
+  | { type: 'VarPut'; path: string; value: string; cas?: number; time: number }
+  | { type: 'VarDelete'; path: string; cas?: number; time: number }
 
 export type CommandType = Command['type']
 
 /** What applying a command answered; failures are deterministic and change nothing. */
 export type ApplyResult =
   | { ok: true; index: number }
-  | { ok: false; index: number; error: string; code: 'not-found' | 'conflict' | 'invalid' }
+  | { ok: false; index: number; error: string; code: 'not-found' | 'conflict' | 'invalid'; current?: number }

@@ -104,3 +104,22 @@ test('an unknown command type from the log is refused, not thrown', (t) => {
   t.like(result, { ok: false, code: 'invalid' })
   t.deepEqual(changes, [])
 })
+
+test('variables: put, check-and-set (0 = create only, N = at modify index N), delete', (t) => {
+  const state = new StateStore()
+  const apply = (index: number, cmd: Command) => {
+    const { changes, result } = applyCommand(state, index, cmd)
+    state.applyChanges(changes, index)
+    return result
+  }
+  t.like(apply(1, { type: 'VarPut', path: 'a/b', value: 'one', cas: 0, time: 1 }), { ok: true })
+  t.like(apply(2, { type: 'VarPut', path: 'a/b', value: 'two', cas: 0, time: 2 }), { ok: false, code: 'conflict', current: 1 })
+  t.like(apply(3, { type: 'VarPut', path: 'a/b', value: 'three', cas: 2, time: 3 }), { ok: false, code: 'conflict', current: 1 })
+  t.like(apply(4, { type: 'VarPut', path: 'a/b', value: 'four', cas: 1, time: 4 }), { ok: true })
+  t.like(state.get('vars', 'a/b'), { value: 'four', createIndex: 1, modifyIndex: 4, createTime: 1, modifyTime: 4 })
+  t.like(apply(5, { type: 'VarPut', path: 'a/b', value: 'five', time: 5 }), { ok: true }, 'no cas: last write wins')
+  t.like(apply(6, { type: 'VarDelete', path: 'a/b', cas: 4, time: 6 }), { ok: false, code: 'conflict', current: 5 })
+  t.like(apply(7, { type: 'VarDelete', path: 'a/b', cas: 5, time: 7 }), { ok: true })
+  t.is(state.get('vars', 'a/b'), undefined)
+  t.like(apply(8, { type: 'VarDelete', path: 'a/b', time: 8 }), { ok: false, code: 'not-found' })
+})
