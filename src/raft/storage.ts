@@ -1,0 +1,115 @@
+// Durable Raft state in LevelDB: the log, the hard state (term, vote, commit)
+// and the latest snapshot. Every save is one batch written with sync: true,
+// so it is on disk before the caller sends any message that depends on it.
+import { Level } from 'level'
+import { decode, encode } from '../fsm/codec.ts'
+import type { Entry, HardState, PersistentState, Snapshot } from './types.ts'
+
+const HARD_STATE_KEY = 'hs'
+const SNAPSHOT_KEY = 'snap'
+const entryKey = (index: number) => `e/${String(index).padStart(16, '0')}`
+
+export interface SaveRequest {
+  hardState?: HardState
+  /** Replaces the stored log wholesale (and the entries below are appended after it). */
+  snapshot?: Snapshot
+  /** Replace stored entries with index >= entries[0].index. */
+  entries: Entry[]
+}
+
+export class RaftStorage {
+  readonly #db: Level<string, Uint8Array>
+  #first = 1
+  #last = 0
+  #hardState: HardState = { term: 0, vote: null, commit: 0 }
+  #snapshot: Snapshot | null = null
+
+  private constructor(db: Level<string, Uint8Array>) {
+    this.#db = db
+  }
+
+  static async open(path: string): Promise<RaftStorage> {
+    const db = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    await db.open()
+    const s = new RaftStorage(db)
+    const hs = await db.get(HARD_STATE_KEY)
+    if (hs) s.#hardState = decode<HardState>(hs)
+    const snap = await db.get(SNAPSHOT_KEY)
+    if (snap) s.#snapshot = decode<Snapshot>(snap)
+    let first = 0
+    let last = 0
+    for await (const key of db.keys({ gte: 'e/', lt: 'e0' })) {
+      const index = Number(key.slice(2))
+      if (first === 0) first = index
+      last = index
+    }
+    s.#first = first || (s.#snapshot ? s.#snapshot.meta.index + 1 : 1)
+    s.#last = last || s.#first - 1
+    return s
+  }
+
+  get lastIndex(): number {
+    return this.#last
+  }
+
+  get firstIndex(): number {
+    return this.#first
+  }
+
+  /** Everything a restarting node needs to rebuild its core. */
+  async load(): Promise<PersistentState> {
+    const entries: Entry[] = []
+    const from = Math.max(this.#first, (this.#snapshot?.meta.index ?? 0) + 1)
+    for await (const value of this.#db.values({ gte: entryKey(from), lte: entryKey(this.#last) })) entries.push(decode<Entry>(value))
+    return { hardState: this.#hardState, entries, snapshot: this.#snapshot }
+  }
+
+  async save(req: SaveRequest): Promise<void> {
+    if (!req.hardState && !req.snapshot && req.entries.length === 0) return
+    const batch = this.#db.batch()
+    let first = this.#first
+    let last = this.#last
+    if (req.snapshot) {
+      for (let i = first; i <= last; i++) batch.del(entryKey(i))
+      batch.put(SNAPSHOT_KEY, encode(req.snapshot))
+      first = req.snapshot.meta.index + 1
+      last = req.snapshot.meta.index
+    }
+    if (req.entries.length > 0) {
+      const from = req.entries[0]!.index
+      const to = req.entries.at(-1)!.index
+      if (from > last + 1) throw new Error(`raft storage: gap before entry ${from} (last stored ${last})`)
+      // A shorter replacement truncates the conflicting tail the old log had.
+      for (let i = to + 1; i <= last; i++) batch.del(entryKey(i))
+      for (const e of req.entries) batch.put(entryKey(e.index), encode(e))
+      if (last < first) first = from
+      last = to
+    }
+    if (req.hardState) batch.put(HARD_STATE_KEY, encode(req.hardState))
+    await batch.write({ sync: true })
+    this.#first = first
+    this.#last = last
+    if (req.hardState) this.#hardState = req.hardState
+    if (req.snapshot) this.#snapshot = req.snapshot
+  }
+
+  /** After the application took a snapshot at `snapshot.meta.index`: keep it, drop the log up to it. */
+  async compact(snapshot: Snapshot): Promise<void> {
+    const upTo = Math.min(snapshot.meta.index, this.#last)
+    const batch = this.#db.batch()
+    batch.put(SNAPSHOT_KEY, encode(snapshot))
+    for (let i = this.#first; i <= upTo; i++) batch.del(entryKey(i))
+    await batch.write({ sync: true })
+    this.#snapshot = snapshot
+    this.#first = Math.max(this.#first, upTo + 1)
+    if (this.#last < this.#first) this.#last = this.#first - 1
+  }
+
+  get snapshot(): Snapshot | null {
+    return this.#snapshot
+  }
+
+  async close(): Promise<void> {
+    await this.#db.close()
+  }
+}

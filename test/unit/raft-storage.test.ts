@@ -1,0 +1,77 @@
+import test from 'ava'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { RaftStorage } from '../../src/raft/storage.ts'
+import type { Entry } from '../../src/raft/types.ts'
+
+const e = (index: number, term: number, text = `${index}@${term}`): Entry => ({ index, term, type: 'normal', data: new TextEncoder().encode(text) })
+
+async function open(t: { teardown: (f: () => Promise<void>) => void }) {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-raftlog-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  return { dir, path: join(dir, 'raft') }
+}
+
+test('entries and hard state survive a reopen', async (t) => {
+  const { path } = await open(t)
+  const s = await RaftStorage.open(path)
+  await s.save({ entries: [e(1, 1), e(2, 1), e(3, 2)], hardState: { term: 2, vote: 'b', commit: 2 } })
+  await s.close()
+  const again = await RaftStorage.open(path)
+  const loaded = await again.load()
+  t.deepEqual(loaded.hardState, { term: 2, vote: 'b', commit: 2 })
+  t.deepEqual(loaded.entries.map((x) => [x.index, x.term]), [[1, 1], [2, 1], [3, 2]])
+  t.deepEqual(Buffer.from(loaded.entries[2]!.data).toString(), '3@2')
+  t.is(again.lastIndex, 3)
+  await again.close()
+})
+
+test('a conflicting shorter suffix truncates the old tail', async (t) => {
+  const { path } = await open(t)
+  const s = await RaftStorage.open(path)
+  await s.save({ entries: [1, 2, 3, 4, 5].map((i) => e(i, 1)) })
+  await s.save({ entries: [e(3, 2)] })
+  t.deepEqual((await s.load()).entries.map((x) => [x.index, x.term]), [[1, 1], [2, 1], [3, 2]])
+  await s.close()
+  const again = await RaftStorage.open(path)
+  t.is(again.lastIndex, 3)
+  await again.close()
+})
+
+test('an installed snapshot replaces the whole log; later entries follow it', async (t) => {
+  const { path } = await open(t)
+  const s = await RaftStorage.open(path)
+  await s.save({ entries: [1, 2, 3].map((i) => e(i, 1)) })
+  await s.save({ snapshot: { meta: { index: 10, term: 3, conf: { voters: ['a'], learners: [] } }, data: new Uint8Array([7]) }, entries: [e(11, 3)] })
+  await s.close()
+  const again = await RaftStorage.open(path)
+  const loaded = await again.load()
+  t.is(loaded.snapshot?.meta.index, 10)
+  t.deepEqual([...loaded.snapshot!.data], [7])
+  t.deepEqual(loaded.entries.map((x) => x.index), [11])
+  t.is(again.firstIndex, 11)
+  await again.close()
+})
+
+test('compaction drops entries covered by the snapshot and keeps the rest', async (t) => {
+  const { path } = await open(t)
+  const s = await RaftStorage.open(path)
+  await s.save({ entries: [1, 2, 3, 4, 5].map((i) => e(i, 1)) })
+  await s.compact({ meta: { index: 3, term: 1, conf: { voters: ['a'], learners: [] } }, data: new Uint8Array() })
+  t.deepEqual((await s.load()).entries.map((x) => x.index), [4, 5])
+  await s.close()
+  const again = await RaftStorage.open(path)
+  t.is(again.firstIndex, 4)
+  t.is(again.lastIndex, 5)
+  t.deepEqual((await again.load()).entries.map((x) => x.index), [4, 5])
+  await again.close()
+})
+
+test('a gap in the log is refused', async (t) => {
+  const { path } = await open(t)
+  const s = await RaftStorage.open(path)
+  await s.save({ entries: [e(1, 1)] })
+  await t.throwsAsync(s.save({ entries: [e(3, 1)] }), { message: /gap before entry 3/ })
+  await s.close()
+})
