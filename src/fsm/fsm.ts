@@ -23,7 +23,12 @@ export interface FsmOptions {
   syncWrites: boolean
 }
 
-export class Fsm extends EventEmitter<{ applied: [AppliedEvent] }> {
+interface SnapshotBody {
+  index: number
+  rows: [TableName, string, unknown][]
+}
+
+export class Fsm extends EventEmitter<{ applied: [AppliedEvent]; restored: [number] }> {
   readonly state: StateStore
   readonly #db: Level<string, Uint8Array>
   readonly #options: FsmOptions
@@ -76,6 +81,35 @@ export class Fsm extends EventEmitter<{ applied: [AppliedEvent] }> {
     this.state.applyChanges(changes, index)
     this.emit('applied', { index, command, changes })
     return result
+  }
+
+  /** The whole state at the applied index, as bytes a Raft snapshot carries. */
+  snapshot(): { index: number; data: Uint8Array } {
+    const index = this.state.appliedIndex
+    const body: SnapshotBody = { index, rows: this.state.rows().map((c) => [c.table, c.key, c.value]) }
+    return { index, data: encode(body) }
+  }
+
+  /** Replaces the whole state with a snapshot's, atomically on disk and in memory. */
+  async restore(data: Uint8Array): Promise<number> {
+    let body: SnapshotBody
+    try {
+      body = decode<SnapshotBody>(data)
+    } catch (err) {
+      throw new Error(`fsm: malformed snapshot: ${(err as Error).message}`)
+    }
+    if (!body || !Number.isInteger(body.index) || !Array.isArray(body.rows)) throw new Error('fsm: malformed snapshot')
+    const rows = body.rows
+      .filter(([table]) => TABLE_NAMES.includes(table))
+      .map(([table, key, value]) => ({ table, key, value }) as Change)
+    const batch = this.#db.batch()
+    for await (const key of this.#db.keys()) batch.del(key)
+    for (const c of rows) batch.put(`${c.table}/${c.key}`, encode(c.value))
+    batch.put(APPLIED_KEY, encode(body.index))
+    await batch.write({ sync: true })
+    this.state.reset(rows, body.index)
+    this.emit('restored', body.index)
+    return body.index
   }
 
   /** Resolves once the applied index reaches `index`, or false on timeout. */

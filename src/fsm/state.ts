@@ -67,6 +67,23 @@ export class StateStore implements StateReader {
     return out
   }
 
+  /** Replaces every table (snapshot restore). */
+  reset(rows: readonly Change[], index: number): void {
+    for (const t of TABLE_NAMES) this.tables[t].clear()
+    this.#allocsByJob.clear()
+    this.#allocsByNode.clear()
+    this.applyChanges(rows, index)
+  }
+
+  /** Every row as a change that would recreate it: the body of a snapshot. */
+  rows(): Change[] {
+    const out: Change[] = []
+    for (const table of TABLE_NAMES) {
+      for (const [key, value] of this.tables[table]) out.push({ table, key, value } as Change)
+    }
+    return out
+  }
+
   applyChanges(changes: readonly Change[], index: number): void {
     for (const c of changes) {
       if (c.table === 'allocs') this.#reindexAlloc(c.key, c.value)

@@ -123,3 +123,31 @@ test('variables: put, check-and-set (0 = create only, N = at modify index N), de
   t.is(state.get('vars', 'a/b'), undefined)
   t.like(apply(8, { type: 'VarDelete', path: 'a/b', time: 8 }), { ok: false, code: 'not-found' })
 })
+
+test('snapshot and restore: the whole state moves between stores, replacing what was there', async (t) => {
+  const a = await openTemp()
+  const b = await openTemp()
+  t.teardown(async () => {
+    await rm(a.dir, { recursive: true, force: true })
+    await rm(b.dir, { recursive: true, force: true })
+  })
+  await a.fsm.apply(1, { type: 'NodeRegister', node: newNode('n1'), time: 1 })
+  await a.fsm.apply(2, { type: 'VarPut', path: 'x', value: 'from a', time: 2 })
+  await b.fsm.apply(1, { type: 'VarPut', path: 'only-in-b', value: 'gone after restore', time: 1 })
+  const snap = a.fsm.snapshot()
+  t.is(snap.index, 2)
+  t.is(await b.fsm.restore(snap.data), 2)
+  t.is(b.fsm.appliedIndex, 2)
+  t.is(b.fsm.state.get('vars', 'x')?.value, 'from a')
+  t.is(b.fsm.state.get('vars', 'only-in-b'), undefined)
+  await b.fsm.close()
+  const reopened = await Fsm.open(join(b.dir, 'state'), { syncWrites: false })
+  t.is(reopened.appliedIndex, 2)
+  t.is(reopened.state.get('nodes', 'id-n1')?.name, 'n1')
+  t.is(reopened.state.get('vars', 'only-in-b'), undefined)
+  await reopened.close()
+  await a.fsm.close()
+  await t.throwsAsync(Fsm.open(join(b.dir, 'state'), { syncWrites: false }).then(async (f) => {
+    try { await f.restore(new Uint8Array([1, 2, 3])) } finally { await f.close() }
+  }), { message: /malformed snapshot/ })
+})
