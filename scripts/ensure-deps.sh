@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x node_modules/.bin/node ] || [ ! -x node_modules/.bin/ava ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  echo "[ensure-deps] npm ci"
-  npm ci --no-fund --no-audit
+  # Not `npm ci`: see .ci/run.
+  echo "[ensure-deps] npm install"
+  npm install --no-fund --no-audit
 fi
