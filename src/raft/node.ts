@@ -1,0 +1,297 @@
+// RaftNode: the IO around the pure core. It ticks the core on a timer, feeds
+// it peer messages, and handles each Ready in the order the core demands:
+// persist (one synced LevelDB batch) → send → restore/apply → advance.
+// Proposals made while a batch is being written ride in the next one (group commit).
+import { EventEmitter } from 'node:events'
+import { randomUUID } from 'node:crypto'
+import { RaftCore, type RaftStatus } from './core.ts'
+import type { RaftStorage } from './storage.ts'
+import type { ConfChange, Message, NodeId, Rejection, SoftState } from './types.ts'
+
+export interface RaftStateMachine {
+  /** Index of the last entry the state machine reflects. */
+  readonly appliedIndex: number
+  applyEntry(index: number, data: Uint8Array): Promise<unknown>
+  snapshot(): { index: number; data: Uint8Array }
+  restore(data: Uint8Array): Promise<number>
+}
+
+export interface RaftMessageTransport {
+  send(to: NodeId, message: Message): void
+}
+
+export interface RaftNodeOptions {
+  id: NodeId
+  storage: RaftStorage
+  transport: RaftMessageTransport
+  stateMachine: RaftStateMachine
+  /** Founding voters of a new cluster; omit for a node that joins an existing one. */
+  voters?: NodeId[]
+  tickMs?: number
+  electionTick?: number
+  heartbeatTick?: number
+  /** Take a snapshot and compact the log after this many applied entries. */
+  snapshotEvery?: number
+  /** How long a proposal or read may wait before its outcome is declared unknown. */
+  requestTimeoutMs?: number
+  log?: { info(m: string): void; warn(m: string): void }
+}
+
+/** The write was refused: this node is not the leader (retry at `leader`). */
+export class NotLeaderError extends Error {
+  override name = 'NotLeaderError'
+  readonly leader: NodeId | null
+  constructor(leader: NodeId | null, detail?: string) {
+    super(detail ?? (leader ? `not the leader; the leader is ${leader}` : 'no leader is known'))
+    this.leader = leader
+  }
+}
+
+/** The write may or may not have been applied: leadership changed or time ran out. */
+export class OutcomeUnknownError extends Error {
+  override name = 'OutcomeUnknownError'
+}
+
+export class RaftRejectedError extends Error {
+  override name = 'RaftRejectedError'
+  readonly rejection: Rejection
+  constructor(r: Rejection) {
+    super(`${r.error}${r.detail ? `: ${r.detail}` : ''}`)
+    this.rejection = r
+  }
+}
+
+interface Pending<T> {
+  term: number
+  resolve: (v: T) => void
+  reject: (e: Error) => void
+  timer: NodeJS.Timeout
+}
+
+export interface Applied {
+  index: number
+  result: unknown
+}
+
+export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Error] }> {
+  readonly id: NodeId
+  readonly core: RaftCore
+  readonly #o: RaftNodeOptions
+  readonly #proposals = new Map<number, Pending<Applied>>()
+  readonly #reads = new Map<string, Pending<number>>()
+  #readyReads: { index: number; resolve: (i: number) => void }[] = []
+  #ticker: NodeJS.Timeout | undefined
+  #running = false
+  #again = false
+  #stopped = false
+  #lastSnapshotIndex: number
+  #softState: SoftState = { leader: null, role: 'follower' }
+
+  private constructor(o: RaftNodeOptions, core: RaftCore, snapshotIndex: number) {
+    super()
+    this.setMaxListeners(0)
+    this.#o = o
+    this.id = o.id
+    this.core = core
+    this.#lastSnapshotIndex = snapshotIndex
+  }
+
+  static async open(o: RaftNodeOptions): Promise<RaftNode> {
+    const persisted = await o.storage.load()
+    const fresh = !persisted.snapshot && persisted.entries.length === 0 && persisted.hardState.term === 0
+    const core = new RaftCore({
+      id: o.id,
+      storage: persisted,
+      applied: Math.max(o.stateMachine.appliedIndex, persisted.snapshot?.meta.index ?? 0),
+      electionTick: o.electionTick ?? 10,
+      heartbeatTick: o.heartbeatTick ?? 1,
+      ...(fresh && o.voters ? { voters: o.voters } : {}),
+    })
+    return new RaftNode(o, core, persisted.snapshot?.meta.index ?? 0)
+  }
+
+  get leader(): NodeId | null {
+    return this.core.leader
+  }
+
+  get isLeader(): boolean {
+    return this.core.role === 'leader'
+  }
+
+  get softState(): SoftState {
+    return this.#softState
+  }
+
+  status(): RaftStatus {
+    return this.core.status()
+  }
+
+  start(): void {
+    this.#ticker = setInterval(() => {
+      this.core.tick()
+      this.#kick()
+    }, this.#o.tickMs ?? 50)
+    this.#kick()
+  }
+
+  /** A message from a peer whose identity the transport authenticated. */
+  receive(from: NodeId, message: unknown): void {
+    if (this.#stopped) return
+    const claimed = (message as { from?: unknown } | null)?.from
+    if (claimed !== from) return // a peer may only speak for itself
+    this.core.step(message)
+    this.#kick()
+  }
+
+  /** Replicates `data`; resolves with the state machine's answer once applied here. */
+  propose(data: Uint8Array): Promise<Applied> {
+    const r = this.core.propose(data)
+    if (!r.ok) return Promise.reject(r.error === 'notLeader' ? new NotLeaderError(r.leader) : new RaftRejectedError(r))
+    const p = this.#track(this.#proposals, r.index, r.term, `proposal at index ${r.index}`)
+    this.#kick()
+    return p
+  }
+
+  /** Membership change; resolves once committed and applied here. */
+  changeMembership(cc: ConfChange): Promise<Applied> {
+    const r = this.core.proposeConfChange(cc)
+    if (!r.ok) return Promise.reject(r.error === 'notLeader' ? new NotLeaderError(r.leader) : new RaftRejectedError(r))
+    const p = this.#track(this.#proposals, r.index, r.term, `membership change at index ${r.index}`)
+    this.#kick()
+    return p
+  }
+
+  /** Linearizable read barrier (ReadIndex): resolves once local state is at least as new as any acknowledged write. */
+  readBarrier(): Promise<number> {
+    const id = randomUUID()
+    const r = this.core.readIndex(id)
+    if (!r.ok) return Promise.reject(r.error === 'notLeader' ? new NotLeaderError(r.leader) : new RaftRejectedError(r))
+    const p = this.#track(this.#reads, id, this.core.term, 'read')
+    this.#kick()
+    return p
+  }
+
+  transferLeadership(to: NodeId): void {
+    const r = this.core.transferLeadership(to)
+    if (!r.ok) throw r.error === 'notLeader' ? new NotLeaderError(r.leader) : new RaftRejectedError(r)
+    this.#kick()
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true
+    clearInterval(this.#ticker)
+    const err = new OutcomeUnknownError('raft node stopped')
+    for (const p of [...this.#proposals.values(), ...this.#reads.values()]) {
+      clearTimeout(p.timer)
+      p.reject(err)
+    }
+    this.#proposals.clear()
+    this.#reads.clear()
+    while (this.#running) await new Promise((r) => setTimeout(r, 5))
+  }
+
+  #track<K, T>(map: Map<K, Pending<T>>, key: K, term: number, what: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        map.delete(key)
+        reject(new OutcomeUnknownError(`${what} timed out; it may or may not have taken effect`))
+      }, this.#o.requestTimeoutMs ?? 10_000)
+      map.set(key, {
+        term,
+        resolve: (v) => { clearTimeout(timer); map.delete(key); resolve(v) },
+        reject: (e) => { clearTimeout(timer); map.delete(key); reject(e) },
+        timer,
+      })
+    })
+  }
+
+  #kick(): void {
+    if (this.#stopped) return
+    if (this.#running) {
+      this.#again = true
+      return
+    }
+    this.#running = true
+    setImmediate(() => {
+      this.#drain()
+        .catch((err: Error) => {
+          // Storage or state machine failure: continuing could violate safety.
+          this.#o.log?.warn(`raft: fatal: ${err.stack ?? err.message}`)
+          this.#stopped = true
+          clearInterval(this.#ticker)
+          this.emit('fatal', err)
+        })
+        .finally(() => {
+          this.#running = false
+          if (this.#again) {
+            this.#again = false
+            this.#kick()
+          }
+        })
+    })
+  }
+
+  async #drain(): Promise<void> {
+    const sm = this.#o.stateMachine
+    while (!this.#stopped && this.core.hasReady()) {
+      const rd = this.core.ready()
+      await this.#o.storage.save({
+        entries: rd.entries,
+        ...(rd.hardState ? { hardState: rd.hardState } : {}),
+        ...(rd.snapshot ? { snapshot: rd.snapshot } : {}),
+      })
+      for (const m of rd.messages) {
+        this.#o.transport.send(m.to, m)
+        if (m.type === 'installSnapshot') this.core.reportSnapshot(m.to, true)
+      }
+      if (rd.snapshot && rd.snapshot.meta.index > sm.appliedIndex && rd.snapshot.data.length > 0) {
+        await sm.restore(rd.snapshot.data)
+        this.#lastSnapshotIndex = rd.snapshot.meta.index
+      }
+      for (const e of rd.committedEntries) {
+        let result: unknown
+        if (e.type === 'normal' && e.index > sm.appliedIndex) result = await sm.applyEntry(e.index, e.data)
+        const p = this.#proposals.get(e.index)
+        if (p) {
+          if (p.term === e.term) p.resolve({ index: e.index, result })
+          else p.reject(new OutcomeUnknownError(`entry ${e.index} was replaced after a leadership change; not applied`))
+        }
+      }
+      for (const rs of rd.readStates) {
+        const p = this.#reads.get(rs.requestId)
+        if (p) this.#readyReads.push({ index: rs.index, resolve: p.resolve })
+      }
+      this.#readyReads = this.#readyReads.filter((r) => {
+        if (sm.appliedIndex < r.index && this.core.appliedIndex < r.index) return true
+        r.resolve(r.index)
+        return false
+      })
+      if (rd.softState) {
+        this.#softState = rd.softState
+        if (rd.softState.role !== 'leader') this.#failProposalsOnStepDown()
+        this.emit('softState', rd.softState)
+      }
+      this.core.advance()
+      await this.#maybeSnapshot()
+    }
+  }
+
+  /** A deposed leader's pending proposals may still commit under the new leader: their outcome is unknown. */
+  #failProposalsOnStepDown(): void {
+    for (const [index, p] of this.#proposals) {
+      if (index > this.core.commitIndex) p.reject(new OutcomeUnknownError('leadership lost before the write committed; it may or may not take effect'))
+    }
+  }
+
+  async #maybeSnapshot(): Promise<void> {
+    const every = this.#o.snapshotEvery ?? 10_000
+    const sm = this.#o.stateMachine
+    if (sm.appliedIndex - this.#lastSnapshotIndex < every) return
+    const snap = sm.snapshot()
+    const meta = this.core.compact(snap.index, snap.data)
+    if (meta instanceof Error) return
+    await this.#o.storage.compact({ meta, data: snap.data })
+    this.#lastSnapshotIndex = snap.index
+    this.#o.log?.info(`raft: snapshot at index ${snap.index}, log compacted`)
+  }
+}
