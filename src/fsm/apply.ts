@@ -180,6 +180,16 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
       tx.delete('vars', cmd.path)
       return { ok: true, index }
     }
+    case 'MemberUpsert': {
+      const prev = tx.get('members', cmd.member.id)
+      tx.put('members', cmd.member.id, { ...cmd.member, createIndex: prev?.createIndex ?? index, modifyIndex: index })
+      return { ok: true, index }
+    }
+    case 'MemberRemove': {
+      if (!tx.get('members', cmd.id)) return fail(index, 'not-found', `member ${cmd.id} not found`)
+      tx.delete('members', cmd.id)
+      return { ok: true, index }
+    }
     default: {
       // Only reachable with a log entry from a newer or corrupt writer.
       const unknown: { type?: unknown } = cmd

@@ -1,6 +1,6 @@
 // Commands are the only way cluster state changes. The leader stamps every id
 // and time into a command before proposing it, so apply() stays deterministic.
-import type { Allocation, ClientStatus, Evaluation, JobSpec, Node, NodeStatus, TaskState } from '../structs/index.ts'
+import type { Allocation, ClientStatus, Evaluation, JobSpec, Member, Node, NodeStatus, TaskState } from '../structs/index.ts'
 
 /** An evaluation as the leader creates it; the store adds the indexes. */
 export type NewEval = Omit<Evaluation, 'createIndex' | 'modifyIndex'>
@@ -43,6 +43,8 @@ export type Command =
   /** `cas`: 0 = create only; N = only if the variable's modifyIndex is N. */
   | { type: 'VarPut'; path: string; value: string; cas?: number; time: number }
   | { type: 'VarDelete'; path: string; cas?: number; time: number }
+  | { type: 'MemberUpsert'; member: Omit<Member, 'createIndex' | 'modifyIndex'>; time: number }
+  | { type: 'MemberRemove'; id: string; time: number }
 
 export type CommandType = Command['type']
 

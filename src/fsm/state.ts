@@ -1,6 +1,6 @@
 // In-memory tables of the cluster state, with the secondary indexes the
 // scheduler and API read. Rows are immutable: a change replaces the row.
-import type { Allocation, Evaluation, Job, Node, Variable } from '../structs/index.ts'
+import type { Allocation, Evaluation, Job, Member, Node, Variable } from '../structs/index.ts'
 
 export interface Rows {
   nodes: Node
@@ -10,9 +10,10 @@ export interface Rows {
   allocs: Allocation
   evals: Evaluation
   vars: Variable
+  members: Member
 }
 export type TableName = keyof Rows
-export const TABLE_NAMES: readonly TableName[] = ['nodes', 'jobs', 'jobVersions', 'allocs', 'evals', 'vars']
+export const TABLE_NAMES: readonly TableName[] = ['nodes', 'jobs', 'jobVersions', 'allocs', 'evals', 'vars', 'members']
 
 export type Change = { [T in TableName]: { table: T; key: string; value: Rows[T] | null } }[TableName]
 
@@ -29,7 +30,7 @@ export function jobVersionKey(jobId: string, version: number): string {
 
 export class StateStore implements StateReader {
   readonly tables: { [T in TableName]: Map<string, Rows[T]> } = {
-    nodes: new Map(), jobs: new Map(), jobVersions: new Map(), allocs: new Map(), evals: new Map(), vars: new Map(),
+    nodes: new Map(), jobs: new Map(), jobVersions: new Map(), allocs: new Map(), evals: new Map(), vars: new Map(), members: new Map(),
   }
   #allocsByJob = new Map<string, Set<string>>()
   #allocsByNode = new Map<string, Set<string>>()

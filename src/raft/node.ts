@@ -98,6 +98,10 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
 
   static async open(o: RaftNodeOptions): Promise<RaftNode> {
     const persisted = await o.storage.load()
+    // A state machine behind the stored snapshot (its own writes are not
+    // synced) starts from the snapshot; the log replays the rest.
+    const snap = persisted.snapshot
+    if (snap && snap.data.length > 0 && snap.meta.index > o.stateMachine.appliedIndex) await o.stateMachine.restore(snap.data)
     const fresh = !persisted.snapshot && persisted.entries.length === 0 && persisted.hardState.term === 0
     const core = new RaftCore({
       id: o.id,
