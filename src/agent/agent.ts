@@ -1,70 +1,151 @@
-// One Shoal agent: state machine, the leader's broker, the client that runs
-// allocations, and the HTTP API. In dev mode it is a one-node cluster.
-import { randomUUID } from 'node:crypto'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+// One Shoal agent: the replicated state machine (Raft over libp2p), the
+// leader's duties (evaluation broker, voter set), the client that runs
+// allocations, and the HTTP API. In dev mode it is a one-voter cluster with
+// no network.
+import { mkdir } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { Fsm } from '../fsm/fsm.ts'
+import { createHost, type ShoalHost } from '../gossip/host.ts'
+import { loadOrCreateIdentity } from '../gossip/identity.ts'
+import { RaftNode } from '../raft/node.ts'
+import { RaftStorage } from '../raft/storage.ts'
+import { RaftTransport } from '../raft/transport.ts'
+import type { Message } from '../raft/types.ts'
 import { DockerDriver } from '../runtime/docker.ts'
 import type { Driver } from '../runtime/driver.ts'
 import { ExecDriver } from '../runtime/exec.ts'
+import type { Member } from '../structs/index.ts'
 import { Client } from './client.ts'
 import { fingerprint } from './fingerprint.ts'
 import { EvalBroker, type Logger } from './leader.ts'
 import { consoleLogger } from './log.ts'
 import { ClusterOps } from './ops.ts'
-import { LocalProposer } from './proposer.ts'
+import { errorCode, fsmStateMachine, RaftProposer } from './raft-proposer.ts'
+import { ClusterRpc } from './rpc.ts'
+import { nextVoterChange } from './voters.ts'
 
 export const DEFAULT_HTTP_PORT = 4680
+export const DEFAULT_P2P_PORT = 4681
 export const DEFAULT_PORT_RANGE = { min: 20000, max: 32000 }
+const VOTER_CHECK_MS = 500
+const JOIN_TIMEOUT_MS = 30_000
 
 export interface AgentConfig {
   dataDir: string
   name: string
-  /** Address this node's allocations publish their ports on. */
+  /** One-voter cluster, no network. */
+  dev: boolean
+  /** Address of this node: libp2p listens here and allocations publish ports on it. */
   bindHost: string
+  /** libp2p TCP port (0 = any). */
+  bindPort: number
   /** host:port the HTTP API listens on (filled in once listening). */
   http: string
+  /** Peers (multiaddr or host:port) to join through when this agent has no cluster state yet. */
+  join: string[]
+  /** Target number of Raft voters the leader maintains. */
+  voters: number
+  clusterKey?: Uint8Array
   drivers?: readonly Driver[]
   log?: Logger
 }
 
+interface JoinRequest {
+  id: string
+  name: string
+  addrs: string[]
+  http: string
+}
+
+const noTransport = { send: (_to: string, _m: Message) => undefined }
+
 export class Agent {
   readonly config: AgentConfig
   readonly fsm: Fsm
+  readonly raft: RaftNode
+  readonly proposer: RaftProposer
   readonly ops: ClusterOps
   readonly client: Client
   readonly nodeId: string
   readonly log: Logger
-  readonly #broker: EvalBroker
+  readonly #storage: RaftStorage
+  readonly #host: ShoalHost | null
+  readonly #transport: RaftTransport | null
+  readonly #rpc: ClusterRpc | null
   readonly #drivers: readonly Driver[]
+  readonly #fresh: boolean
+  #broker: EvalBroker | null = null
+  #voterTimer: NodeJS.Timeout | undefined
+  #closed = false
 
-  private constructor(config: AgentConfig, fsm: Fsm, nodeId: string, drivers: readonly Driver[], log: Logger) {
-    this.config = config
-    this.fsm = fsm
-    this.nodeId = nodeId
-    this.log = log
-    this.#drivers = drivers
-    const proposer = new LocalProposer(fsm)
-    this.ops = new ClusterOps(proposer, fsm.state)
-    this.#broker = new EvalBroker(fsm, proposer, consoleLogger('scheduler'))
-    this.client = new Client({ fsm, writer: this.ops, nodeId, dataDir: config.dataDir, drivers, log: consoleLogger('client') })
+  private constructor(o: {
+    config: AgentConfig; fsm: Fsm; storage: RaftStorage; raft: RaftNode; host: ShoalHost | null; transport: RaftTransport | null
+    rpc: ClusterRpc | null; nodeId: string; drivers: readonly Driver[]; fresh: boolean; log: Logger
+  }) {
+    this.config = o.config
+    this.fsm = o.fsm
+    this.#storage = o.storage
+    this.raft = o.raft
+    this.#host = o.host
+    this.#transport = o.transport
+    this.#rpc = o.rpc
+    this.nodeId = o.nodeId
+    this.#drivers = o.drivers
+    this.#fresh = o.fresh
+    this.log = o.log
+    this.proposer = new RaftProposer(o.raft, o.rpc, o.fsm)
+    this.ops = new ClusterOps(this.proposer, o.fsm.state)
+    this.client = new Client({ fsm: o.fsm, writer: this.ops, nodeId: o.nodeId, dataDir: o.config.dataDir, drivers: o.drivers, log: consoleLogger('client') })
   }
 
   static async open(config: AgentConfig): Promise<Agent> {
+    const log = config.log ?? consoleLogger('agent')
     await mkdir(config.dataDir, { recursive: true })
-    const nodeId = await loadOrCreateNodeId(config.dataDir)
-    const fsm = await Fsm.open(join(config.dataDir, 'state'), { syncWrites: true })
+    const identity = await loadOrCreateIdentity(config.dataDir)
+    const nodeId = identity.peerId
+    const fsm = await Fsm.open(join(config.dataDir, 'state'), { syncWrites: false })
+    const storage = await RaftStorage.open(join(config.dataDir, 'raft'))
+    const fresh = storage.lastIndex === 0 && !storage.snapshot
+    let host: ShoalHost | null = null
+    let transport: RaftTransport | null = null
+    let rpc: ClusterRpc | null = null
+    if (!config.dev) {
+      host = await createHost({
+        dataDir: config.dataDir, listenHost: config.bindHost, listenPort: config.bindPort,
+        ...(config.clusterKey ? { clusterKey: config.clusterKey } : {}),
+      })
+      transport = await RaftTransport.create(host, { logger: consoleLogger('raft-transport') })
+      rpc = new ClusterRpc(transport, errorCode)
+    }
+    const bootstrap = fresh && (config.dev || config.join.length === 0)
+    const raft = await RaftNode.open({
+      id: nodeId, storage, stateMachine: fsmStateMachine(fsm), transport: transport ?? noTransport,
+      ...(bootstrap ? { voters: [nodeId] } : {}), log: consoleLogger('raft'),
+    })
     const drivers = config.drivers ?? [new DockerDriver(), new ExecDriver({ stateDir: join(config.dataDir, 'exec') })]
-    return new Agent(config, fsm, nodeId, drivers, config.log ?? consoleLogger('agent'))
+    return new Agent({ config, fsm, storage, raft, host, transport, rpc, nodeId, drivers, fresh, log })
   }
 
-  /** Registers this node, re-attaches to running tasks, starts scheduling. */
+  get p2pAddrs(): string[] {
+    return this.#host?.multiaddrs() ?? []
+  }
+
+  /** Starts consensus, joins the cluster if asked, registers this node and starts its client. */
   async start(): Promise<void> {
+    this.#wireNetwork()
+    this.raft.on('softState', (s) => this.#onRole(s.role === 'leader'))
+    this.raft.on('fatal', (err) => {
+      this.log.warn(`consensus stopped after a fatal error: ${err.message}; exiting`)
+      process.exit(70)
+    })
+    this.raft.start()
+    if (this.#fresh && !this.config.dev && this.config.join.length > 0) await this.#join()
+    await this.#registerMember()
     const fp = await fingerprint(this.#drivers)
     const existing = this.fsm.state.get('nodes', this.nodeId)
     const duplicate = this.fsm.state.list('nodes').find((n) => n.name === this.config.name && n.id !== this.nodeId && n.status !== 'down')
-    if (duplicate) throw new Error(`a node named "${this.config.name}" already exists (${duplicate.id}); choose another --name`)
+    if (duplicate) throw new Error(`--name: a node named "${this.config.name}" already exists (${duplicate.id}); choose another name`)
     await this.ops.registerNode({
       id: this.nodeId, name: this.config.name, address: this.config.bindHost, http: this.config.http,
       status: 'ready', statusDescription: '', eligible: existing?.eligible ?? true,
@@ -73,7 +154,25 @@ export class Agent {
     })
     this.log.info(`node ${this.config.name} (${this.nodeId}) ready: drivers [${fp.drivers.join(', ')}], ${fp.resources.cpu} MHz, ${fp.resources.memoryMB} MB`)
     await this.client.start()
-    this.#broker.start()
+  }
+
+  /** Linearizable read barrier for `?consistent` reads. */
+  readBarrier(): Promise<void> {
+    return this.proposer.readBarrier()
+  }
+
+  members(): (Member & { role: 'leader' | 'voter' | 'learner' | 'none' })[] {
+    const conf = this.raft.status().conf
+    const leader = this.raft.leader
+    return this.fsm.state.list('members').sort((a, b) => a.name.localeCompare(b.name)).map((m) => ({
+      ...m,
+      role: m.id === leader ? 'leader' : conf.voters.includes(m.id) ? 'voter' : conf.learners.includes(m.id) ? 'learner' : 'none',
+    }))
+  }
+
+  leaderMember(): Member | undefined {
+    const leader = this.raft.leader
+    return leader ? this.fsm.state.get('members', leader) : undefined
   }
 
   driver(name: string): Driver {
@@ -82,21 +181,145 @@ export class Agent {
     return d
   }
 
+  /** SIGTERM: hand leadership to the most caught-up voter first, so writes barely pause. */
+  async transferLeadershipAway(timeoutMs = 3_000): Promise<void> {
+    const status = this.raft.status()
+    if (status.role !== 'leader' || !status.progress) return
+    const target = status.conf.voters.filter((v) => v !== this.nodeId)
+      .sort((a, b) => (status.progress![b]?.match ?? 0) - (status.progress![a]?.match ?? 0))[0]
+    if (!target) return
+    try {
+      this.raft.transferLeadership(target)
+    } catch (err) {
+      this.log.warn(`leadership transfer to ${target} refused: ${(err as Error).message}`)
+      return
+    }
+    const deadline = Date.now() + timeoutMs
+    while (this.raft.isLeader && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    this.log.info(this.raft.isLeader ? 'leadership transfer timed out' : `leadership handed to ${target}`)
+  }
+
   async close(): Promise<void> {
-    this.#broker.stop()
+    if (this.#closed) return
+    this.#closed = true
+    clearInterval(this.#voterTimer)
+    this.#broker?.stop()
     await this.client.close()
+    await this.raft.stop()
+    this.#rpc?.close()
+    await this.#transport?.close()
+    await this.#host?.stop()
+    await this.#storage.close()
     await this.fsm.close()
   }
-}
 
-async function loadOrCreateNodeId(dataDir: string): Promise<string> {
-  const file = join(dataDir, 'node-id')
-  try {
-    return (await readFile(file, 'utf8')).trim()
-  } catch {
-    const id = randomUUID()
-    await writeFile(file, `${id}\n`)
-    return id
+  #wireNetwork(): void {
+    const transport = this.#transport
+    const rpc = this.#rpc
+    if (!transport || !rpc) return
+    transport.onMessage((from, message) => {
+      if (!rpc.dispatch(from, message)) this.raft.receive(from, message)
+    })
+    const teach = (m: Member) => {
+      if (m.id !== this.nodeId) transport.setPeerAddresses(m.id, m.addrs)
+    }
+    for (const m of this.fsm.state.list('members')) teach(m)
+    this.fsm.on('applied', (e) => {
+      for (const c of e.changes) if (c.table === 'members' && c.value) teach(c.value)
+    })
+    this.fsm.on('restored', () => this.fsm.state.list('members').forEach(teach))
+    rpc.handle('join', (_from, body) => this.#handleJoin(body as JoinRequest))
+  }
+
+  #onRole(leader: boolean): void {
+    if (this.#closed) return
+    if (leader && !this.#broker) {
+      this.log.info(`became leader (term ${this.raft.core.term})`)
+      this.#broker = new EvalBroker(this.fsm, this.proposer, consoleLogger('scheduler'))
+      this.#broker.start()
+      this.#voterTimer = setInterval(() => void this.#maintainVoters(), VOTER_CHECK_MS)
+    } else if (!leader && this.#broker) {
+      this.log.info('no longer leader')
+      this.#broker.stop()
+      this.#broker = null
+      clearInterval(this.#voterTimer)
+    }
+  }
+
+  async #maintainVoters(): Promise<void> {
+    const change = nextVoterChange(this.raft.status(), this.config.voters)
+    if (!change) return
+    try {
+      await this.raft.changeMembership(change)
+      this.log.info(`promoted ${this.fsm.state.get('members', change.nodeId)?.name ?? change.nodeId} to voter`)
+    } catch (err) {
+      this.log.warn(`voter change ${change.type} ${change.nodeId} failed: ${(err as Error).message}`)
+    }
+  }
+
+  /** On any member: forward to the leader, which records the member and adds it as a learner. */
+  async #handleJoin(req: JoinRequest): Promise<{ leader: string }> {
+    if (!req || typeof req.id !== 'string' || !Array.isArray(req.addrs) || typeof req.name !== 'string') throw new Error('malformed join request')
+    if (!this.raft.isLeader) {
+      const leader = this.raft.leader
+      if (!leader || !this.#rpc) throw new Error('no leader known yet; retry')
+      return this.#rpc.call(leader, 'join', req)
+    }
+    const clash = this.fsm.state.list('members').find((m) => m.name === req.name && m.id !== req.id)
+    if (clash) throw new Error(`a member named "${req.name}" already exists (${clash.id}); choose another --name`)
+    this.#transport?.setPeerAddresses(req.id, req.addrs)
+    await this.ops.upsertMember({ id: req.id, name: req.name, addrs: req.addrs, http: req.http })
+    const conf = this.raft.status().conf
+    if (!conf.voters.includes(req.id) && !conf.learners.includes(req.id)) {
+      await this.#retryMembership(() => this.raft.changeMembership({ type: 'addLearner', nodeId: req.id }))
+      this.log.info(`${req.name} (${req.id}) joined as a learner`)
+    }
+    return { leader: this.nodeId }
+  }
+
+  async #retryMembership(change: () => Promise<unknown>): Promise<void> {
+    const deadline = Date.now() + 10_000
+    for (;;) {
+      try {
+        await change()
+        return
+      } catch (err) {
+        // Another change may still be committing; the core allows one at a time.
+        if (Date.now() > deadline || !/confChangePending|notReady/.test((err as Error).message)) throw err
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+  }
+
+  async #join(): Promise<void> {
+    const host = this.#host!
+    const rpc = this.#rpc!
+    const req: JoinRequest = { id: this.nodeId, name: this.config.name, addrs: host.multiaddrs(), http: this.config.http }
+    const deadline = Date.now() + JOIN_TIMEOUT_MS
+    const problems: string[] = []
+    while (Date.now() < deadline) {
+      for (const peer of this.config.join) {
+        try {
+          const { peerId } = await host.dial(peer)
+          await rpc.call(peerId, 'join', req, 10_000)
+          this.log.info(`joined the cluster through ${peer}`)
+          return
+        } catch (err) {
+          problems.push(`${peer}: ${(err as Error).message}`)
+          if (/cluster key mismatch|already exists/.test((err as Error).message)) throw err
+        }
+      }
+      await new Promise((r) => setTimeout(r, 500))
+    }
+    throw new Error(`--join: could not join within ${JOIN_TIMEOUT_MS / 1000}s: ${[...new Set(problems)].slice(-3).join('; ')}`)
+  }
+
+  /** Records this agent's addresses in the replicated member table (waits for a leader). */
+  async #registerMember(): Promise<void> {
+    const me = this.fsm.state.get('members', this.nodeId)
+    const addrs = this.p2pAddrs
+    if (me && me.name === this.config.name && me.http === this.config.http && me.addrs.join() === addrs.join()) return
+    await this.ops.upsertMember({ id: this.nodeId, name: this.config.name, addrs, http: this.config.http })
   }
 }
 

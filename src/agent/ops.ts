@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import type { AllocClientUpdate, ApplyResult, NewEval, NewNode } from '../fsm/commands.ts'
 import type { StateStore } from '../fsm/state.ts'
-import type { EvalTrigger, JobSpec } from '../structs/index.ts'
+import type { EvalTrigger, JobSpec, Member } from '../structs/index.ts'
 import type { Proposer } from './proposer.ts'
 
 export class WriteError extends Error {
@@ -58,6 +58,10 @@ export class ClusterOps {
   async registerNode(node: NewNode): Promise<number> {
     const time = this.#now()
     return check(await this.#proposer.propose({ type: 'NodeRegister', node, time }))
+  }
+
+  async upsertMember(member: Omit<Member, 'createIndex' | 'modifyIndex'>): Promise<number> {
+    return check(await this.#proposer.propose({ type: 'MemberUpsert', member, time: this.#now() }))
   }
 
   async putVar(path: string, value: string, cas?: number): Promise<number> {

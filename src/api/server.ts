@@ -4,6 +4,8 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Agent } from '../agent/agent.ts'
 import { WriteError } from '../agent/ops.ts'
+import { NoLeaderError } from '../agent/raft-proposer.ts'
+import { NotLeaderError, OutcomeUnknownError } from '../raft/node.ts'
 import { validateJob } from '../jobspec/index.ts'
 import type { StateStore } from '../fsm/state.ts'
 import type { JobSpec } from '../structs/index.ts'
@@ -101,8 +103,9 @@ export class ApiServer {
     return new Promise((resolve) => this.#server.close(() => resolve()))
   }
 
-  /** Blocking queries: `?index=N&wait=30s` answers once the state moves past N. */
+  /** `?consistent` reads wait for a ReadIndex barrier; `?index=N&wait=30s` blocks until the state moves past N. */
   async #blocking(req: Request): Promise<void> {
+    if (req.query.has('consistent') && req.raw.method === 'GET') await this.#agent.readBarrier()
     const index = req.query.get('index')
     if (index === null || req.raw.method !== 'GET') return
     const n = Number(index)
@@ -128,7 +131,14 @@ export class ApiServer {
       .on('GET', '/v1/agent/self', async () => ({
         name: agent.config.name, nodeId: agent.nodeId, http: agent.config.http, version: VERSION, dataDir: agent.config.dataDir,
       }))
-      .on('GET', '/v1/status/leader', async () => ({ leader: agent.config.http, nodeId: agent.nodeId }))
+      .on('GET', '/v1/status/leader', async () => {
+        const leader = agent.leaderMember()
+        if (!leader) throw new HttpError(503, 'no cluster leader is known right now')
+        return { leader: leader.http, nodeId: leader.id, name: leader.name }
+      })
+      .on('GET', '/v1/members', async () => agent.members().map((m) => ({
+        name: m.name, id: m.id, address: m.addrs[0] ?? '', addrs: m.addrs, http: m.http, role: m.role,
+      })))
       .on('GET', '/v1/jobs', async () => state.list('jobs').sort((a, b) => a.id.localeCompare(b.id)).map((j) => jobListItem(state, j)))
       .on('POST', '/v1/jobs', async (req) => {
         const result = validateJob(await req.body())
@@ -227,6 +237,13 @@ export class ApiServer {
 }
 
 function toHttpError(err: unknown): unknown {
+  if (err instanceof NoLeaderError || err instanceof NotLeaderError) return new HttpError(503, err.message, undefined, undefined, { retry: true })
+  if (err instanceof OutcomeUnknownError) return new HttpError(503, err.message, undefined, undefined, { outcome: 'unknown' })
+  if ((err as { name?: string })?.name === 'RemoteError') {
+    const code = (err as { code: string }).code
+    if (code === 'outcome-unknown' || code === 'timeout') return new HttpError(503, (err as Error).message, undefined, undefined, { outcome: 'unknown' })
+    if (code === 'not-leader' || code === 'no-leader') return new HttpError(503, (err as Error).message, undefined, undefined, { retry: true })
+  }
   if (err instanceof WriteError) {
     const status = err.code === 'not-found' ? 404 : err.code === 'conflict' ? 409 : 400
     return new HttpError(status, err.message, undefined, undefined, err.current !== undefined ? { modifyIndex: err.current } : {})

@@ -1,8 +1,9 @@
 import { Command, Flags } from '@oclif/core'
 import os from 'node:os'
 import { join } from 'node:path'
-import { Agent, DEFAULT_HTTP_PORT, defaultNodeName } from '../agent/agent.ts'
+import { Agent, DEFAULT_HTTP_PORT, DEFAULT_P2P_PORT, defaultNodeName } from '../agent/agent.ts'
 import { ApiServer } from '../api/server.ts'
+import { readClusterKey } from '../gossip/cluster-key.ts'
 import { fail } from './base.ts'
 
 function hostPort(value: string, flag: string, defaultPort: number): { host: string; port: number } {
@@ -17,41 +18,70 @@ function hostPort(value: string, flag: string, defaultPort: number): { host: str
 export default class AgentCommand extends Command {
   static override description = `Run a Shoal agent.
 
-With --dev the agent is a one-node cluster: server and client in one process.
-The HTTP API listens on --http (default 127.0.0.1:${DEFAULT_HTTP_PORT}); allocations
-publish their ports on the --bind host. Tasks keep running when the agent stops:
+The first agent started without --join bootstraps a cluster; others join it with
+--join (any member's --bind address). The leader keeps --voters Raft voters by
+promoting joined agents; the rest follow the log as learners. With --dev the
+agent is a one-node cluster without networking.
+
+The HTTP API listens on --http (default 127.0.0.1:${DEFAULT_HTTP_PORT}); libp2p listens
+on --bind (default 127.0.0.1:${DEFAULT_P2P_PORT}), whose host is also the address
+allocations publish their ports on. Tasks keep running when the agent stops:
 a restarted agent re-attaches to them.`
 
-  static override examples = ['<%= config.bin %> agent --dev', '<%= config.bin %> agent --dev --data-dir /var/lib/shoal --http 127.0.0.1:4680 --bind 127.0.0.21']
+  static override examples = [
+    '<%= config.bin %> agent --dev',
+    '<%= config.bin %> agent --data-dir /var/lib/shoal --name edge-1 --bind 10.0.0.1 --http 10.0.0.1:4680',
+    '<%= config.bin %> agent --data-dir /var/lib/shoal --name edge-2 --bind 10.0.0.2 --join 10.0.0.1:4681',
+  ]
 
   static override flags = {
-    dev: Flags.boolean({ description: 'run a one-node cluster (server and client)', default: false }),
+    dev: Flags.boolean({ description: 'run a one-node cluster (server and client, no networking)', default: false }),
     'data-dir': Flags.string({ description: 'where state, node identity and allocation dirs live (default: ~/.shoal, or <tmp>/shoal-dev with --dev)' }),
     http: Flags.string({ description: `HOST:PORT of the HTTP API (default 127.0.0.1:${DEFAULT_HTTP_PORT})`, default: `127.0.0.1:${DEFAULT_HTTP_PORT}` }),
-    bind: Flags.string({ description: 'address this node publishes allocation ports on', default: '127.0.0.1' }),
-    name: Flags.string({ description: 'node name (default: the hostname)' }),
+    bind: Flags.string({ description: `HOST[:PORT] libp2p listens on (default port ${DEFAULT_P2P_PORT}); allocations publish ports on HOST`, default: '127.0.0.1' }),
+    join: Flags.string({ description: 'a member to join through (multiaddr or host:port); repeatable', multiple: true, default: [] }),
+    voters: Flags.integer({ description: 'Raft voters the leader keeps (1, 3, 5 or 7)', default: 3 }),
+    name: Flags.string({ description: 'node name, unique in the cluster (default: the hostname)' }),
+    'cluster-key-file': Flags.string({ description: 'pre-shared cluster key (from "shoal keygen"); members must all use the same' }),
   }
 
   async run(): Promise<void> {
     const { flags } = await this.parse(AgentCommand)
-    if (!flags.dev) fail(this, 'only --dev mode is available in this version: run "shoal agent --dev"', 1)
     let http: { host: string; port: number }
-    let bind: { host: string }
+    let bind: { host: string; port: number }
     try {
       http = hostPort(flags.http, 'http', DEFAULT_HTTP_PORT)
-      bind = hostPort(flags.bind, 'bind', 0)
+      bind = hostPort(flags.bind, 'bind', DEFAULT_P2P_PORT)
     } catch (err) {
-      fail(this, (err as Error).message, 1)
+      fail(this, (err as Error).message)
+    }
+    if (![1, 3, 5, 7].includes(flags.voters)) fail(this, `--voters: must be 1, 3, 5 or 7 (got ${flags.voters})`)
+    if (flags.dev && flags.join.length > 0) fail(this, '--join: a --dev agent is a one-node cluster and cannot join others')
+    let clusterKey: Uint8Array | undefined
+    if (flags['cluster-key-file']) {
+      try {
+        clusterKey = await readClusterKey(flags['cluster-key-file'])
+      } catch (err) {
+        fail(this, (err as Error).message)
+      }
     }
     const dataDir = flags['data-dir'] ?? (flags.dev ? join(os.tmpdir(), 'shoal-dev') : join(os.homedir(), '.shoal'))
-    const agent = await Agent.open({ dataDir, name: flags.name ?? defaultNodeName(), bindHost: bind.host, http: `${http.host}:${http.port}` })
+    let agent: Agent
+    try {
+      agent = await Agent.open({
+        dataDir, name: flags.name ?? defaultNodeName(), dev: flags.dev, bindHost: bind.host, bindPort: bind.port,
+        http: `${http.host}:${http.port}`, join: flags.join, voters: flags.voters, ...(clusterKey ? { clusterKey } : {}),
+      })
+    } catch (err) {
+      fail(this, `cannot start the agent: ${(err as Error).message}`)
+    }
     const api = new ApiServer(agent)
     let addr
     try {
       addr = await api.listen(http.host, http.port)
     } catch (err) {
       await agent.close()
-      fail(this, `--http: cannot listen on ${http.host}:${http.port}: ${(err as Error).message}`, 1)
+      fail(this, `--http: cannot listen on ${http.host}:${http.port}: ${(err as Error).message}`)
     }
     agent.config.http = `${http.host}:${addr.port}`
     try {
@@ -59,17 +89,21 @@ a restarted agent re-attaches to them.`
     } catch (err) {
       await api.close()
       await agent.close()
-      fail(this, (err as Error).message, 1)
+      fail(this, (err as Error).message)
     }
-    agent.log.info(`HTTP API on http://${agent.config.http}, data dir ${dataDir}`)
+    agent.log.info(`HTTP API on http://${agent.config.http}, data dir ${dataDir}${agent.p2pAddrs.length ? `, p2p ${agent.p2pAddrs.join(' ')}` : ''}`)
+    let stopping = false
     const shutdown = async (signal: string) => {
+      if (stopping) return
+      stopping = true
       agent.log.info(`${signal}: shutting down (tasks keep running)`)
+      if (signal === 'SIGTERM') await agent.transferLeadershipAway()
       await api.close()
       await agent.close()
       process.exit(0)
     }
-    process.once('SIGINT', () => void shutdown('SIGINT'))
-    process.once('SIGTERM', () => void shutdown('SIGTERM'))
+    process.on('SIGINT', () => void shutdown('SIGINT'))
+    process.on('SIGTERM', () => void shutdown('SIGTERM'))
     await new Promise(() => undefined)
   }
 }
