@@ -46,6 +46,13 @@ export class RaftProposer implements Proposer {
     this.#raft = raft
     this.#rpc = rpc
     this.#fsm = fsm
+    let lastLeader: string | null = raft.leader
+    raft.on('softState', (s) => {
+      if (lastLeader && s.leader !== lastLeader) {
+        rpc?.cancelPeer(lastLeader, 'leader-changed', `leader ${lastLeader} was replaced before it answered`)
+      }
+      lastLeader = s.leader
+    })
     rpc?.handle('propose', async (_from, body) => {
       if (!this.#raft.isLeader) throw new NotLeaderError(this.#raft.leader)
       return (await this.#raft.propose(body as Uint8Array)).result
@@ -77,9 +84,9 @@ export class RaftProposer implements Proposer {
         if (leader && this.#rpc) return await this.#rpc.call<T>(leader, method, body, deadline - Date.now())
       } catch (err) {
         const code = errorCode(err)
-        // A forwarded write that timed out may have been applied: never resend it.
-        if (code === 'timeout' && method === 'propose') throw new OutcomeUnknownError((err as Error).message)
-        if (code !== 'not-leader' && code !== 'timeout') throw err
+        // A forwarded write that timed out or lost its leader may have been applied: never resend it.
+        if ((code === 'timeout' || code === 'leader-changed') && method === 'propose') throw new OutcomeUnknownError((err as Error).message)
+        if (code !== 'not-leader' && code !== 'timeout' && code !== 'leader-changed') throw err
         last = err
       }
       await sleep(50)

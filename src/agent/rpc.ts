@@ -25,7 +25,7 @@ export type RpcHandler = (from: string, body: unknown) => Promise<unknown>
 export class ClusterRpc {
   readonly #transport: RpcTransport
   readonly #handlers = new Map<string, RpcHandler>()
-  readonly #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>()
+  readonly #pending = new Map<number, { to: string; resolve: (v: unknown) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>()
   readonly #codeOf: (err: unknown) => string
   #next = 1
 
@@ -45,7 +45,7 @@ export class ClusterRpc {
         this.#pending.delete(id)
         reject(new RemoteError('timeout', `no answer from ${to} to ${method} within ${timeoutMs} ms`))
       }, timeoutMs)
-      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer })
+      this.#pending.set(id, { to, resolve: resolve as (v: unknown) => void, reject, timer })
       this.#transport.send(to, { rpc: 'req', id, method, body } satisfies RpcFrame)
     })
   }
@@ -75,6 +75,16 @@ export class ClusterRpc {
       (err: Error) => reply({ rpc: 'res', id: req.id, ok: false, code: this.#codeOf(err), error: err.message }),
     )
     return true
+  }
+
+  /** Fails every call still waiting on `peer` (it stopped being who we thought it was). */
+  cancelPeer(peer: string, code: string, message: string): void {
+    for (const [id, p] of this.#pending) {
+      if (p.to !== peer) continue
+      this.#pending.delete(id)
+      clearTimeout(p.timer)
+      p.reject(new RemoteError(code, message))
+    }
   }
 
   close(): void {

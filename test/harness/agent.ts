@@ -53,8 +53,13 @@ export function runCli(args: string[], address?: string, timeoutMs = 120_000): P
 export interface AgentOptions {
   dataDir: string
   name: string
+  /** Host (and optionally :port) for --bind. */
   bind: string
   httpPort: number
+  /** One-node cluster (default); false runs a clustered agent. */
+  dev?: boolean
+  /** Peers for --join (clustered agents only). */
+  join?: string[]
   extraArgs?: string[]
 }
 
@@ -73,8 +78,9 @@ export class AgentProcess {
   }
 
   static async start(options: AgentOptions): Promise<AgentProcess> {
-    const args = ['agent', '--dev', '--data-dir', options.dataDir, '--name', options.name,
-      '--http', `127.0.0.1:${options.httpPort}`, '--bind', options.bind, ...(options.extraArgs ?? [])]
+    const args = ['agent', ...(options.dev === false ? [] : ['--dev']), '--data-dir', options.dataDir, '--name', options.name,
+      '--http', `127.0.0.1:${options.httpPort}`, '--bind', options.bind,
+      ...(options.join ?? []).flatMap((j) => ['--join', j]), ...(options.extraArgs ?? [])]
     const agent = new AgentProcess(options, spawn(SHOAL, args, { cwd: ROOT }))
     await agent.waitReady()
     return agent
