@@ -10,6 +10,7 @@ import { createHost, type ShoalHost } from '../gossip/host.ts'
 import { loadOrCreateIdentity } from '../gossip/identity.ts'
 import { RaftNode } from '../raft/node.ts'
 import { RaftStorage } from '../raft/storage.ts'
+import { isSnapshotChunk, SnapshotAssembler, splitSnapshot } from '../raft/snapshot-chunks.ts'
 import { RaftTransport } from '../raft/transport.ts'
 import type { Message } from '../raft/types.ts'
 import { DockerDriver } from '../runtime/docker.ts'
@@ -46,6 +47,10 @@ export interface AgentConfig {
   join: string[]
   /** Target number of Raft voters the leader maintains. */
   voters: number
+  /** Applied entries between Raft snapshots (log compaction). */
+  snapshotThreshold?: number
+  /** Node attributes from --meta key=value, for constraints (`${meta.key}`). */
+  meta?: Record<string, string>
   clusterKey?: Uint8Array
   drivers?: readonly Driver[]
   log?: Logger
@@ -94,7 +99,7 @@ export class Agent {
     this.#drivers = o.drivers
     this.#fresh = o.fresh
     this.log = o.log
-    this.proposer = new RaftProposer(o.raft, o.rpc, o.fsm)
+    this.proposer = new RaftProposer(o.raft, o.rpc)
     this.ops = new ClusterOps(this.proposer, o.fsm.state)
     this.client = new Client({ fsm: o.fsm, writer: this.ops, nodeId: o.nodeId, dataDir: o.config.dataDir, drivers: o.drivers, log: consoleLogger('client') })
   }
@@ -119,9 +124,19 @@ export class Agent {
       rpc = new ClusterRpc(transport, errorCode)
     }
     const bootstrap = fresh && (config.dev || config.join.length === 0)
+    const net = transport
+    const raftTransport = net
+      ? {
+          send(to: string, m: Message) {
+            if (m.type === 'installSnapshot') for (const c of splitSnapshot(m)) net.send(to, c)
+            else net.send(to, m)
+          },
+        }
+      : noTransport
     const raft = await RaftNode.open({
-      id: nodeId, storage, stateMachine: fsmStateMachine(fsm), transport: transport ?? noTransport,
+      id: nodeId, storage, stateMachine: fsmStateMachine(fsm), transport: raftTransport,
       ...(bootstrap ? { voters: [nodeId] } : {}), log: consoleLogger('raft'),
+      ...(config.snapshotThreshold ? { snapshotEvery: config.snapshotThreshold } : {}),
     })
     const drivers = config.drivers ?? [new DockerDriver(), new ExecDriver({ stateDir: join(config.dataDir, 'exec') })]
     return new Agent({ config, fsm, storage, raft, host, transport, rpc, nodeId, drivers, fresh, log })
@@ -149,7 +164,7 @@ export class Agent {
     await this.ops.registerNode({
       id: this.nodeId, name: this.config.name, address: this.config.bindHost, http: this.config.http,
       status: 'ready', statusDescription: '', eligible: existing?.eligible ?? true,
-      drivers: fp.drivers, resources: fp.resources, attributes: fp.attributes, meta: existing?.meta ?? {},
+      drivers: fp.drivers, resources: fp.resources, attributes: fp.attributes, meta: this.config.meta ?? existing?.meta ?? {},
       portRange: DEFAULT_PORT_RANGE,
     })
     this.log.info(`node ${this.config.name} (${this.nodeId}) ready: drivers [${fp.drivers.join(', ')}], ${fp.resources.cpu} MHz, ${fp.resources.memoryMB} MB`)
@@ -217,8 +232,15 @@ export class Agent {
     const transport = this.#transport
     const rpc = this.#rpc
     if (!transport || !rpc) return
+    const snapshots = new SnapshotAssembler()
     transport.onMessage((from, message) => {
-      if (!rpc.dispatch(from, message)) this.raft.receive(from, message)
+      if (rpc.dispatch(from, message)) return
+      if (isSnapshotChunk(message)) {
+        const whole = snapshots.accept(from, message)
+        if (whole) this.raft.receive(from, whole)
+        return
+      }
+      this.raft.receive(from, message)
     })
     const teach = (m: Member) => {
       if (m.id !== this.nodeId) transport.setPeerAddresses(m.id, m.addrs)

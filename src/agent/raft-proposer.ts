@@ -40,12 +40,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 export class RaftProposer implements Proposer {
   readonly #raft: RaftNode
   readonly #rpc: ClusterRpc | null
-  readonly #fsm: Fsm
 
-  constructor(raft: RaftNode, rpc: ClusterRpc | null, fsm: Fsm) {
+  constructor(raft: RaftNode, rpc: ClusterRpc | null) {
     this.#raft = raft
     this.#rpc = rpc
-    this.#fsm = fsm
     let lastLeader: string | null = raft.leader
     raft.on('softState', (s) => {
       if (lastLeader && s.leader !== lastLeader) {
@@ -71,7 +69,8 @@ export class RaftProposer implements Proposer {
   /** Resolves once this agent's state reflects every write acknowledged before the call. */
   async readBarrier(): Promise<void> {
     const index = await this.#toLeader(() => this.#raft.readBarrier(), 'readIndex', null)
-    if (!(await this.#fsm.waitForIndex(index, WRITE_DEADLINE_MS))) throw new OutcomeUnknownError(`state did not reach index ${index} in time`)
+    // Raft's applied index, not the FSM's: the last committed entry may be a membership change.
+    if (!(await this.#raft.waitApplied(index, WRITE_DEADLINE_MS))) throw new OutcomeUnknownError(`state did not reach index ${index} in time`)
   }
 
   async #toLeader<T>(local: () => Promise<T>, method: string, body: unknown): Promise<T> {

@@ -42,6 +42,8 @@ a restarted agent re-attaches to them.`
     join: Flags.string({ description: 'a member to join through (multiaddr or host:port); repeatable', multiple: true, default: [] }),
     voters: Flags.integer({ description: 'Raft voters the leader keeps (1, 3, 5 or 7)', default: 3 }),
     name: Flags.string({ description: 'node name, unique in the cluster (default: the hostname)' }),
+    meta: Flags.string({ description: 'node attribute KEY=VALUE for constraints (${meta.KEY}); repeatable', multiple: true, default: [] }),
+    'snapshot-threshold': Flags.integer({ description: 'applied Raft entries between snapshots (log compaction)', default: 8192, min: 1 }),
     'cluster-key-file': Flags.string({ description: 'pre-shared cluster key (from "shoal keygen"); members must all use the same' }),
   }
 
@@ -54,6 +56,12 @@ a restarted agent re-attaches to them.`
       bind = hostPort(flags.bind, 'bind', DEFAULT_P2P_PORT)
     } catch (err) {
       fail(this, (err as Error).message)
+    }
+    const meta: Record<string, string> = {}
+    for (const kv of flags.meta) {
+      const m = /^([A-Za-z0-9_.-]+)=(.*)$/.exec(kv)
+      if (!m) fail(this, `--meta: "${kv}" is not KEY=VALUE (key of letters, digits, "_", "-", ".")`)
+      meta[m[1]!] = m[2]!
     }
     if (![1, 3, 5, 7].includes(flags.voters)) fail(this, `--voters: must be 1, 3, 5 or 7 (got ${flags.voters})`)
     if (flags.dev && flags.join.length > 0) fail(this, '--join: a --dev agent is a one-node cluster and cannot join others')
@@ -70,7 +78,7 @@ a restarted agent re-attaches to them.`
     try {
       agent = await Agent.open({
         dataDir, name: flags.name ?? defaultNodeName(), dev: flags.dev, bindHost: bind.host, bindPort: bind.port,
-        http: `${http.host}:${http.port}`, join: flags.join, voters: flags.voters, ...(clusterKey ? { clusterKey } : {}),
+        http: `${http.host}:${http.port}`, join: flags.join, voters: flags.voters, meta, snapshotThreshold: flags['snapshot-threshold'], ...(clusterKey ? { clusterKey } : {}),
       })
     } catch (err) {
       fail(this, `cannot start the agent: ${(err as Error).message}`)

@@ -73,7 +73,7 @@ export interface Applied {
   result: unknown
 }
 
-export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Error] }> {
+export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Error]; applied: [number] }> {
   readonly id: NodeId
   readonly core: RaftCore
   readonly #o: RaftNodeOptions
@@ -86,6 +86,8 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
   #stopped = false
   #lastSnapshotIndex: number
   #softState: SoftState = { leader: null, role: 'follower' }
+  /** Last committed entry handled here, of any type (the state machine only sees normal ones). */
+  #applied = 0
 
   private constructor(o: RaftNodeOptions, core: RaftCore, snapshotIndex: number) {
     super()
@@ -111,7 +113,9 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
       heartbeatTick: o.heartbeatTick ?? 1,
       ...(fresh && o.voters ? { voters: o.voters } : {}),
     })
-    return new RaftNode(o, core, persisted.snapshot?.meta.index ?? 0)
+    const node = new RaftNode(o, core, persisted.snapshot?.meta.index ?? 0)
+    node.#applied = core.appliedIndex
+    return node
   }
 
   get leader(): NodeId | null {
@@ -120,6 +124,25 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
 
   get isLeader(): boolean {
     return this.core.role === 'leader'
+  }
+
+  get appliedIndex(): number {
+    return this.#applied
+  }
+
+  /** Resolves true once every entry up to `index` has been handled here, false on timeout. */
+  waitApplied(index: number, timeoutMs: number): Promise<boolean> {
+    if (this.#applied >= index) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer)
+        this.off('applied', on)
+        resolve(ok)
+      }
+      const on = (i: number) => { if (i >= index) done(true) }
+      const timer = setTimeout(() => done(false), timeoutMs)
+      this.on('applied', on)
+    })
   }
 
   get softState(): SoftState {
@@ -252,6 +275,7 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
         await sm.restore(rd.snapshot.data)
         this.#lastSnapshotIndex = rd.snapshot.meta.index
       }
+      if (rd.snapshot) this.#applied = Math.max(this.#applied, rd.snapshot.meta.index)
       for (const e of rd.committedEntries) {
         let result: unknown
         if (e.type === 'normal' && e.index > sm.appliedIndex) result = await sm.applyEntry(e.index, e.data)
@@ -260,13 +284,14 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
           if (p.term === e.term) p.resolve({ index: e.index, result })
           else p.reject(new OutcomeUnknownError(`entry ${e.index} was replaced after a leadership change; not applied`))
         }
+        this.#applied = e.index
       }
       for (const rs of rd.readStates) {
         const p = this.#reads.get(rs.requestId)
         if (p) this.#readyReads.push({ index: rs.index, resolve: p.resolve })
       }
       this.#readyReads = this.#readyReads.filter((r) => {
-        if (sm.appliedIndex < r.index && this.core.appliedIndex < r.index) return true
+        if (this.#applied < r.index) return true
         r.resolve(r.index)
         return false
       })
@@ -276,6 +301,7 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
         this.emit('softState', rd.softState)
       }
       this.core.advance()
+      this.emit('applied', this.#applied)
       await this.#maybeSnapshot()
     }
   }

@@ -44,9 +44,14 @@ test('3 agents: kill -9 the leader → writes continue; restart all → every ac
   const seed = `${hosts[0]}:${p2p}`
   const opts = await Promise.all(hosts.map(async (h, i) => ({
     dataDir: join(dir, `a${i + 1}`), name: `raft-a${i + 1}`, bind: i === 0 ? seed : `${h}:${await freePort(h)}`,
-    httpPort: await freePort(), dev: false, ...(i === 0 ? {} : { join: [seed] }),
+    httpPort: await freePort(), dev: false, extraArgs: ['--snapshot-threshold', '16'], ...(i === 0 ? {} : { join: [seed] }),
   })))
   let agents: AgentProcess[] = [await AgentProcess.start(opts[0]!)]
+  // Over a megabyte of state, compacted into a snapshot, before the others join:
+  // they catch up through a chunked InstallSnapshot.
+  const big = 'x'.repeat(60_000)
+  for (let i = 0; i < 20; i++) t.true(await put(agents[0]!, `big/${i}`, `${i}:${big}`))
+  await eventually(async () => /snapshot at index \d+, log compacted/.test(agents[0]!.output), { what: 'a compacted log on the first agent' })
   agents.push(...(await Promise.all(opts.slice(1).map((o) => AgentProcess.start(o)))))
   t.teardown(async () => {
     for (const a of agents) await a.kill()
@@ -58,6 +63,7 @@ test('3 agents: kill -9 the leader → writes continue; restart all → every ac
     return roles.join() === 'leader,voter,voter'
   }, { what: '3 voters', timeoutMs: 20_000 })
 
+  for (const a of agents.slice(1)) t.is(await consistentGet(a, 'big/19'), `19:${big}`, `snapshot reached ${a.options.name}`)
   const acked: string[] = []
   for (let i = 0; i < 30; i++) {
     const via = agents[i % 3]!
