@@ -235,6 +235,13 @@ export class Agent {
     const snapshots = new SnapshotAssembler()
     transport.onMessage((from, message) => {
       if (rpc.dispatch(from, message)) return
+      // Once this node has a configuration, only members speak to its Raft.
+      const conf = this.raft.status().conf
+      const known = conf.voters.includes(from) || conf.learners.includes(from) || this.fsm.state.get('members', from) !== undefined
+      if (!known && conf.voters.length > 0) {
+        this.raft.drops.nonMember = (this.raft.drops.nonMember ?? 0) + 1
+        return
+      }
       if (isSnapshotChunk(message)) {
         const whole = snapshots.accept(from, message)
         if (whole) this.raft.receive(from, whole)

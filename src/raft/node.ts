@@ -161,13 +161,29 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
     this.#kick()
   }
 
-  /** A message from a peer whose identity the transport authenticated. */
+  /** A message from a peer whose identity the transport authenticated. Bad input is counted, logged and dropped. */
   receive(from: NodeId, message: unknown): void {
     if (this.#stopped) return
     const claimed = (message as { from?: unknown } | null)?.from
-    if (claimed !== from) return // a peer may only speak for itself
-    this.core.step(message)
+    if (claimed !== from) {
+      this.#dropped('spoofed', `message from ${from} claims to be from ${String(claimed)}`)
+      return
+    }
+    const r = this.core.step(message)
+    if (!r.ok && (r.reason === 'malformed' || r.reason === 'notMember')) this.#dropped(r.reason, `from ${from}${r.detail ? `: ${r.detail}` : ''}`)
     this.#kick()
+  }
+
+  /** Dropped inbound messages by reason (also counted by the core in core.stats). */
+  readonly drops: Record<string, number> = {}
+  #lastDropLog = 0
+
+  #dropped(reason: string, detail: string): void {
+    this.drops[reason] = (this.drops[reason] ?? 0) + 1
+    const now = Date.now()
+    if (now - this.#lastDropLog < 1_000) return // one line a second at most
+    this.#lastDropLog = now
+    this.#o.log?.warn(`raft: dropped a ${reason} message ${detail} (${JSON.stringify(this.drops)})`)
   }
 
   /** Replicates `data`; resolves with the state machine's answer once applied here. */

@@ -139,3 +139,35 @@ test('a new learner catches up from a snapshot, then follows the log', async (t)
   await leader.node.changeMembership({ type: 'promote', nodeId: 'b' })
   t.deepEqual(leader.node.status().conf.voters.sort(), ['a', 'b'])
 })
+
+test('junk from peers is dropped and counted; the node keeps serving', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'shoal-raftnode-'))
+  const net = new Net()
+  const warnings: string[] = []
+  const storage = await RaftStorage.open(join(root, 'a'))
+  const sm = new ListMachine()
+  const node = await RaftNode.open({
+    id: 'a', storage, stateMachine: sm, transport: net.transport('a'), voters: ['a'], tickMs: 10,
+    log: { info: () => undefined, warn: (m) => warnings.push(m) },
+  })
+  net.nodes.set('a', node)
+  node.start()
+  t.teardown(async () => {
+    await node.stop()
+    await rm(root, { recursive: true, force: true })
+  })
+  await until(() => node.isLeader, 'leader')
+  const junk: unknown[] = [
+    null, 42, 'text', { from: 'b' }, { from: 'b', type: 'bogus', to: 'a', term: 1 },
+    { from: 'b', type: 'appendEntries', to: 'a', term: 2 ** 60, prevLogIndex: 0, prevLogTerm: 0, entries: [], commit: 0 },
+    { from: 'b', type: 'appendEntries', to: 'a', term: 1, prevLogIndex: 'x', prevLogTerm: 0, entries: [{}], commit: 0 },
+  ]
+  for (const m of junk) node.receive('b', m)
+  node.receive('b', { from: 'c', type: 'heartbeat', to: 'a', term: 9, commit: 0, context: 0 })
+  t.is(node.drops.malformed, 4, JSON.stringify(node.drops))
+  t.is(node.drops.spoofed, 4, 'null, 42, text and the message claiming to be from c')
+  t.true(node.isLeader, 'a far-future term did not depose the leader')
+  t.regex(warnings.join('\n'), /dropped a (malformed|spoofed) message/)
+  const r = await node.propose(enc('still works'))
+  t.true(r.index > 0)
+})
