@@ -247,25 +247,34 @@ export class RaftTransport {
   /**
    * Teach the transport (via the libp2p peer store) where a peer listens, so
    * `send` can reach peers it has never been connected to. Accepts multiaddrs
-   * (with or without a trailing /p2p/<peerId>) and host:port.
+   * (with or without a trailing /p2p/<peerId>) and host:port. Addresses often
+   * come from replicated state, so bad input is logged and skipped, not
+   * thrown: returns how many addresses were accepted.
    */
-  setPeerAddresses(peerId: string, addresses: string[]): void {
+  setPeerAddresses(peerId: string, addresses: string[]): number {
     let peer: PeerId
     try {
       peer = peerIdFromString(peerId)
     } catch (err) {
-      throw new Error(`invalid peer id ${JSON.stringify(peerId)}: ${describe(err)}`, { cause: err })
+      this.#log.warn(`ignoring addresses for invalid peer id ${JSON.stringify(peerId)}: ${describe(err)}`)
+      return 0
     }
-    const multiaddrs = addresses.map((a) => {
-      const ma = toMultiaddr(a)
-      const p2p = ma.getComponents().findLast((c) => c.name === 'p2p')
-      if (p2p === undefined) return ma
-      if (p2p.value !== peerId) throw new Error(`address ${a} belongs to ${p2p.value}, not ${peerId}`)
-      return ma.decapsulateCode(p2p.code)
-    })
+    const multiaddrs: Multiaddr[] = []
+    for (const a of addresses) {
+      try {
+        const ma = toMultiaddr(a)
+        const p2p = ma.getComponents().findLast((c) => c.name === 'p2p')
+        if (p2p !== undefined && p2p.value !== peerId) throw new Error(`it belongs to ${p2p.value}`)
+        multiaddrs.push(p2p === undefined ? ma : ma.decapsulateCode(p2p.code))
+      } catch (err) {
+        this.#log.warn(`ignoring address ${JSON.stringify(a)} for ${peerId}: ${(err as Error).message}`)
+      }
+    }
+    if (multiaddrs.length === 0) return 0
     const link = this.#link(peerId, peer)
     link.known = multiaddrs
     this.#recordAddresses(link)
+    return multiaddrs.length
   }
 
   #recordAddresses(link: PeerLink): void {

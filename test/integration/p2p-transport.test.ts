@@ -229,9 +229,10 @@ test('a full queue drops the oldest messages and counts them; unknown peers are 
   // nonsense input never throws
   a.transport.send('not-a-peer-id', { x: 1 })
   t.is(a.transport.stats().dropped, 901)
-  t.throws(() => a.transport.setPeerAddresses(b.host.peerId, [stranger.host.multiaddrs()[0] as string]), {
-    message: /belongs to/,
-  })
+  t.is(a.transport.setPeerAddresses(b.host.peerId, [stranger.host.multiaddrs()[0] as string, 'nonsense', '127.0.0.61:1']), 1)
+  t.true(a.logs.some((l) => l.includes(`for ${b.host.peerId}: it belongs to ${stranger.host.peerId}`)))
+  t.true(a.logs.some((l) => l.includes('ignoring address "nonsense"')))
+  t.is(a.transport.setPeerAddresses('not-a-peer-id', ['127.0.0.1:1']), 0)
 
   // removing a peer drops what is queued for it
   const ghost = (await loadOrCreateIdentity(await tempDir(t))).peerId
