@@ -2,6 +2,8 @@ import Agent from './agent.ts'
 import AllocLogs from './alloc/logs.ts'
 import AllocStatus from './alloc/status.ts'
 import JobRun from './job/run.ts'
+import Keygen from './keygen.ts'
+import Members from './members.ts'
 import JobStatus from './job/status.ts'
 import JobStop from './job/stop.ts'
 import NodeStatus from './node/status.ts'
@@ -20,6 +22,8 @@ export const COMMANDS = {
   'alloc:status': AllocStatus,
   'alloc:logs': AllocLogs,
   'node:status': NodeStatus,
+  keygen: Keygen,
+  members: Members,
   'var:put': VarPut,
   'var:get': VarGet,
   'var:list': VarList,
