@@ -3,10 +3,12 @@
 import type { AllocStop, NewAlloc, NewEval } from '../fsm/commands.ts'
 import type { Allocation, Evaluation, Job, Node, PlacementFailure, TaskGroup } from '../structs/index.ts'
 import { groupResources, isTerminal } from '../structs/index.ts'
-import { checkNode } from './feasible.ts'
+import { checkNode, type FeasibilityContext } from './feasible.ts'
+import { JobAllocTracker } from './job-allocs.ts'
 import { assignPorts } from './ports.ts'
-import { rankNode } from './rank.ts'
+import { rankNode, spreadValues, type NodeScore } from './rank.ts'
 import { rescheduleDelay } from './reschedule.ts'
+import { groupRules, type GroupRules } from './rules.ts'
 import { UsageTracker } from './usage.ts'
 
 export interface SchedulerState {
@@ -22,6 +24,22 @@ export interface SchedulerContext {
   newId(): string
 }
 
+/**
+ * What the plan does to each group, as `job plan` shows it. Shoal has no
+ * in-place updates: a new job version replaces allocations (destructive).
+ */
+export interface DesiredUpdates {
+  /** New allocations wanted (placed or not), including replacements of lost and failed ones. */
+  create: number
+  /** Allocations stopped without a replacement of a newer version. */
+  destroy: number
+  inPlaceUpdate: number
+  /** Allocations of an older job version stopped and replaced. */
+  destructiveUpdate: number
+  /** Allocations left as they are. */
+  ignore: number
+}
+
 export interface Plan {
   evalId: string
   jobId: string
@@ -29,6 +47,10 @@ export interface Plan {
   stop: AllocStop[]
   evalUpdate: Pick<Evaluation, 'status' | 'statusDescription' | 'failedGroups' | 'modifyTime'>
   newEvals: NewEval[]
+  /** Per group (also groups removed from the job): what the plan does. Not committed; for `job plan`. */
+  desiredUpdates: Record<string, DesiredUpdates>
+  /** Per placed allocation id: the chosen node's score and its components. Not committed; for `job plan`. */
+  scores: Record<string, NodeScore & { nodeName: string }>
 }
 
 /** A slot to fill: group and index, and the allocation it replaces, if any. */
@@ -39,6 +61,16 @@ interface Placement {
   rescheduled: boolean
   /** For system jobs: the only node this placement may go to. */
   nodeId?: string
+  /** Replaces an allocation of an older job version. */
+  update: boolean
+}
+
+type Outcome = 'placed' | 'unplaced' | 'skipped'
+
+/** What placements see: the cluster as the plan leaves it so far. */
+interface Trackers {
+  usage: UsageTracker
+  jobAllocs: JobAllocTracker
 }
 
 const MAX_FAILURE_DETAILS = 20
@@ -51,17 +83,23 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
   const plan: Plan = {
     evalId: ev.id, jobId: ev.jobId, place: [], stop: [], newEvals: [],
     evalUpdate: { status: 'complete', statusDescription: '', failedGroups: {}, modifyTime: ctx.now },
+    desiredUpdates: {}, scores: {},
   }
   const usage = new UsageTracker((id) => state.allocsOfNode(id))
+  const jobAllocs = new JobAllocTracker(allocs, nodesById)
+  const trackers: Trackers = { usage, jobAllocs }
+  const updates = (group: string) => (plan.desiredUpdates[group] ??= { create: 0, destroy: 0, inPlaceUpdate: 0, destructiveUpdate: 0, ignore: 0 })
   const stop = (a: Allocation, description: string, lost = false) => {
     plan.stop.push({ allocId: a.id, description, ...(lost ? { lost } : {}) })
     usage.stop(a)
+    jobAllocs.stop(a)
   }
 
   if (!job || job.stop) {
     const why = job ? 'job stopped' : 'job purged'
     for (const a of allocs) if (a.desiredStatus === 'run') stop(a, why)
     plan.evalUpdate.statusDescription = why
+    countDestroyed(plan, allocs, new Set(), updates)
     return plan
   }
 
@@ -72,7 +110,12 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
     if (a.desiredStatus === 'run' && !groupNames.has(a.group)) stop(a, 'group removed from job')
   }
 
+  const outdated = new Set<string>()
+  const isUpdate = (previous: Allocation | undefined) => previous !== undefined && outdated.has(previous.id)
+  const rulesOf = new Map<string, GroupRules>(job.groups.map((g) => [g.name, groupRules(job.id, g)]))
   for (const group of job.groups) {
+    const rules = rulesOf.get(group.name)!
+    updates(group.name)
     const mine = allocs.filter((a) => a.group === group.name && a.desiredStatus === 'run')
     const occupying: Allocation[] = []
     const replaceable: Allocation[] = []
@@ -84,6 +127,7 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
         replaceable.push(a)
       } else if (!isTerminal(a) && a.jobVersion !== job.version) {
         stop(a, `updated to job version ${job.version}`)
+        outdated.add(a.id)
         replaceable.push(a)
       } else if (a.clientStatus === 'failed' || a.clientStatus === 'lost') {
         const due = a.modifyTime + rescheduleDelay(a.rescheduleCount)
@@ -106,28 +150,38 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
       const onNode = new Set(occupying.map((a) => a.nodeId))
       for (const node of nodes) {
         if (onNode.has(node.id)) continue
-        const r = checkNode(node, group, usage)
+        const r = checkNode(node, { rules, ...trackers })
         if (r?.kind === 'filtered') continue // system jobs skip nodes that can never run them
         const previous = replaceable.find((a) => a.nodeId === node.id)
-        placements.push({ group, index: 0, nodeId: node.id, previous, rescheduled: previous?.clientStatus === 'failed' })
+        placements.push({ group, index: 0, nodeId: node.id, previous, rescheduled: previous?.clientStatus === 'failed', update: isUpdate(previous) })
       }
+      updates(group.name).ignore += occupying.length
       continue
     }
 
     // Scale down: stop the highest indexes beyond count.
     occupying.sort((a, b) => a.index - b.index)
     while (occupying.length > group.count) stop(occupying.pop()!, 'scaled down')
+    updates(group.name).ignore += occupying.length
     const used = new Set(occupying.map((a) => a.index))
     const byIndex = new Map(replaceable.map((a) => [a.index, a]))
     for (let index = 0; used.size < group.count; index++) {
       if (used.has(index)) continue
       used.add(index)
       const previous = byIndex.get(index)
-      placements.push({ group, index, previous, rescheduled: previous?.clientStatus === 'failed' })
+      placements.push({ group, index, previous, rescheduled: previous?.clientStatus === 'failed', update: isUpdate(previous) })
     }
   }
 
-  for (const p of placements) placeOne(plan, job, p, p.nodeId ? [nodesById.get(p.nodeId)!] : nodes, usage, ev, ctx)
+  const replaced = new Set<string>()
+  for (const p of placements) {
+    const candidates = p.nodeId ? [nodesById.get(p.nodeId)!] : nodes
+    const outcome = placeOne(plan, job, p, rulesOf.get(p.group.name)!, candidates, trackers, ev, ctx)
+    if (outcome === 'skipped') continue
+    if (p.previous) replaced.add(p.previous.id)
+    updates(p.group.name)[p.update ? 'destructiveUpdate' : 'create']++
+  }
+  countDestroyed(plan, allocs, replaced, updates)
 
   const unplaced = Object.values(plan.evalUpdate.failedGroups).reduce((n, f) => n + f.unplaced, 0)
   if (unplaced > 0) {
@@ -146,24 +200,40 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
   return plan
 }
 
-function placeOne(plan: Plan, job: Job, p: Placement, candidates: Node[], usage: UsageTracker, ev: Evaluation, ctx: SchedulerContext): void {
+/** Stops not paired with a replacement of this plan are what `job plan` calls destroy. */
+function countDestroyed(plan: Plan, allocs: readonly Allocation[], replaced: ReadonlySet<string>, updates: (group: string) => DesiredUpdates): void {
+  const groupOf = new Map(allocs.map((a) => [a.id, a.group]))
+  for (const s of plan.stop) if (!replaced.has(s.allocId)) updates(groupOf.get(s.allocId)!).destroy++
+}
+
+function placeOne(
+  plan: Plan, job: Job, p: Placement, rules: GroupRules, candidates: readonly Node[], trackers: Trackers, ev: Evaluation, ctx: SchedulerContext,
+): Outcome {
   const need = groupResources(p.group)
   const id = ctx.newId()
-  let best: { node: Node; score: number } | null = null
   const failure: PlacementFailure = { unplaced: 0, nodesEvaluated: 0, filtered: {}, exhausted: {}, details: [] }
+  const check: FeasibilityContext = { rules, ...trackers }
+  const feasible: Node[] = []
   for (const node of candidates) {
     failure.nodesEvaluated++
-    const rejection = checkNode(node, p.group, usage)
-    if (rejection) {
-      const counts = rejection.kind === 'filtered' ? failure.filtered : failure.exhausted
-      counts[rejection.reason] = (counts[rejection.reason] ?? 0) + 1
-      if (failure.details.length < MAX_FAILURE_DETAILS) failure.details.push(rejection.detail)
+    const rejection = checkNode(node, check)
+    if (!rejection) {
+      feasible.push(node)
       continue
     }
-    const score = rankNode(node, job.id, p.group.name, need, usage)
-    if (!best || score > best.score) best = { node, score }
+    // A system job only wants nodes that can run it: a node filtered out is no failure.
+    if (p.nodeId !== undefined && rejection.kind === 'filtered') return 'skipped'
+    const counts = rejection.kind === 'filtered' ? failure.filtered : failure.exhausted
+    counts[rejection.reason] = (counts[rejection.reason] ?? 0) + 1
+    if (failure.details.length < MAX_FAILURE_DETAILS) failure.details.push(rejection.detail)
   }
-  const ports = best && assignPorts(best.node, p.group.ports, usage.usage(best.node).ports, id)
+  const rank = { rules, ...trackers, need, spreadValues: spreadValues(rules.spreads, feasible) }
+  let best: { node: Node; score: NodeScore } | null = null
+  for (const node of feasible) {
+    const score = rankNode(node, rank)
+    if (!best || score.score > best.score.score) best = { node, score }
+  }
+  const ports = best && assignPorts(best.node, p.group.ports, trackers.usage.usage(best.node).ports, id)
   if (best && !ports) {
     failure.exhausted['dynamic ports'] = (failure.exhausted['dynamic ports'] ?? 0) + 1
     failure.details.push(`node ${best.node.name}: dynamic port range exhausted`)
@@ -171,7 +241,7 @@ function placeOne(plan: Plan, job: Job, p: Placement, candidates: Node[], usage:
   if (!best || !ports) {
     const prev = plan.evalUpdate.failedGroups[p.group.name]
     plan.evalUpdate.failedGroups[p.group.name] = prev ? { ...prev, unplaced: prev.unplaced + 1 } : { ...failure, unplaced: 1 }
-    return
+    return 'unplaced'
   }
   const alloc: NewAlloc = {
     id, name: `${job.id}.${p.group.name}[${p.index}]`, jobId: job.id, jobVersion: job.version,
@@ -182,6 +252,9 @@ function placeOne(plan: Plan, job: Job, p: Placement, candidates: Node[], usage:
     ...(p.previous ? { previousAllocId: p.previous.id } : {}),
     createTime: ctx.now, modifyTime: ctx.now,
   }
-  usage.place(best.node, alloc)
+  trackers.usage.place(best.node, alloc)
+  trackers.jobAllocs.place(best.node, alloc)
   plan.place.push(alloc)
+  plan.scores[id] = { ...best.score, nodeName: best.node.name }
+  return 'placed'
 }

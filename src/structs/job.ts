@@ -42,12 +42,70 @@ export interface ExecTaskConfig {
   args: string[]
 }
 
+/**
+ * Placement rules, as in Nomad. Attributes are interpolations of node
+ * properties: `${node.name}`, `${node.id}`, `${attr.<key>}`, `${meta.<key>}`.
+ */
+export type ConstraintOperator =
+  | '=' | '!=' | '<' | '<=' | '>' | '>='
+  | 'regexp' | 'set_contains' | 'version' | 'is_set' | 'is_not_set'
+  | 'distinct_hosts' | 'distinct_property'
+export const CONSTRAINT_OPERATORS: readonly ConstraintOperator[] = [
+  '=', '!=', '<', '<=', '>', '>=', 'regexp', 'set_contains', 'version', 'is_set', 'is_not_set', 'distinct_hosts', 'distinct_property',
+]
+
+/** A hard rule: nodes that break it are never used for the group. */
+export interface Constraint {
+  /** `${...}` of the node property; "" for distinct_hosts. */
+  attribute: string
+  operator: ConstraintOperator
+  /** Literal or `${...}`; "" for is_set/is_not_set; "true"/"false" for distinct_hosts; the limit for distinct_property. */
+  value: string
+  /**
+   * "job" when the job file declared it at the job level (the validator copies
+   * job-level rules into every group): distinct_hosts and distinct_property then
+   * count allocations of the whole job instead of the group's.
+   */
+  scope?: 'job'
+}
+
+export type AffinityOperator = Exclude<ConstraintOperator, 'distinct_hosts' | 'distinct_property'>
+export const AFFINITY_OPERATORS: readonly AffinityOperator[] = CONSTRAINT_OPERATORS.filter(
+  (o): o is AffinityOperator => o !== 'distinct_hosts' && o !== 'distinct_property',
+)
+
+/** A soft rule: nodes matching it rank higher (negative weight: lower). */
+export interface Affinity {
+  attribute: string
+  operator: AffinityOperator
+  value: string
+  /** -100..100, never 0. */
+  weight: number
+}
+
+export interface SpreadTarget {
+  value: string
+  /** 0..100; the targets of one spread sum to at most 100. */
+  percent: number
+}
+
+/** Spread allocations over the values of a node property: evenly, or by target percentages. */
+export interface Spread {
+  attribute: string
+  /** 1..100, relative to the group's other spreads. */
+  weight: number
+  targets: SpreadTarget[]
+}
+
 interface TaskBase {
   name: string
   env: Record<string, string>
   resources: Resources
   /** Time given to the task between the stop signal and SIGKILL. */
   killTimeoutMs: number
+  /** Task-level rules; they apply to the placement of the whole group. */
+  constraints?: Constraint[]
+  affinities?: Affinity[]
 }
 
 export type Task =
@@ -63,6 +121,10 @@ export interface TaskGroup {
   ports: PortSpec[]
   restart: RestartPolicy
   tasks: Task[]
+  /** The job's rules (copied in, `scope: 'job'`) followed by the group's own. Absent when none. */
+  constraints?: Constraint[]
+  affinities?: Affinity[]
+  spreads?: Spread[]
 }
 
 export interface JobSpec {
@@ -93,4 +155,14 @@ export function groupResources(group: TaskGroup): Resources {
     memoryMB += t.resources.memoryMB
   }
   return { cpu, memoryMB }
+}
+
+/** Every constraint on the group's placements: job and group level, then each task's (Nomad merges them). */
+export function groupConstraints(group: TaskGroup): Constraint[] {
+  return [...(group.constraints ?? []), ...group.tasks.flatMap((t) => t.constraints ?? [])]
+}
+
+/** Every affinity of the group's placements: job and group level, then each task's. */
+export function groupAffinities(group: TaskGroup): Affinity[] {
+  return [...(group.affinities ?? []), ...group.tasks.flatMap((t) => t.affinities ?? [])]
 }

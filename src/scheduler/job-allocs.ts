@@ -1,0 +1,51 @@
+// The live allocations of the job being scheduled and the node each is on,
+// kept up to date as the plan stops and places them: distinct_property limits
+// and spread count them per value of a node property. A sibling of
+// UsageTracker, which counts per node.
+import type { Allocation, Node } from '../structs/index.ts'
+import { isLive } from '../structs/index.ts'
+import { resolveText } from './constraints.ts'
+
+export class JobAllocTracker {
+  readonly #live = new Map<string, { group: string; node: Node }>()
+  /** Counts per property value, by `${group ?? ''}|${attribute}`; dropped on every change. */
+  readonly #counts = new Map<string, Map<string, number>>()
+
+  constructor(allocs: readonly Allocation[], nodesById: ReadonlyMap<string, Node>) {
+    for (const a of allocs) {
+      const node = nodesById.get(a.nodeId)
+      if (node && isLive(a)) this.#live.set(a.id, { group: a.group, node })
+    }
+  }
+
+  /** Records a placement of this plan. */
+  place(node: Node, alloc: Pick<Allocation, 'id' | 'group'>): void {
+    this.#live.set(alloc.id, { group: alloc.group, node })
+    this.#counts.clear()
+  }
+
+  /** Records a stop of this plan. */
+  stop(alloc: Pick<Allocation, 'id'>): void {
+    if (this.#live.delete(alloc.id)) this.#counts.clear()
+  }
+
+  /**
+   * Live allocations per value of `attribute` on their nodes: of one group, or
+   * of the whole job when `group` is undefined. Nodes without the property do
+   * not count.
+   */
+  countsBy(attribute: string, group?: string): ReadonlyMap<string, number> {
+    const key = `${group ?? ''}|${attribute}`
+    let counts = this.#counts.get(key)
+    if (!counts) {
+      counts = new Map()
+      for (const a of this.#live.values()) {
+        if (group !== undefined && a.group !== group) continue
+        const v = resolveText(attribute, a.node)
+        if (v !== undefined) counts.set(v, (counts.get(v) ?? 0) + 1)
+      }
+      this.#counts.set(key, counts)
+    }
+    return counts
+  }
+}
