@@ -2,7 +2,13 @@
 // Every problem found is reported, each with the dotted path of its field.
 
 import {
+  AFFINITY_OPERATORS,
+  CONSTRAINT_OPERATORS,
   DRIVER_NAMES,
+  type Affinity,
+  type AffinityOperator,
+  type Constraint,
+  type ConstraintOperator,
   type DockerTaskConfig,
   type DriverName,
   type ExecTaskConfig,
@@ -12,9 +18,12 @@ import {
   type Resources,
   type RestartMode,
   type RestartPolicy,
+  type Spread,
+  type SpreadTarget,
   type Task,
   type TaskGroup,
 } from '../structs/index.ts'
+import { parseTarget, TARGET_FORMS, valueProblem } from '../scheduler/constraints.ts'
 import { DURATION_HINT, tryParseDuration } from './duration.ts'
 import { describe, formatPath, quoteList, suggest, type FieldError, type PathSegment } from './errors.ts'
 
@@ -38,15 +47,22 @@ export function defaultRestartPolicy(type: JobType): RestartPolicy {
 }
 
 const ROOT_FIELDS = ['job'] as const
-const JOB_FIELDS = ['type', 'priority', 'group'] as const
-const GROUP_FIELDS = ['count', 'network', 'restart', 'task'] as const
+const JOB_FIELDS = ['type', 'priority', 'constraint', 'affinity', 'spread', 'group'] as const
+const GROUP_FIELDS = ['count', 'network', 'restart', 'constraint', 'affinity', 'spread', 'task'] as const
 const NETWORK_FIELDS = ['port'] as const
 const PORT_FIELDS = ['to', 'static'] as const
 const RESTART_FIELDS = ['attempts', 'interval', 'delay', 'mode'] as const
-const TASK_FIELDS = ['driver', 'config', 'env', 'resources', 'kill_timeout'] as const
+const TASK_FIELDS = ['driver', 'config', 'env', 'resources', 'kill_timeout', 'constraint', 'affinity'] as const
 const DOCKER_FIELDS = ['image', 'command', 'args', 'ports'] as const
 const EXEC_FIELDS = ['command', 'args'] as const
 const RESOURCE_FIELDS = ['cpu', 'memory'] as const
+const CONSTRAINT_FIELDS = ['attribute', 'operator', 'value'] as const
+const AFFINITY_FIELDS = ['attribute', 'operator', 'value', 'weight'] as const
+const SPREAD_FIELDS = ['attribute', 'weight', 'target'] as const
+const TARGET_FIELDS = ['value', 'percent'] as const
+
+export const DEFAULT_AFFINITY_WEIGHT = 50
+export const DEFAULT_SPREAD_WEIGHT = 50
 
 type Hints = Readonly<Record<string, string>>
 
@@ -67,12 +83,19 @@ const TASK_HINTS: Hints = {
   ...Object.fromEntries(RESOURCE_FIELDS.map((k) => [k, `did you mean "resources.${k}"?`])),
   count: inGroup('count'),
   network: inGroup('network'),
+  spread: '"spread" is a job or group setting; move it into the group block',
   restart: 'Shoal takes the restart policy at the group level; move it into the group block',
 }
 const EXEC_HINTS: Hints = {
   image: '"image" is a docker driver option; the exec driver runs a command on the host',
   ports: 'exec tasks find their ports in the environment; "ports" is a docker driver option',
 }
+const CONSTRAINT_HINTS: Hints = {
+  weight: 'constraints are hard rules; for a weighted preference use an "affinity" block',
+  l_target: 'Shoal calls it "attribute"',
+  r_target: 'Shoal calls it "value"',
+}
+const AFFINITY_HINTS: Hints = { l_target: CONSTRAINT_HINTS.l_target!, r_target: CONSTRAINT_HINTS.r_target! }
 const RESOURCE_HINTS: Hints = {
   memory_max: 'Shoal has no memory_max; "memory" is already a hard limit',
   cores: 'Shoal reserves CPU in MHz only; use "cpu"',
@@ -177,6 +200,13 @@ class Checker {
     return v
   }
 
+  /** The value as an array, or undefined (with an error) when it is anything else. */
+  array(v: unknown, path: Path, expected: string): unknown[] | undefined {
+    if (Array.isArray(v)) return v
+    this.add(path, `must be ${expected} (got ${describe(v)})`)
+    return undefined
+  }
+
   /** An optional array of strings; [] when absent. */
   strings(o: Obj, key: string, path: Path): string[] {
     const v = own(o, key)
@@ -268,16 +298,29 @@ function checkJob(c: Checker, id: string, v: unknown, path: Path): JobSpec | und
   c.fields(o, path, JOB_FIELDS, JOB_HINTS)
   const type = c.oneOf(o, 'type', path, JOB_TYPES) ?? DEFAULT_JOB_TYPE
   const priority = c.integer(o, 'priority', path, 1, 100) ?? DEFAULT_PRIORITY
+  // Job-level rules apply to every group: the normalised spec carries them on each
+  // group (constraints marked scope "job"), so a change to them is a change of the groups.
+  const jobRules: PlacementRules = {
+    constraints: checkConstraints(c, own(o, 'constraint'), [...path, 'constraint']).map((x) => ({ ...x, scope: 'job' as const })),
+    affinities: checkAffinities(c, own(o, 'affinity'), [...path, 'affinity']),
+    spreads: checkSpreads(c, own(o, 'spread'), [...path, 'spread']),
+  }
   const groups: TaskGroup[] = []
   const example = '{"frontend": {"task": {...}}}'
   for (const [name, g] of c.blocks(own(o, 'group'), [...path, 'group'], 'group', example)) {
-    const group = checkGroup(c, name, g, [...path, 'group', name], type)
+    const group = checkGroup(c, name, g, [...path, 'group', name], type, jobRules)
     if (group !== undefined) groups.push(group)
   }
   return { id, type, priority, groups }
 }
 
-function checkGroup(c: Checker, name: string, v: unknown, path: Path, jobType: JobType): TaskGroup | undefined {
+interface PlacementRules {
+  constraints: Constraint[]
+  affinities: Affinity[]
+  spreads: Spread[]
+}
+
+function checkGroup(c: Checker, name: string, v: unknown, path: Path, jobType: JobType, jobRules: PlacementRules): TaskGroup | undefined {
   c.name(name, path, 'group')
   const o = c.object(v, path)
   if (o === undefined) return undefined
@@ -285,13 +328,21 @@ function checkGroup(c: Checker, name: string, v: unknown, path: Path, jobType: J
   const count = c.integer(o, 'count', path, 0) ?? DEFAULT_COUNT
   const { ports, labels } = checkNetwork(c, own(o, 'network'), [...path, 'network'])
   const restart = checkRestart(c, own(o, 'restart'), [...path, 'restart'], jobType)
+  const constraints = [...jobRules.constraints, ...checkConstraints(c, own(o, 'constraint'), [...path, 'constraint'])]
+  const affinities = [...jobRules.affinities, ...checkAffinities(c, own(o, 'affinity'), [...path, 'affinity'])]
+  const spreads = [...jobRules.spreads, ...checkSpreads(c, own(o, 'spread'), [...path, 'spread'])]
   const tasks: Task[] = []
   const example = '{"server": {"driver": "docker", "config": {...}}}'
   for (const [taskName, t] of c.blocks(own(o, 'task'), [...path, 'task'], 'task', example)) {
     const task = checkTask(c, taskName, t, [...path, 'task', taskName], name, labels)
     if (task !== undefined) tasks.push(task)
   }
-  return { name, count, ports, restart, tasks }
+  return {
+    name, count, ports, restart, tasks,
+    ...(constraints.length > 0 ? { constraints } : {}),
+    ...(affinities.length > 0 ? { affinities } : {}),
+    ...(spreads.length > 0 ? { spreads } : {}),
+  }
 }
 
 interface NetworkResult {
@@ -390,8 +441,14 @@ function checkTask(
   const env = checkEnv(c, own(o, 'env'), [...path, 'env'])
   const resources = checkResources(c, own(o, 'resources'), [...path, 'resources'])
   const killTimeoutMs = c.duration(o, 'kill_timeout', path) ?? DEFAULT_KILL_TIMEOUT_MS
+  const constraints = checkConstraints(c, own(o, 'constraint'), [...path, 'constraint'])
+  const affinities = checkAffinities(c, own(o, 'affinity'), [...path, 'affinity'])
 
-  const base = { name, env, resources, killTimeoutMs }
+  const base = {
+    name, env, resources, killTimeoutMs,
+    ...(constraints.length > 0 ? { constraints } : {}),
+    ...(affinities.length > 0 ? { affinities } : {}),
+  }
   if (docker !== undefined) return { ...base, driver: 'docker', config: docker }
   if (exec !== undefined) return { ...base, driver: 'exec', config: exec }
   return undefined
@@ -493,4 +550,148 @@ function checkResources(c: Checker, v: unknown, path: Path): Resources {
     cpu: c.integer(o, 'cpu', path, 1) ?? DEFAULT_RESOURCES.cpu,
     memoryMB: c.integer(o, 'memory', path, 1) ?? DEFAULT_RESOURCES.memoryMB,
   }
+}
+
+// --- Constraints, affinities and spread -------------------------------------------
+
+const CONSTRAINT_EXAMPLE = '[{"attribute": "${meta.rack}", "operator": "=", "value": "a"}]'
+const AFFINITY_EXAMPLE = '[{"attribute": "${meta.disk}", "value": "ssd", "weight": 50}]'
+const SPREAD_EXAMPLE = '[{"attribute": "${meta.rack}", "target": [{"value": "a", "percent": 70}]}]'
+
+/** A list of blocks: each item checked by `check`, [] when absent or not an array. */
+function blockList<T>(c: Checker, v: unknown, path: Path, example: string, check: (o: Obj, at: Path) => T | undefined): T[] {
+  if (v === undefined) return []
+  const list = c.array(v, path, `an array of blocks, like ${example}`)
+  if (list === undefined) return []
+  const out: T[] = []
+  list.forEach((item: unknown, i) => {
+    const o = c.object(item, [...path, i])
+    const x = o === undefined ? undefined : check(o, [...path, i])
+    if (x !== undefined) out.push(x)
+  })
+  return out
+}
+
+/** A string field with a hint to quote numbers and booleans. */
+function stringValue(c: Checker, o: Obj, key: string, path: Path, required: boolean): string | undefined {
+  const v = own(o, key)
+  if (typeof v === 'number' || typeof v === 'boolean') {
+    c.add([...path, key], `must be a string (got ${typeof v} ${describe(v)}); quote it: "${String(v)}"`)
+    return undefined
+  }
+  return c.string(o, key, path, required)
+}
+
+/** The attribute of a rule: an interpolation of a node property. */
+function checkAttribute(c: Checker, o: Obj, path: Path): string | undefined {
+  const attribute = c.string(o, 'attribute', path, true)
+  if (attribute === undefined) return undefined
+  const t = parseTarget(attribute)
+  if (typeof t === 'string') {
+    c.add([...path, 'attribute'], t)
+    return undefined
+  }
+  if (t.kind === 'literal') {
+    const looksLike = /^(node|attr|meta)\./.test(attribute) ? ` (did you mean ${JSON.stringify(`\${${attribute}}`)}?)` : ''
+    c.add([...path, 'attribute'], `must name a node property as one of ${TARGET_FORMS} (got ${describe(attribute)})${looksLike}`)
+    return undefined
+  }
+  return attribute
+}
+
+/** The operator of a rule: `allowed`, "=" when absent; undefined (with an error) when invalid. */
+function checkOperator<T extends string>(c: Checker, o: Obj, path: Path, allowed: readonly T[]): T | undefined {
+  if (own(o, 'operator') === undefined) return allowed.find((a) => a === '=')
+  return c.oneOf(o, 'operator', path, allowed)
+}
+
+/** The value of an attribute comparison: a literal or one interpolation, valid for the operator. */
+function checkCompared(c: Checker, o: Obj, path: Path, operator: ConstraintOperator | undefined): string | undefined {
+  if (operator === 'is_set' || operator === 'is_not_set') {
+    if (own(o, 'value') !== undefined) c.add([...path, 'value'], `must be left out: ${operator} takes no value`)
+    return ''
+  }
+  const value = stringValue(c, o, 'value', path, true)
+  if (value === undefined) return undefined
+  const t = parseTarget(value)
+  if (typeof t === 'string') {
+    c.add([...path, 'value'], t)
+    return undefined
+  }
+  const problem = operator === undefined ? null : valueProblem(operator, value)
+  if (problem !== null) {
+    c.add([...path, 'value'], problem)
+    return undefined
+  }
+  return value
+}
+
+function checkConstraints(c: Checker, v: unknown, path: Path): Constraint[] {
+  return blockList(c, v, path, CONSTRAINT_EXAMPLE, (o, at) => checkConstraint(c, o, at))
+}
+
+function checkConstraint(c: Checker, o: Obj, path: Path): Constraint | undefined {
+  c.fields(o, path, CONSTRAINT_FIELDS, CONSTRAINT_HINTS)
+  if (own(o, 'operator') === 'distinct_hosts') {
+    if (own(o, 'attribute') !== undefined) c.add([...path, 'attribute'], 'must be left out: distinct_hosts takes no attribute')
+    const value = stringValue(c, o, 'value', path, false) ?? 'true'
+    if (value !== 'true' && value !== 'false') c.add([...path, 'value'], `must be "true" or "false" for distinct_hosts (got ${describe(value)})`)
+    return { attribute: '', operator: 'distinct_hosts', value }
+  }
+  const attribute = checkAttribute(c, o, path)
+  const operator = checkOperator(c, o, path, CONSTRAINT_OPERATORS)
+  if (operator === 'distinct_property') {
+    const value = stringValue(c, o, 'value', path, false) ?? '1'
+    if (!/^[1-9][0-9]{0,8}$/.test(value)) {
+      c.add([...path, 'value'], `must be the number of allocations allowed per value, a positive integer as a string like "2" (got ${describe(value)})`)
+      return undefined
+    }
+    return attribute === undefined ? undefined : { attribute, operator, value }
+  }
+  const value = checkCompared(c, o, path, operator)
+  if (attribute === undefined || operator === undefined || value === undefined) return undefined
+  return { attribute, operator, value }
+}
+
+function checkAffinities(c: Checker, v: unknown, path: Path): Affinity[] {
+  return blockList(c, v, path, AFFINITY_EXAMPLE, (o, at) => checkAffinity(c, o, at))
+}
+
+function checkAffinity(c: Checker, o: Obj, path: Path): Affinity | undefined {
+  c.fields(o, path, AFFINITY_FIELDS, AFFINITY_HINTS)
+  const attribute = checkAttribute(c, o, path)
+  const operator: AffinityOperator | undefined = checkOperator(c, o, path, AFFINITY_OPERATORS)
+  const value = checkCompared(c, o, path, operator)
+  let weight = c.integer(o, 'weight', path, -100, 100) ?? DEFAULT_AFFINITY_WEIGHT
+  if (weight === 0) {
+    c.add([...path, 'weight'], 'must not be 0 (an affinity of weight 0 does nothing; use -100..-1 to avoid, 1..100 to prefer)')
+    weight = DEFAULT_AFFINITY_WEIGHT
+  }
+  if (attribute === undefined || operator === undefined || value === undefined) return undefined
+  return { attribute, operator, value, weight }
+}
+
+function checkSpreads(c: Checker, v: unknown, path: Path): Spread[] {
+  return blockList(c, v, path, SPREAD_EXAMPLE, (o, at) => checkSpread(c, o, at))
+}
+
+function checkSpread(c: Checker, o: Obj, path: Path): Spread | undefined {
+  c.fields(o, path, SPREAD_FIELDS, { targets: 'the key is "target", an array like [{"value": "a", "percent": 70}]' })
+  const attribute = checkAttribute(c, o, path)
+  const weight = c.integer(o, 'weight', path, 1, 100) ?? DEFAULT_SPREAD_WEIGHT
+  const targetsPath = [...path, 'target']
+  const seen = new Set<string>()
+  const targets = blockList(c, own(o, 'target'), targetsPath, '[{"value": "a", "percent": 70}]', (t, at): SpreadTarget | undefined => {
+    c.fields(t, at, TARGET_FIELDS)
+    const value = stringValue(c, t, 'value', at, true)
+    if (value !== undefined && value.includes('${')) c.add([...at, 'value'], 'must be a plain value of the attribute, not an interpolation')
+    else if (value !== undefined && seen.has(value)) c.add([...at, 'value'], `${JSON.stringify(value)} is targeted more than once`)
+    if (value !== undefined) seen.add(value)
+    const percent = c.integer(t, 'percent', at, 0, 100)
+    if (own(t, 'percent') === undefined) c.add([...at, 'percent'], 'is required: the share of the allocations, 0..100')
+    return value === undefined || percent === undefined ? undefined : { value, percent }
+  })
+  const sum = targets.reduce((n, t) => n + t.percent, 0)
+  if (sum > 100) c.add(targetsPath, `percents add up to ${sum}; they must add up to at most 100`)
+  return attribute === undefined ? undefined : { attribute, weight, targets }
 }

@@ -616,8 +616,8 @@ test('unknown fields with nothing close list what is allowed', (t) => {
   job.datacenters = ['dc1']
   task.vault = {}
   expectErrors(t, root, [
-    'job.web.datacenters: unknown field (expected one of "type", "priority", "group")',
-    `${T}.vault: unknown field (expected one of "driver", "config", "env", "resources", "kill_timeout")`,
+    'job.web.datacenters: unknown field (expected one of "type", "priority", "constraint", "affinity", "spread", "group")',
+    `${T}.vault: unknown field (expected one of "driver", "config", "env", "resources", "kill_timeout", "constraint", "affinity")`,
   ])
 })
 
