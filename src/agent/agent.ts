@@ -5,6 +5,7 @@
 import { mkdir } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
+import { encode } from '../fsm/codec.ts'
 import { Fsm } from '../fsm/fsm.ts'
 import { createHost, type ShoalHost } from '../gossip/host.ts'
 import { loadOrCreateIdentity } from '../gossip/identity.ts'
@@ -65,10 +66,36 @@ interface JoinRequest {
 
 const noTransport = { send: (_to: string, _m: Message) => undefined }
 
+function openRaft(config: AgentConfig, nodeId: string, storage: RaftStorage, fsm: Fsm, net: RaftTransport | null, bootstrap: boolean): Promise<RaftNode> {
+  const transport = net
+    ? {
+        send(to: string, m: Message) {
+          if (m.type === 'installSnapshot') for (const c of splitSnapshot(m)) net.send(to, c)
+          else net.send(to, m)
+        },
+      }
+    : noTransport
+  return RaftNode.open({
+    id: nodeId, storage, stateMachine: fsmStateMachine(fsm), transport,
+    ...(bootstrap ? { voters: [nodeId] } : {}), log: consoleLogger('raft'),
+    ...(config.snapshotThreshold ? { snapshotEvery: config.snapshotThreshold } : {}),
+  })
+}
+
+/** Why this agent's state cannot be thrown away to join another cluster, or null. */
+function holdsState(fsm: Fsm, nodeId: string): string | null {
+  const jobs = fsm.state.list('jobs').length
+  const vars = fsm.state.list('vars').length
+  const allocs = fsm.state.list('allocs').length
+  const others = fsm.state.list('nodes').filter((n) => n.id !== nodeId).length
+  if (jobs + vars + allocs + others === 0) return null
+  return `its cluster holds ${jobs} job(s), ${vars} variable(s), ${allocs} allocation(s) and ${others} other node(s); joining would discard them`
+}
+
 export class Agent {
   readonly config: AgentConfig
   readonly fsm: Fsm
-  readonly raft: RaftNode
+  #raft: RaftNode
   readonly proposer: RaftProposer
   readonly ops: ClusterOps
   readonly client: Client
@@ -91,7 +118,7 @@ export class Agent {
     this.config = o.config
     this.fsm = o.fsm
     this.#storage = o.storage
-    this.raft = o.raft
+    this.#raft = o.raft
     this.#host = o.host
     this.#transport = o.transport
     this.#rpc = o.rpc
@@ -124,22 +151,13 @@ export class Agent {
       rpc = new ClusterRpc(transport, errorCode)
     }
     const bootstrap = fresh && (config.dev || config.join.length === 0)
-    const net = transport
-    const raftTransport = net
-      ? {
-          send(to: string, m: Message) {
-            if (m.type === 'installSnapshot') for (const c of splitSnapshot(m)) net.send(to, c)
-            else net.send(to, m)
-          },
-        }
-      : noTransport
-    const raft = await RaftNode.open({
-      id: nodeId, storage, stateMachine: fsmStateMachine(fsm), transport: raftTransport,
-      ...(bootstrap ? { voters: [nodeId] } : {}), log: consoleLogger('raft'),
-      ...(config.snapshotThreshold ? { snapshotEvery: config.snapshotThreshold } : {}),
-    })
+    const raft = await openRaft(config, nodeId, storage, fsm, transport, bootstrap)
     const drivers = config.drivers ?? [new DockerDriver(), new ExecDriver({ stateDir: join(config.dataDir, 'exec') })]
     return new Agent({ config, fsm, storage, raft, host, transport, rpc, nodeId, drivers, fresh, log })
+  }
+
+  get raft(): RaftNode {
+    return this.#raft
   }
 
   get p2pAddrs(): string[] {
@@ -149,14 +167,15 @@ export class Agent {
   /** Starts consensus, joins the cluster if asked, registers this node and starts its client. */
   async start(): Promise<void> {
     this.#wireNetwork()
-    this.raft.on('softState', (s) => this.#onRole(s.role === 'leader'))
-    this.raft.on('fatal', (err) => {
-      this.log.warn(`consensus stopped after a fatal error: ${err.message}; exiting`)
-      process.exit(70)
-    })
-    this.raft.start()
-    if (this.#fresh && !this.config.dev && this.config.join.length > 0) await this.#join()
+    this.#watchRaft(this.#raft)
+    this.#raft.start()
+    if (this.#fresh && !this.config.dev && this.config.join.length > 0) await this.#joinThrough(this.config.join)
     await this.#registerMember()
+    await this.#registerNode()
+    await this.client.start()
+  }
+
+  async #registerNode(): Promise<void> {
     const fp = await fingerprint(this.#drivers)
     const existing = this.fsm.state.get('nodes', this.nodeId)
     const duplicate = this.fsm.state.list('nodes').find((n) => n.name === this.config.name && n.id !== this.nodeId && n.status !== 'down')
@@ -168,7 +187,47 @@ export class Agent {
       portRange: DEFAULT_PORT_RANGE,
     })
     this.log.info(`node ${this.config.name} (${this.nodeId}) ready: drivers [${fp.drivers.join(', ')}], ${fp.resources.cpu} MHz, ${fp.resources.memoryMB} MB`)
+  }
+
+  #watchRaft(raft: RaftNode): void {
+    raft.on('softState', (s) => { if (raft === this.#raft) this.#onRole(s.role === 'leader') })
+    raft.on('fatal', (err) => {
+      this.log.warn(`consensus stopped after a fatal error: ${err.message}; exiting`)
+      process.exit(70)
+    })
+  }
+
+  /**
+   * `shoal node join PEER` on a running agent: leave its own one-node cluster
+   * (only when that holds nothing) and join the cluster PEER belongs to.
+   */
+  async joinCluster(peer: string): Promise<{ joined: boolean; message: string }> {
+    if (this.config.dev || !this.#host || !this.#rpc) throw new JoinError('a --dev agent is a one-node cluster and cannot join others')
+    const { peerId } = await this.#host.dial(peer).catch((err: Error) => { throw new JoinError(err.message) })
+    if (this.fsm.state.get('members', peerId)) return { joined: false, message: `already in the same cluster as ${peer}` }
+    const conf = this.#raft.status().conf
+    if (conf.voters.length !== 1 || conf.voters[0] !== this.nodeId || conf.learners.length > 0) {
+      throw new JoinError(`this agent already belongs to a cluster of ${conf.voters.length + conf.learners.length} members; to move it, stop it, remove its data dir and start it with --join`)
+    }
+    const why = holdsState(this.fsm, this.nodeId)
+    if (why) throw new JoinError(`this agent cannot join another cluster: ${why}`)
+    // Ask first: a refused join leaves this agent as it was. The leader's first
+    // messages are dropped by the old node (not a member) and resent.
+    await this.#joinThrough([peer])
+    await this.client.close()
+    this.#onRole(false)
+    await this.#raft.stop()
+    await this.#storage.wipe()
+    await this.fsm.restore(EMPTY_STATE)
+    const raft = await openRaft(this.config, this.nodeId, this.#storage, this.fsm, this.#transport, false)
+    this.#raft = raft
+    this.proposer.attach(raft)
+    this.#watchRaft(raft)
+    raft.start()
+    await this.#registerMember()
+    await this.#registerNode()
     await this.client.start()
+    return { joined: true, message: `joined the cluster of ${peer}` }
   }
 
   /** Linearizable read barrier for `?consistent` reads. */
@@ -320,14 +379,14 @@ export class Agent {
     }
   }
 
-  async #join(): Promise<void> {
+  async #joinThrough(peers: string[]): Promise<void> {
     const host = this.#host!
     const rpc = this.#rpc!
     const req: JoinRequest = { id: this.nodeId, name: this.config.name, addrs: host.multiaddrs(), http: this.config.http }
     const deadline = Date.now() + JOIN_TIMEOUT_MS
     const problems: string[] = []
     while (Date.now() < deadline) {
-      for (const peer of this.config.join) {
+      for (const peer of peers) {
         try {
           const { peerId } = await host.dial(peer)
           await rpc.call(peerId, 'join', req, 10_000)
@@ -335,12 +394,12 @@ export class Agent {
           return
         } catch (err) {
           problems.push(`${peer}: ${(err as Error).message}`)
-          if (/cluster key mismatch|already exists/.test((err as Error).message)) throw err
+          if (/cluster key mismatch|already exists/.test((err as Error).message)) throw new JoinError((err as Error).message)
         }
       }
       await new Promise((r) => setTimeout(r, 500))
     }
-    throw new Error(`--join: could not join within ${JOIN_TIMEOUT_MS / 1000}s: ${[...new Set(problems)].slice(-3).join('; ')}`)
+    throw new JoinError(`--join: could not join within ${JOIN_TIMEOUT_MS / 1000}s: ${[...new Set(problems)].slice(-3).join('; ')}`)
   }
 
   /** Records this agent's addresses in the replicated member table (waits for a leader). */
@@ -351,6 +410,13 @@ export class Agent {
     await this.ops.upsertMember({ id: this.nodeId, name: this.config.name, addrs, http: this.config.http })
   }
 }
+
+/** A join that was refused or could not happen; nothing changed. */
+export class JoinError extends Error {
+  override name = 'JoinError'
+}
+
+const EMPTY_STATE = encode({ index: 0, rows: [] })
 
 export function defaultNodeName(): string {
   return os.hostname()

@@ -59,6 +59,7 @@ export class Client {
    * ones the state no longer wants, then starts following the state.
    */
   async start(): Promise<void> {
+    this.#closed = false
     const { fsm, nodeId, log } = this.#o
     for (const driver of this.#o.drivers) {
       const found = await driver.recover(nodeId).catch((err: Error) => {

@@ -38,19 +38,13 @@ export function fsmStateMachine(fsm: Fsm): RaftStateMachine {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 export class RaftProposer implements Proposer {
-  readonly #raft: RaftNode
+  #raft: RaftNode
   readonly #rpc: ClusterRpc | null
 
   constructor(raft: RaftNode, rpc: ClusterRpc | null) {
     this.#raft = raft
     this.#rpc = rpc
-    let lastLeader: string | null = raft.leader
-    raft.on('softState', (s) => {
-      if (lastLeader && s.leader !== lastLeader) {
-        rpc?.cancelPeer(lastLeader, 'leader-changed', `leader ${lastLeader} was replaced before it answered`)
-      }
-      lastLeader = s.leader
-    })
+    this.attach(raft)
     rpc?.handle('propose', async (_from, body) => {
       if (!this.#raft.isLeader) throw new NotLeaderError(this.#raft.leader)
       return (await this.#raft.propose(body as Uint8Array)).result
@@ -58,6 +52,18 @@ export class RaftProposer implements Proposer {
     rpc?.handle('readIndex', async () => {
       if (!this.#raft.isLeader) throw new NotLeaderError(this.#raft.leader)
       return this.#raft.readBarrier()
+    })
+  }
+
+  /** Follows `raft` from now on (the agent replaced its Raft node to join another cluster). */
+  attach(raft: RaftNode): void {
+    this.#raft = raft
+    let lastLeader: string | null = raft.leader
+    raft.on('softState', (s) => {
+      if (lastLeader && s.leader !== lastLeader) {
+        this.#rpc?.cancelPeer(lastLeader, 'leader-changed', `leader ${lastLeader} was replaced before it answered`)
+      }
+      lastLeader = s.leader
     })
   }
 

@@ -2,7 +2,7 @@
 // writes go through the agent's ClusterOps (the leader's propose seam).
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { Agent } from '../agent/agent.ts'
+import { JoinError, type Agent } from '../agent/agent.ts'
 import { WriteError } from '../agent/ops.ts'
 import { NoLeaderError } from '../agent/raft-proposer.ts'
 import { NotLeaderError, OutcomeUnknownError } from '../raft/node.ts'
@@ -136,6 +136,12 @@ export class ApiServer {
         if (!leader) throw new HttpError(503, 'no cluster leader is known right now')
         return { leader: leader.http, nodeId: leader.id, name: leader.name }
       })
+      .on('POST', '/v1/agent/join', async (req) => {
+        const body = (await req.body()) as { peer?: unknown } | null
+        const peer = body?.peer
+        if (typeof peer !== 'string' || peer.trim() === '') throw new HttpError(400, 'peer: must be a multiaddr or host:port', 'peer')
+        return agent.joinCluster(peer.trim())
+      })
       .on('GET', '/v1/members', async () => agent.members().map((m) => ({
         name: m.name, id: m.id, address: m.addrs[0] ?? '', addrs: m.addrs, http: m.http, role: m.role,
       })))
@@ -151,6 +157,7 @@ export class ApiServer {
         const job = state.get('jobs', result.spec.id)!
         return { jobId: job.id, evalId, index, version: job.version }
       })
+      .on('POST', '/v1/job/plan', async (req) => (await import('./plan.ts')).planRoute(state, req))
       .on('GET', '/v1/job/:id', async (req) => jobDetail(state, jobOr404(state, req.params.id!)))
       .on('GET', '/v1/job/:id/allocations', async (req) =>
         state.allocsOfJob(jobOr404(state, req.params.id!).id).map((a) => allocStub(state, a)))
@@ -237,6 +244,7 @@ export class ApiServer {
 }
 
 function toHttpError(err: unknown): unknown {
+  if (err instanceof JoinError) return new HttpError(400, err.message, 'peer')
   if (err instanceof NoLeaderError || err instanceof NotLeaderError) return new HttpError(503, err.message, undefined, undefined, { retry: true })
   if (err instanceof OutcomeUnknownError) return new HttpError(503, err.message, undefined, undefined, { outcome: 'unknown' })
   if ((err as { name?: string })?.name === 'RemoteError') {

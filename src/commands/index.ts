@@ -6,6 +6,7 @@ import Keygen from './keygen.ts'
 import Members from './members.ts'
 import JobStatus from './job/status.ts'
 import JobStop from './job/stop.ts'
+import NodeJoin from './node/join.ts'
 import NodeStatus from './node/status.ts'
 import VarGet from './var/get.ts'
 import VarList from './var/list.ts'
@@ -19,9 +20,11 @@ export const COMMANDS = {
   'job:run': JobRun,
   'job:status': JobStatus,
   'job:stop': JobStop,
+  'job:plan': (await import('./job/plan.ts')).default,
   'alloc:status': AllocStatus,
   'alloc:logs': AllocLogs,
   'node:status': NodeStatus,
+  'node:join': NodeJoin,
   keygen: Keygen,
   members: Members,
   'var:put': VarPut,

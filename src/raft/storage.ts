@@ -105,6 +105,17 @@ export class RaftStorage {
     if (this.#last < this.#first) this.#last = this.#first - 1
   }
 
+  /** Forgets everything (an agent leaving its own one-node cluster to join another). */
+  async wipe(): Promise<void> {
+    const batch = this.#db.batch()
+    for await (const key of this.#db.keys()) batch.del(key)
+    await batch.write({ sync: true })
+    this.#first = 1
+    this.#last = 0
+    this.#hardState = { term: 0, vote: null, commit: 0 }
+    this.#snapshot = null
+  }
+
   get snapshot(): Snapshot | null {
     return this.#snapshot
   }
