@@ -38,9 +38,18 @@ export function resolve(t: Target, node: Node): string | undefined {
   }
 }
 
+/** Parsed targets by text: job files hold few distinct ones. Bounded, and pure, so sharing it is safe. */
+const parsed = new Map<string, Target | string>()
+const MAX_PARSED = 4096
+
 /** resolve() of a target given as text (already validated). */
 export function resolveText(s: string, node: Node): string | undefined {
-  const t = parseTarget(s)
+  let t = parsed.get(s)
+  if (t === undefined) {
+    t = parseTarget(s)
+    if (parsed.size >= MAX_PARSED) parsed.clear()
+    parsed.set(s, t)
+  }
   return typeof t === 'string' ? undefined : resolve(t, node)
 }
 

@@ -8,8 +8,8 @@ import { resolveText } from './constraints.ts'
 
 export class JobAllocTracker {
   readonly #live = new Map<string, { group: string; node: Node }>()
-  /** Counts per property value, by `${group ?? ''}|${attribute}`; dropped on every change. */
-  readonly #counts = new Map<string, Map<string, number>>()
+  /** Counts per property value, by `${group ?? ''}|${attribute}`, kept up to date once built. */
+  readonly #counts = new Map<string, { attribute: string; group: string | undefined; counts: Map<string, number> }>()
 
   constructor(allocs: readonly Allocation[], nodesById: ReadonlyMap<string, Node>) {
     for (const a of allocs) {
@@ -20,13 +20,25 @@ export class JobAllocTracker {
 
   /** Records a placement of this plan. */
   place(node: Node, alloc: Pick<Allocation, 'id' | 'group'>): void {
-    this.#live.set(alloc.id, { group: alloc.group, node })
-    this.#counts.clear()
+    const a = { group: alloc.group, node }
+    this.#live.set(alloc.id, a)
+    this.#adjust(a, 1)
   }
 
   /** Records a stop of this plan. */
   stop(alloc: Pick<Allocation, 'id'>): void {
-    if (this.#live.delete(alloc.id)) this.#counts.clear()
+    const a = this.#live.get(alloc.id)
+    if (!a) return
+    this.#live.delete(alloc.id)
+    this.#adjust(a, -1)
+  }
+
+  #adjust(a: { group: string; node: Node }, delta: 1 | -1): void {
+    for (const c of this.#counts.values()) {
+      if (c.group !== undefined && c.group !== a.group) continue
+      const v = resolveText(c.attribute, a.node)
+      if (v !== undefined) c.counts.set(v, (c.counts.get(v) ?? 0) + delta)
+    }
   }
 
   /**
@@ -36,16 +48,17 @@ export class JobAllocTracker {
    */
   countsBy(attribute: string, group?: string): ReadonlyMap<string, number> {
     const key = `${group ?? ''}|${attribute}`
-    let counts = this.#counts.get(key)
-    if (!counts) {
-      counts = new Map()
+    let entry = this.#counts.get(key)
+    if (!entry) {
+      const counts = new Map<string, number>()
       for (const a of this.#live.values()) {
         if (group !== undefined && a.group !== group) continue
         const v = resolveText(attribute, a.node)
         if (v !== undefined) counts.set(v, (counts.get(v) ?? 0) + 1)
       }
-      this.#counts.set(key, counts)
+      entry = { attribute, group, counts }
+      this.#counts.set(key, entry)
     }
-    return counts
+    return entry.counts
   }
 }
