@@ -12,6 +12,7 @@ import type { JobSpec } from '../structs/index.ts'
 import { groupResources, MAX_VAR_VALUE_BYTES, varPathProblem } from '../structs/index.ts'
 import type { LogStream } from '../runtime/driver.ts'
 import { HttpError, Router, readJsonBody, sendError, sendJson, type Request } from './http.ts'
+import { planRoute } from './plan.ts'
 import { allocDetail, allocStub, jobDetail, jobListItem } from './views.ts'
 import { parseDuration } from '../jobspec/index.ts'
 import { VERSION } from '../version.ts'
@@ -157,7 +158,7 @@ export class ApiServer {
         const job = state.get('jobs', result.spec.id)!
         return { jobId: job.id, evalId, index, version: job.version }
       })
-      .on('POST', '/v1/job/plan', async (req) => (await import('./plan.ts')).planRoute(state, req))
+      .on('POST', '/v1/job/plan', (req) => planRoute(state, req))
       .on('GET', '/v1/job/:id', async (req) => jobDetail(state, jobOr404(state, req.params.id!)))
       .on('GET', '/v1/job/:id/allocations', async (req) =>
         state.allocsOfJob(jobOr404(state, req.params.id!).id).map((a) => allocStub(state, a)))

@@ -1,6 +1,7 @@
 import Agent from './agent.ts'
 import AllocLogs from './alloc/logs.ts'
 import AllocStatus from './alloc/status.ts'
+import JobPlan from './job/plan.ts'
 import JobRun from './job/run.ts'
 import Keygen from './keygen.ts'
 import Members from './members.ts'
@@ -20,7 +21,7 @@ export const COMMANDS = {
   'job:run': JobRun,
   'job:status': JobStatus,
   'job:stop': JobStop,
-  'job:plan': (await import('./job/plan.ts')).default,
+  'job:plan': JobPlan,
   'alloc:status': AllocStatus,
   'alloc:logs': AllocLogs,
   'node:status': NodeStatus,
