@@ -38,6 +38,8 @@ export interface RaftTransportOptions {
   /** Reconnect backoff bounds (defaults 50 ms .. 2000 ms, doubling, with jitter). */
   backoffMinMs?: number
   backoffMaxMs?: number
+  /** libp2p protocol id of the streams (default RAFT_PROTOCOL); lets another subsystem use its own streams. */
+  protocol?: string
   logger?: TransportLogger
 }
 
@@ -210,6 +212,7 @@ export class RaftTransport {
       openTimeoutMs: options.openTimeoutMs ?? 5_000,
       backoffMinMs: options.backoffMinMs ?? 50,
       backoffMaxMs: options.backoffMaxMs ?? 2_000,
+      protocol: options.protocol ?? RAFT_PROTOCOL,
     }
   }
 
@@ -224,7 +227,7 @@ export class RaftTransport {
     if (this.#started) return
     this.#started = true
     await this.host.libp2p.handle(
-      RAFT_PROTOCOL,
+      this.#opts.protocol,
       (stream, connection) => {
         void this.#readInbound(stream, connection)
       },
@@ -392,7 +395,7 @@ export class RaftTransport {
     this.#inbound.clear()
     await Promise.all(closes)
     if (this.#started) {
-      await this.host.libp2p.unhandle(RAFT_PROTOCOL).catch(() => {})
+      await this.host.libp2p.unhandle(this.#opts.protocol).catch(() => {})
     }
   }
 
@@ -460,7 +463,7 @@ export class RaftTransport {
     const signal = AbortSignal.any([AbortSignal.timeout(this.#opts.openTimeoutMs), this.#closing.signal])
     let stream: Stream
     try {
-      stream = await this.host.libp2p.dialProtocol(link.peer, RAFT_PROTOCOL, { signal })
+      stream = await this.host.libp2p.dialProtocol(link.peer, this.#opts.protocol, { signal })
     } catch (err) {
       if (this.#closing.signal.aborted) return undefined
       link.failures++
