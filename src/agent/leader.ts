@@ -3,7 +3,7 @@
 // at-least-once: an evaluation stays pending until a plan for it commits.
 import { randomUUID } from 'node:crypto'
 import type { AppliedEvent, Fsm } from '../fsm/fsm.ts'
-import type { StateStore } from '../fsm/state.ts'
+import { jobVersionKey, type StateStore } from '../fsm/state.ts'
 import { schedule, type SchedulerState } from '../scheduler/index.ts'
 import type { Evaluation } from '../structs/index.ts'
 import { isDeepStrictEqual } from 'node:util'
@@ -15,6 +15,7 @@ export function schedulerView(state: StateStore): SchedulerState {
   return {
     nodes: () => state.list('nodes'),
     job: (id) => state.get('jobs', id),
+    jobVersion: (id, version) => state.get('jobVersions', jobVersionKey(id, version)),
     allocsOfJob: (id) => state.allocsOfJob(id),
     allocsOfNode: (id) => state.allocsOfNode(id),
     evalsOfJob: (id) => state.list('evals').filter((e) => e.jobId === id),
@@ -110,12 +111,12 @@ export class EvalBroker {
 
   async #process(ev: Evaluation): Promise<void> {
     const plan = schedule(schedulerView(this.#fsm.state), ev, { now: Date.now(), newId: randomUUID })
-    const nothingNew = plan.place.length === 0 && plan.stop.length === 0 && plan.newEvals.length === 0 &&
+    const nothingNew = plan.place.length === 0 && plan.stop.length === 0 && plan.newEvals.length === 0 && plan.inPlace.length === 0 &&
       plan.evalUpdate.status === ev.status && isDeepStrictEqual(plan.evalUpdate.failedGroups, ev.failedGroups)
     // A blocked evaluation retried without progress is left as it is: no write.
     if (nothingNew && ev.status === 'blocked') return
     const result = await this.#proposer.propose({
-      type: 'PlanApply', evalId: ev.id, place: plan.place, stop: plan.stop,
+      type: 'PlanApply', evalId: ev.id, place: plan.place, stop: plan.stop, inPlace: plan.inPlace,
       evalUpdate: plan.evalUpdate, newEvals: plan.newEvals, time: plan.evalUpdate.modifyTime,
     })
     if (!result.ok) throw new Error(result.error)

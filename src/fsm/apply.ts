@@ -139,6 +139,10 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
           clientStatus: s.lost ? 'lost' : a.clientStatus, modifyIndex: index, modifyTime: cmd.time,
         })
       }
+      for (const u of cmd.inPlace ?? []) {
+        const a = tx.get('allocs', u.allocId)
+        if (a && a.desiredStatus === 'run') tx.put('allocs', a.id, { ...a, jobVersion: u.jobVersion, modifyIndex: index, modifyTime: cmd.time })
+      }
       tx.put('evals', ev.id, { ...ev, ...cmd.evalUpdate, modifyIndex: index })
       for (const e of cmd.newEvals) putEval(tx, index, e)
       return { ok: true, index }

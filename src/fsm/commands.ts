@@ -15,6 +15,12 @@ export interface AllocStop {
   lost?: boolean
 }
 
+/** An allocation moved to a newer job version in place (no restart). */
+export interface AllocVersionUpdate {
+  allocId: string
+  jobVersion: number
+}
+
 export interface AllocClientUpdate {
   allocId: string
   clientStatus: ClientStatus
@@ -32,6 +38,8 @@ export type Command =
       evalId: string
       place: NewAlloc[]
       stop: AllocStop[]
+      /** In-place updates; absent in entries written before they existed. */
+      inPlace?: AllocVersionUpdate[]
       /** The evaluation as the scheduler leaves it (complete, blocked, ...). */
       evalUpdate: Pick<Evaluation, 'status' | 'statusDescription' | 'failedGroups' | 'modifyTime'>
       /** Follow-up evaluations (delayed reschedules, blocked retries). */

@@ -1,6 +1,7 @@
 // schedule(): a pure function of (state, evaluation) → plan.
 // reconcile (what should run) → feasibility chain → ranking → selection.
-import type { AllocStop, NewAlloc, NewEval } from '../fsm/commands.ts'
+import { isDeepStrictEqual } from 'node:util'
+import type { AllocStop, AllocVersionUpdate, NewAlloc, NewEval } from '../fsm/commands.ts'
 import type { Allocation, Evaluation, Job, Node, PlacementFailure, TaskGroup } from '../structs/index.ts'
 import { groupResources, isTerminal } from '../structs/index.ts'
 import { checkNode, type FeasibilityContext } from './feasible.ts'
@@ -14,6 +15,8 @@ import { UsageTracker } from './usage.ts'
 export interface SchedulerState {
   nodes(): Node[]
   job(id: string): Job | undefined
+  /** A past version of a job (to tell in-place from destructive updates). */
+  jobVersion(id: string, version: number): Job | undefined
   allocsOfJob(jobId: string): Allocation[]
   allocsOfNode(nodeId: string): Allocation[]
   evalsOfJob(jobId: string): Evaluation[]
@@ -47,6 +50,8 @@ export interface Plan {
   stop: AllocStop[]
   evalUpdate: Pick<Evaluation, 'status' | 'statusDescription' | 'failedGroups' | 'modifyTime'>
   newEvals: NewEval[]
+  /** Allocations moved to the new job version without a restart (only count or placement preferences changed). */
+  inPlace: AllocVersionUpdate[]
   /** Per group (also groups removed from the job): what the plan does. Not committed; for `job plan`. */
   desiredUpdates: Record<string, DesiredUpdates>
   /** Per placed allocation id: the chosen node's score and its components. Not committed; for `job plan`. */
@@ -75,13 +80,24 @@ interface Trackers {
 
 const MAX_FAILURE_DETAILS = 20
 
+/**
+ * Whether moving a running allocation from `before` to `after` needs new
+ * tasks: anything that shapes what runs, or where it may run. Count,
+ * affinities and spread only steer future placements.
+ */
+export function needsRestart(before: TaskGroup | undefined, after: TaskGroup): boolean {
+  if (!before) return true
+  return !isDeepStrictEqual(before.tasks, after.tasks) || !isDeepStrictEqual(before.ports, after.ports) ||
+    !isDeepStrictEqual(before.restart, after.restart) || !isDeepStrictEqual(before.constraints ?? [], after.constraints ?? [])
+}
+
 export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerContext): Plan {
   const job = state.job(ev.jobId)
   const allocs = state.allocsOfJob(ev.jobId)
   const nodes = state.nodes().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
   const nodesById = new Map(nodes.map((n) => [n.id, n]))
   const plan: Plan = {
-    evalId: ev.id, jobId: ev.jobId, place: [], stop: [], newEvals: [],
+    evalId: ev.id, jobId: ev.jobId, place: [], stop: [], newEvals: [], inPlace: [],
     evalUpdate: { status: 'complete', statusDescription: '', failedGroups: {}, modifyTime: ctx.now },
     desiredUpdates: {}, scores: {},
   }
@@ -105,6 +121,7 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
 
   const placements: Placement[] = []
   let earliestRetry = Infinity
+  const previousGroup = (a: Allocation) => state.jobVersion(job.id, a.jobVersion)?.groups.find((g) => g.name === a.group)
   const groupNames = new Set(job.groups.map((g) => g.name))
   for (const a of allocs) {
     if (a.desiredStatus === 'run' && !groupNames.has(a.group)) stop(a, 'group removed from job')
@@ -125,6 +142,8 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
       if (!isTerminal(a) && nodeGone) {
         stop(a, 'node down: allocation lost', true)
         replaceable.push(a)
+      } else if (!isTerminal(a) && a.jobVersion !== job.version && !needsRestart(previousGroup(a), group)) {
+        occupying.push(a) // moved to the new version in place, unless scaled down below
       } else if (!isTerminal(a) && a.jobVersion !== job.version) {
         stop(a, `updated to job version ${job.version}`)
         outdated.add(a.id)
@@ -162,7 +181,14 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
     // Scale down: stop the highest indexes beyond count.
     occupying.sort((a, b) => a.index - b.index)
     while (occupying.length > group.count) stop(occupying.pop()!, 'scaled down')
-    updates(group.name).ignore += occupying.length
+    for (const a of occupying) {
+      if (a.jobVersion === job.version || isTerminal(a)) {
+        updates(group.name).ignore++
+      } else {
+        plan.inPlace.push({ allocId: a.id, jobVersion: job.version })
+        updates(group.name).inPlaceUpdate++
+      }
+    }
     const used = new Set(occupying.map((a) => a.index))
     const byIndex = new Map(replaceable.map((a) => [a.index, a]))
     for (let index = 0; used.size < group.count; index++) {

@@ -151,3 +151,28 @@ test('snapshot and restore: the whole state moves between stores, replacing what
     try { await f.restore(new Uint8Array([1, 2, 3])) } finally { await f.close() }
   }), { message: /malformed snapshot/ })
 })
+
+test('PlanApply moves allocations to a new job version in place', (t) => {
+  const state = new StateStore()
+  const apply = (index: number, cmd: Command) => {
+    const { changes, result } = applyCommand(state, index, cmd)
+    state.applyChanges(changes, index)
+    return result
+  }
+  apply(1, { type: 'JobRegister', spec: spec('web', [group('fe', 1)]), time: 1, eval: newEval('e1', 'web') })
+  apply(2, {
+    type: 'PlanApply', evalId: 'e1', time: 2, newEvals: [], stop: [],
+    evalUpdate: { status: 'complete', statusDescription: '', failedGroups: {}, modifyTime: 2 },
+    place: [{
+      id: 'a1', name: 'web.fe[0]', jobId: 'web', jobVersion: 0, group: 'fe', index: 0, nodeId: 'n', evalId: 'e1',
+      desiredStatus: 'run', desiredDescription: '', clientStatus: 'running', clientDescription: '', taskStates: {},
+      resources: { cpu: 100, memoryMB: 64, ports: [] }, rescheduleCount: 0, createTime: 2, modifyTime: 2,
+    }],
+  })
+  apply(3, { type: 'JobRegister', spec: spec('web', [group('fe', 2)]), time: 3, eval: newEval('e2', 'web') })
+  apply(4, {
+    type: 'PlanApply', evalId: 'e2', time: 4, newEvals: [], stop: [], place: [], inPlace: [{ allocId: 'a1', jobVersion: 1 }],
+    evalUpdate: { status: 'complete', statusDescription: '', failedGroups: {}, modifyTime: 4 },
+  })
+  t.like(state.get('allocs', 'a1'), { jobVersion: 1, clientStatus: 'running', createIndex: 2, modifyIndex: 4 })
+})

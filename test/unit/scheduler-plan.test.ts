@@ -63,16 +63,25 @@ test('the registered spec unchanged: no new version, allocations ignored', (t) =
   t.deepEqual(plan.placements, [])
 })
 
-test('an edited job: the next version replaces allocations; a smaller count destroys', (t) => {
+test('an edited job: a smaller count destroys the extra allocation and updates the rest in place', (t) => {
   const st = cluster()
   const before = snapshot(st.state)
   const plan = planJob(st.state, spec('web', [group('fe', 1), group('be', 1)]), 10)
   t.is(snapshot(st.state), before)
   t.like(plan, { type: 'edited', currentVersion: 0, version: 1, jobModifyIndex: 4 })
   t.deepEqual(plan.diff, {
-    fe: { create: 0, destroy: 1, inPlaceUpdate: 0, destructiveUpdate: 1, ignore: 0 },
+    fe: { create: 0, destroy: 1, inPlaceUpdate: 1, destructiveUpdate: 0, ignore: 0 },
     be: { create: 1, destroy: 0, inPlaceUpdate: 0, destructiveUpdate: 0, ignore: 0 },
   })
+  t.deepEqual(plan.stops.map((s) => [s.name, s.description]), [['web.fe[1]', 'scaled down']])
+})
+
+test('an edited task: the next version replaces allocations, linked to what they replace', (t) => {
+  const st = cluster()
+  const g = group('fe', 2)
+  g.tasks[0] = { ...g.tasks[0]!, env: { CHANGED: 'yes' } }
+  const plan = planJob(st.state, spec('web', [g]), 10)
+  t.deepEqual(plan.diff.fe, { create: 0, destroy: 0, inPlaceUpdate: 0, destructiveUpdate: 2, ignore: 0 })
   t.deepEqual(plan.stops.map((s) => [s.name, s.description]).sort(), [
     ['web.fe[0]', 'updated to job version 1'],
     ['web.fe[1]', 'updated to job version 1'],

@@ -17,6 +17,7 @@ function stateOf(jobs: Job[], nodes: Node[], allocs: Allocation[] = [], evals: E
   return {
     nodes: () => [...nodes],
     job: (id) => jobs.find((j) => j.id === id),
+    jobVersion: (id, v) => jobs.find((j) => j.id === id && j.version === v),
     allocsOfJob: (id) => allocs.filter((a) => a.jobId === id),
     allocsOfNode: (id) => allocs.filter((a) => a.nodeId === id),
     evalsOfJob: (id) => evals.filter((e) => e.jobId === id),

@@ -7,6 +7,7 @@ function stateOf(jobs: Job[], nodes: Node[], allocs: Allocation[] = [], evals: E
   return {
     nodes: () => [...nodes],
     job: (id) => jobs.find((j) => j.id === id),
+    jobVersion: (id, v) => jobs.find((j) => j.id === id && j.version === v),
     allocsOfJob: (id) => allocs.filter((a) => a.jobId === id),
     allocsOfNode: (id) => allocs.filter((a) => a.nodeId === id),
     evalsOfJob: (id) => evals.filter((e) => e.jobId === id),
@@ -88,12 +89,27 @@ test('a failed allocation is replaced only after its reschedule delay, with back
   t.deepEqual(late.stop, [{ allocId: 'x0', description: 'rescheduled after failure' }])
 })
 
-test('a new job version replaces allocations of the old one', (t) => {
-  const j = job(spec('web', [group('fe', 1)]), { version: 1 })
-  const old = alloc('x0', { ...j, version: 0 }, 'fe', 0, 'id-n1')
-  const plan = schedule(stateOf([j], [node('n1')], [old]), evaluation('e1', 'web'), ctx())
+test('a new job version that changes a task replaces allocations of the old one', (t) => {
+  const v0 = job(spec('web', [group('fe', 1)]))
+  const g1 = group('fe', 1)
+  g1.tasks[0] = { ...g1.tasks[0]!, env: { NEW: '1' } }
+  const v1 = job(spec('web', [g1]), { version: 1 })
+  const old = alloc('x0', v0, 'fe', 0, 'id-n1')
+  const plan = schedule(stateOf([v1, v0], [node('n1')], [old]), evaluation('e1', 'web'), ctx())
   t.deepEqual(plan.stop.map((s) => s.allocId), ['x0'])
   t.like(plan.place[0], { jobVersion: 1, name: 'web.fe[0]' })
+  t.deepEqual(plan.inPlace, [])
+})
+
+test('a new version that only changes count moves running allocations in place: no restart', (t) => {
+  const v0 = job(spec('web', [group('fe', 2)]))
+  const v1 = job(spec('web', [group('fe', 3)]), { version: 1 })
+  const running = [alloc('x0', v0, 'fe', 0, 'id-n1'), alloc('x1', v0, 'fe', 1, 'id-n1')]
+  const plan = schedule(stateOf([v1, v0], [node('n1')], running), evaluation('e1', 'web'), ctx())
+  t.deepEqual(plan.stop, [])
+  t.deepEqual(plan.inPlace, [{ allocId: 'x0', jobVersion: 1 }, { allocId: 'x1', jobVersion: 1 }])
+  t.deepEqual(plan.place.map((a) => a.name), ['web.fe[2]'])
+  t.like(plan.desiredUpdates.fe, { inPlaceUpdate: 2, create: 1, destructiveUpdate: 0 })
 })
 
 test('bin-packing prefers the fuller node; anti-affinity spreads the same group', (t) => {
