@@ -204,9 +204,21 @@ export class ApiServer {
       .on('GET', '/v1/node/:id', async (req) => {
         const id = req.params.id!
         const byName = state.list('nodes').filter((n) => n.name === id)
-        const node = one(byName.length ? byName : state.findByPrefix('nodes', id), 'node', id)
+        const suffix = id.replace(/^…/, '')
+        const byEnd = state.list('nodes').filter((n) => suffix.length >= 4 && n.id.endsWith(suffix))
+        const node = one(byName.length ? byName : byEnd.length ? byEnd : state.findByPrefix('nodes', id), 'node', id)
         return { ...node, allocations: state.allocsOfNode(node.id).map((a) => allocStub(state, a)) }
       })
+  }
+
+  #proxyLogs(req: Request, nodeId: string): Promise<undefined> {
+    const node = this.#agent.fsm.state.get('nodes', nodeId)
+    if (!node) throw new HttpError(404, `node ${nodeId} of the allocation is not registered`)
+    if (node.status === 'down') throw new HttpError(503, `node ${node.name} is down; its logs are not reachable`)
+    const url = new URL(req.raw.url ?? '', `http://${node.http}`)
+    url.searchParams.set('proxied', '1')
+    if (req.query.get('proxied') === '1') throw new HttpError(508, 'allocation moved while its logs were being proxied; retry')
+    return proxyTo(req, url.toString())
   }
 
   async #logs(req: Request): Promise<undefined> {
@@ -218,9 +230,7 @@ export class ApiServer {
     const tail = tailText === null ? undefined : Number(tailText)
     if (tail !== undefined && (!Number.isInteger(tail) || tail < 0)) throw new HttpError(400, `tail: must be a non-negative integer (got "${tailText}")`, 'tail')
     const follow = req.query.get('follow') === 'true'
-    if (alloc.nodeId !== this.#agent.nodeId) {
-      throw new HttpError(501, `allocation ${alloc.id} runs on node ${alloc.nodeId}; ask that node's agent`)
-    }
+    if (alloc.nodeId !== this.#agent.nodeId) return this.#proxyLogs(req, alloc.nodeId)
     const runner = this.#agent.client.runner(alloc.id)
     if (!runner) throw new HttpError(404, `logs of allocation ${alloc.id} are no longer available: its tasks were removed`)
     let taskName = req.query.get('task')
@@ -242,6 +252,27 @@ export class ApiServer {
     stream.pipe(res)
     return undefined
   }
+}
+
+/** The node's own agent has the logs: stream them from there. */
+async function proxyTo(req: Request, url: string): Promise<undefined> {
+  const abort = new AbortController()
+  req.raw.once('close', () => abort.abort())
+  let upstream: Response
+  try {
+    upstream = await fetch(url, { signal: abort.signal })
+  } catch (err) {
+    throw new HttpError(502, `cannot reach the agent at ${new URL(url).host}: ${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`)
+  }
+  req.res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'text/plain' })
+  if (!upstream.body) return void req.res.end()
+  try {
+    for await (const chunk of upstream.body) req.res.write(chunk)
+  } catch {
+    // the client went away or the upstream closed: end quietly
+  }
+  req.res.end()
+  return undefined
 }
 
 function toHttpError(err: unknown): unknown {

@@ -20,3 +20,8 @@ export function ago(time: number, now = Date.now()): string {
 export function shortId(id: string): string {
   return id.slice(0, 8)
 }
+
+/** Node ids are libp2p PeerIds, which share their first characters: show the distinctive end. */
+export function shortNodeId(id: string): string {
+  return id.length > 12 ? `…${id.slice(-8)}` : id
+}

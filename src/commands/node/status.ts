@@ -1,13 +1,13 @@
 import { Args } from '@oclif/core'
 import type { Node } from '../../structs/index.ts'
 import { ApiCommand } from '../base.ts'
-import { keyValues, shortId, table } from '../format.ts'
+import { keyValues, shortId, shortNodeId, table } from '../format.ts'
 
 export default class NodeStatus extends ApiCommand {
   static override description = 'List client nodes, or show one node with its resources and allocations'
   static override examples = ['<%= config.bin %> node status', '<%= config.bin %> node status dev-1 --json']
   static override enableJsonFlag = true
-  static override args = { node: Args.string({ description: 'node name, id or unique id prefix' }) }
+  static override args = { node: Args.string({ description: 'node name, id, or a unique start or end of its id' }) }
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(NodeStatus)
@@ -15,7 +15,7 @@ export default class NodeStatus extends ApiCommand {
     if (!args.node) {
       const nodes = await api.get<Node[]>('/v1/nodes')
       this.log(table(['ID', 'Name', 'Address', 'Drivers', 'Eligibility', 'Status'],
-        nodes.map((n) => [shortId(n.id), n.name, n.address, n.drivers.join(','), n.eligible ? 'eligible' : 'ineligible', n.status])))
+        nodes.map((n) => [shortNodeId(n.id), n.name, n.address, n.drivers.join(','), n.eligible ? 'eligible' : 'ineligible', n.status])))
       return nodes
     }
     const n = await api.get<Node & { allocations: { id: string; name: string; clientStatus: string; desiredStatus: string }[] }>(`/v1/node/${encodeURIComponent(args.node)}`)
