@@ -29,7 +29,7 @@ export function fsmStateMachine(fsm: Fsm): RaftStateMachine {
     get appliedIndex() {
       return fsm.appliedIndex
     },
-    applyEntry: (index, data) => fsm.apply(index, decode<Command>(data)),
+    applyEntries: (entries) => fsm.applyBatch(entries.map((e) => ({ index: e.index, command: decode<Command>(e.data) }))),
     snapshot: () => fsm.snapshot(),
     restore: (data) => fsm.restore(data),
   }

@@ -12,3 +12,8 @@ export function encode(value: unknown): Uint8Array {
 export function decode<T>(bytes: Uint8Array): T {
   return packr.unpack(bytes) as T
 }
+
+/** Decodes a concatenation of encoded values (a streamed snapshot). */
+export function decodeAll(bytes: Uint8Array): unknown[] {
+  return packr.unpackMultiple(bytes) as unknown[]
+}

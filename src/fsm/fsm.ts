@@ -3,7 +3,7 @@
 import { EventEmitter } from 'node:events'
 import { Level } from 'level'
 import { applyCommand } from './apply.ts'
-import { decode, encode } from './codec.ts'
+import { decode, decodeAll, encode } from './codec.ts'
 import type { ApplyResult, Command } from './commands.ts'
 import { StateStore, TABLE_NAMES, type Change, type TableName } from './state.ts'
 
@@ -67,38 +67,74 @@ export class Fsm extends EventEmitter<{ applied: [AppliedEvent]; restored: [numb
 
   /** Applies one committed command. Callers apply in index order, one at a time. */
   async apply(index: number, command: Command): Promise<ApplyResult> {
-    if (index <= this.state.appliedIndex) {
-      throw new Error(`fsm: index ${index} already applied (at ${this.state.appliedIndex})`)
-    }
-    const { changes, result } = applyCommand(this.state, index, command)
-    const batch = this.#db.batch()
-    for (const c of changes) {
-      if (c.value === null) batch.del(`${c.table}/${c.key}`)
-      else batch.put(`${c.table}/${c.key}`, encode(c.value))
-    }
-    batch.put(APPLIED_KEY, encode(index))
-    await batch.write({ sync: this.#options.syncWrites })
-    this.state.applyChanges(changes, index)
-    this.emit('applied', { index, command, changes })
-    return result
+    return (await this.applyBatch([{ index, command }]))[0]!
   }
 
-  /** The whole state at the applied index, as bytes a Raft snapshot carries. */
-  snapshot(): { index: number; data: Uint8Array } {
+  /**
+   * Applies committed commands in order with one LevelDB write for all of
+   * them. Memory moves first (each command must see the ones before it);
+   * listeners hear of them once the write is done.
+   */
+  async applyBatch(items: readonly { index: number; command: Command }[]): Promise<ApplyResult[]> {
+    const batch = this.#db.batch()
+    const results: ApplyResult[] = []
+    const events: AppliedEvent[] = []
+    for (const { index, command } of items) {
+      if (index <= this.state.appliedIndex) {
+        throw new Error(`fsm: index ${index} already applied (at ${this.state.appliedIndex})`)
+      }
+      const { changes, result } = applyCommand(this.state, index, command)
+      for (const c of changes) {
+        if (c.value === null) batch.del(`${c.table}/${c.key}`)
+        else batch.put(`${c.table}/${c.key}`, encode(c.value))
+      }
+      this.state.applyChanges(changes, index)
+      results.push(result)
+      events.push({ index, command, changes })
+    }
+    if (events.length === 0) return results
+    batch.put(APPLIED_KEY, encode(this.state.appliedIndex))
+    await batch.write({ sync: this.#options.syncWrites })
+    for (const e of events) this.emit('applied', e)
+    return results
+  }
+
+  /**
+   * The whole state at the applied index, as bytes a Raft snapshot carries: a
+   * header then one encoded row after another. Rows are captured at once
+   * (they are immutable) and encoded with pauses, so a large state does not
+   * stall the agent.
+   */
+  async snapshot(): Promise<{ index: number; data: Uint8Array }> {
     const index = this.state.appliedIndex
-    const body: SnapshotBody = { index, rows: this.state.rows().map((c) => [c.table, c.key, c.value]) }
-    return { index, data: encode(body) }
+    const rows = this.state.rows()
+    const parts: Uint8Array[] = [encode({ v: 2, index, count: rows.length })]
+    for (let i = 0; i < rows.length; i++) {
+      const c = rows[i]!
+      parts.push(encode([c.table, c.key, c.value]))
+      if (i % 2_000 === 1_999) await new Promise((r) => setImmediate(r))
+    }
+    return { index, data: Buffer.concat(parts) }
   }
 
   /** Replaces the whole state with a snapshot's, atomically on disk and in memory. */
   async restore(data: Uint8Array): Promise<number> {
-    let body: SnapshotBody
+    let values: unknown[]
     try {
-      body = decode<SnapshotBody>(data)
+      values = decodeAll(data)
     } catch (err) {
       throw new Error(`fsm: malformed snapshot: ${(err as Error).message}`)
     }
-    if (!body || !Number.isInteger(body.index) || !Array.isArray(body.rows)) throw new Error('fsm: malformed snapshot')
+    const header = values[0] as { v?: unknown; index?: unknown; count?: unknown } | undefined
+    let body: SnapshotBody
+    if (header?.v === 2 && Number.isInteger(header.index) && header.count === values.length - 1) {
+      body = { index: header.index as number, rows: values.slice(1) as SnapshotBody['rows'] }
+    } else if (values.length === 1) {
+      body = header as unknown as SnapshotBody // the first format: one object with every row
+    } else {
+      throw new Error('fsm: malformed snapshot: unknown layout')
+    }
+    if (!body || !Number.isInteger(body.index) || !Array.isArray(body.rows) || !body.rows.every(Array.isArray)) throw new Error('fsm: malformed snapshot')
     const rows = body.rows
       .filter(([table]) => TABLE_NAMES.includes(table))
       .map(([table, key, value]) => ({ table, key, value }) as Change)

@@ -11,10 +11,15 @@ import type { ConfChange, Message, NodeId, Rejection, SoftState } from './types.
 export interface RaftStateMachine {
   /** Index of the last entry the state machine reflects. */
   readonly appliedIndex: number
-  applyEntry(index: number, data: Uint8Array): Promise<unknown>
-  snapshot(): { index: number; data: Uint8Array }
+  /** Applies committed entries in order (one durable batch is fine); one result per entry. */
+  applyEntries(entries: { index: number; data: Uint8Array }[]): Promise<unknown[]>
+  /** The state as of `index`; may take its time (it must capture the state synchronously). */
+  snapshot(): Promise<{ index: number; data: Uint8Array }>
   restore(data: Uint8Array): Promise<number>
 }
+
+/** What a leader may send before its own write is durable (Raft thesis §10.2.1). */
+const REPLICATION: ReadonlySet<Message['type']> = new Set(['appendEntries', 'heartbeat', 'installSnapshot', 'timeoutNow'])
 
 export interface RaftMessageTransport {
   send(to: NodeId, message: Message): void
@@ -86,6 +91,8 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
   #stopped = false
   #lastSnapshotIndex: number
   #softState: SoftState = { leader: null, role: 'follower' }
+  #snapshotting = false
+  #pendingCompaction: { index: number; data: Uint8Array } | null = null
   /** Last committed entry handled here, of any type (the state machine only sees normal ones). */
   #applied = 0
 
@@ -276,28 +283,32 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
 
   async #drain(): Promise<void> {
     const sm = this.#o.stateMachine
-    while (!this.#stopped && this.core.hasReady()) {
+    while (!this.#stopped && (this.core.hasReady() || this.#pendingCompaction)) {
+      if (this.#pendingCompaction) await this.#compact(this.#pendingCompaction)
+      if (!this.core.hasReady()) continue
       const rd = this.core.ready()
+      // A leader replicates while it persists; everything else waits for the write.
+      const early = this.core.role === 'leader' ? rd.messages.filter((m) => REPLICATION.has(m.type)) : []
+      const late = early.length > 0 ? rd.messages.filter((m) => !REPLICATION.has(m.type)) : rd.messages
+      this.#send(early)
       await this.#o.storage.save({
         entries: rd.entries,
         ...(rd.hardState ? { hardState: rd.hardState } : {}),
         ...(rd.snapshot ? { snapshot: rd.snapshot } : {}),
       })
-      for (const m of rd.messages) {
-        this.#o.transport.send(m.to, m)
-        if (m.type === 'installSnapshot') this.core.reportSnapshot(m.to, true)
-      }
+      this.#send(late)
       if (rd.snapshot && rd.snapshot.meta.index > sm.appliedIndex && rd.snapshot.data.length > 0) {
         await sm.restore(rd.snapshot.data)
         this.#lastSnapshotIndex = rd.snapshot.meta.index
       }
       if (rd.snapshot) this.#applied = Math.max(this.#applied, rd.snapshot.meta.index)
+      const normal = rd.committedEntries.filter((e) => e.type === 'normal' && e.index > sm.appliedIndex)
+      const results = normal.length > 0 ? await sm.applyEntries(normal) : []
+      const resultOf = new Map(normal.map((e, i) => [e.index, results[i]]))
       for (const e of rd.committedEntries) {
-        let result: unknown
-        if (e.type === 'normal' && e.index > sm.appliedIndex) result = await sm.applyEntry(e.index, e.data)
         const p = this.#proposals.get(e.index)
         if (p) {
-          if (p.term === e.term) p.resolve({ index: e.index, result })
+          if (p.term === e.term) p.resolve({ index: e.index, result: resultOf.get(e.index) })
           else p.reject(new OutcomeUnknownError(`entry ${e.index} was replaced after a leadership change; not applied`))
         }
         this.#applied = e.index
@@ -318,7 +329,14 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
       }
       this.core.advance()
       this.emit('applied', this.#applied)
-      await this.#maybeSnapshot()
+      this.#maybeSnapshot()
+    }
+  }
+
+  #send(messages: Message[]): void {
+    for (const m of messages) {
+      this.#o.transport.send(m.to, m)
+      if (m.type === 'installSnapshot') this.core.reportSnapshot(m.to, true)
     }
   }
 
@@ -329,15 +347,36 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
     }
   }
 
-  async #maybeSnapshot(): Promise<void> {
+  /**
+   * Starts a snapshot in the background once enough entries were applied: the
+   * state machine captures its state at once and encodes it without blocking
+   * the loop (a stalled loop misses heartbeats and costs an election).
+   */
+  #maybeSnapshot(): void {
     const every = this.#o.snapshotEvery ?? 10_000
     const sm = this.#o.stateMachine
-    if (sm.appliedIndex - this.#lastSnapshotIndex < every) return
-    const snap = sm.snapshot()
+    if (this.#snapshotting || sm.appliedIndex - this.#lastSnapshotIndex < every) return
+    this.#snapshotting = true
+    sm.snapshot().then(
+      (snap) => {
+        this.#pendingCompaction = snap
+        this.#kick()
+      },
+      (err: Error) => {
+        this.#snapshotting = false
+        this.#o.log?.warn(`raft: snapshot failed: ${err.message}`)
+      },
+    )
+  }
+
+  async #compact(snap: { index: number; data: Uint8Array }): Promise<void> {
+    this.#pendingCompaction = null
+    this.#snapshotting = false
     const meta = this.core.compact(snap.index, snap.data)
     if (meta instanceof Error) return
     await this.#o.storage.compact({ meta, data: snap.data })
     this.#lastSnapshotIndex = snap.index
     this.#o.log?.info(`raft: snapshot at index ${snap.index}, log compacted`)
   }
+
 }

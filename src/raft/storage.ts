@@ -1,6 +1,7 @@
 // Durable Raft state in LevelDB: the log, the hard state (term, vote, commit)
-// and the latest snapshot. Every save is one batch written with sync: true,
-// so it is on disk before the caller sends any message that depends on it.
+// and the latest snapshot. Every save is one batch, written with sync: true
+// whenever it holds entries, a snapshot, a term or a vote, so it is on disk
+// before the caller sends any message that depends on it.
 import { Level } from 'level'
 import { decode, encode } from '../fsm/codec.ts'
 import type { Entry, HardState, PersistentState, Snapshot } from './types.ts'
@@ -86,7 +87,12 @@ export class RaftStorage {
       last = to
     }
     if (req.hardState) batch.put(HARD_STATE_KEY, encode(req.hardState))
-    await batch.write({ sync: true })
+    // Term and vote must be durable; a commit index alone need not be (it is
+    // recovered from the leader), so a commit-only change skips the fsync.
+    const prev = this.#hardState
+    const hs = req.hardState
+    const sync = req.entries.length > 0 || !!req.snapshot || (!!hs && (hs.term !== prev.term || hs.vote !== prev.vote))
+    await batch.write({ sync })
     this.#first = first
     this.#last = last
     if (req.hardState) this.#hardState = req.hardState

@@ -134,7 +134,7 @@ test('snapshot and restore: the whole state moves between stores, replacing what
   await a.fsm.apply(1, { type: 'NodeRegister', node: newNode('n1'), time: 1 })
   await a.fsm.apply(2, { type: 'VarPut', path: 'x', value: 'from a', time: 2 })
   await b.fsm.apply(1, { type: 'VarPut', path: 'only-in-b', value: 'gone after restore', time: 1 })
-  const snap = a.fsm.snapshot()
+  const snap = await a.fsm.snapshot()
   t.is(snap.index, 2)
   t.is(await b.fsm.restore(snap.data), 2)
   t.is(b.fsm.appliedIndex, 2)
@@ -175,4 +175,42 @@ test('PlanApply moves allocations to a new job version in place', (t) => {
     evalUpdate: { status: 'complete', statusDescription: '', failedGroups: {}, modifyTime: 4 },
   })
   t.like(state.get('allocs', 'a1'), { jobVersion: 1, clientStatus: 'running', createIndex: 2, modifyIndex: 4 })
+})
+
+test('applyBatch: one write for many commands, each seeing the ones before it; listeners hear each', async (t) => {
+  const { dir, fsm } = await openTemp()
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const heard: number[] = []
+  fsm.on('applied', (e) => heard.push(e.index))
+  const results = await fsm.applyBatch([
+    { index: 1, command: { type: 'VarPut', path: 'x', value: 'a', cas: 0, time: 1 } },
+    { index: 2, command: { type: 'VarPut', path: 'x', value: 'b', cas: 0, time: 2 } },
+    { index: 3, command: { type: 'VarPut', path: 'x', value: 'c', cas: 1, time: 3 } },
+  ])
+  t.deepEqual(results.map((r) => r.ok), [true, false, true], 'the second sees the first: create-only fails')
+  t.deepEqual(heard, [1, 2, 3])
+  t.is(fsm.state.get('vars', 'x')?.value, 'c')
+  await fsm.close()
+  const again = await Fsm.open(join(dir, 'state'), { syncWrites: false })
+  t.is(again.appliedIndex, 3)
+  t.is(again.state.get('vars', 'x')?.value, 'c')
+  await again.close()
+})
+
+test('a large state snapshots without blocking the event loop for long', async (t) => {
+  const { dir, fsm } = await openTemp()
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await fsm.applyBatch(Array.from({ length: 20_000 }, (_, i) => ({ index: i + 1, command: { type: 'VarPut' as const, path: `k/${i}`, value: 'v'.repeat(64), time: i } })))
+  let ticks = 0
+  const timer = setInterval(() => ticks++, 1)
+  const snap = await fsm.snapshot()
+  clearInterval(timer)
+  t.is(snap.index, 20_000)
+  t.true(ticks > 0, 'timers ran while the snapshot was encoded')
+  const other = await openTemp()
+  t.teardown(() => rm(other.dir, { recursive: true, force: true }))
+  t.is(await other.fsm.restore(snap.data), 20_000)
+  t.is(other.fsm.state.list('vars').length, 20_000)
+  await other.fsm.close()
+  await fsm.close()
 })

@@ -16,12 +16,14 @@ const dec = (b: Uint8Array) => new TextDecoder().decode(b)
 class ListMachine implements RaftStateMachine {
   appliedIndex = 0
   items: string[] = []
-  async applyEntry(index: number, data: Uint8Array) {
-    this.appliedIndex = index
-    this.items.push(dec(data))
-    return this.items.length
+  async applyEntries(entries: { index: number; data: Uint8Array }[]) {
+    return entries.map((e) => {
+      this.appliedIndex = e.index
+      this.items.push(dec(e.data))
+      return this.items.length
+    })
   }
-  snapshot() {
+  async snapshot() {
     return { index: this.appliedIndex, data: enc(JSON.stringify({ index: this.appliedIndex, items: this.items })) }
   }
   async restore(data: Uint8Array) {
