@@ -3,10 +3,12 @@
 
 import {
   AFFINITY_OPERATORS,
+  CHECK_TYPES,
   CONSTRAINT_OPERATORS,
   DRIVER_NAMES,
   type Affinity,
   type AffinityOperator,
+  type CheckRestart,
   type Constraint,
   type ConstraintOperator,
   type DockerTaskConfig,
@@ -21,6 +23,7 @@ import {
   type Spread,
   type SpreadTarget,
   type Task,
+  type TaskCheck,
   type TaskGroup,
 } from '../structs/index.ts'
 import { parseTarget, TARGET_FORMS, valueProblem } from '../scheduler/constraints.ts'
@@ -52,7 +55,9 @@ const GROUP_FIELDS = ['count', 'network', 'restart', 'constraint', 'affinity', '
 const NETWORK_FIELDS = ['port'] as const
 const PORT_FIELDS = ['to', 'static'] as const
 const RESTART_FIELDS = ['attempts', 'interval', 'delay', 'mode'] as const
-const TASK_FIELDS = ['driver', 'config', 'env', 'resources', 'kill_timeout', 'constraint', 'affinity'] as const
+const TASK_FIELDS = ['driver', 'config', 'env', 'resources', 'kill_timeout', 'constraint', 'affinity', 'check', 'check_restart'] as const
+const CHECK_FIELDS = ['type', 'port', 'path', 'expected_status', 'command', 'args', 'interval', 'timeout', 'retries', 'start_period'] as const
+const CHECK_RESTART_FIELDS = ['limit', 'grace'] as const
 const DOCKER_FIELDS = ['image', 'command', 'args', 'ports'] as const
 const EXEC_FIELDS = ['command', 'args'] as const
 const RESOURCE_FIELDS = ['cpu', 'memory'] as const
@@ -60,6 +65,11 @@ const CONSTRAINT_FIELDS = ['attribute', 'operator', 'value'] as const
 const AFFINITY_FIELDS = ['attribute', 'operator', 'value', 'weight'] as const
 const SPREAD_FIELDS = ['attribute', 'weight', 'target'] as const
 const TARGET_FIELDS = ['value', 'percent'] as const
+
+export const DEFAULT_CHECK_INTERVAL_MS = 10_000
+export const DEFAULT_CHECK_TIMEOUT_MS = 2_000
+export const DEFAULT_CHECK_RETRIES = 3
+export const DEFAULT_CHECK_RESTART: Readonly<CheckRestart> = Object.freeze({ limit: 3, graceMs: 1_000 })
 
 export const DEFAULT_AFFINITY_WEIGHT = 50
 export const DEFAULT_SPREAD_WEIGHT = 50
@@ -337,6 +347,7 @@ function checkGroup(c: Checker, name: string, v: unknown, path: Path, jobType: J
     const task = checkTask(c, taskName, t, [...path, 'task', taskName], name, labels)
     if (task !== undefined) tasks.push(task)
   }
+  checkPublishedCheckPorts(c, tasks, path, labels)
   return {
     name, count, ports, restart, tasks,
     ...(constraints.length > 0 ? { constraints } : {}),
@@ -443,11 +454,15 @@ function checkTask(
   const killTimeoutMs = c.duration(o, 'kill_timeout', path) ?? DEFAULT_KILL_TIMEOUT_MS
   const constraints = checkConstraints(c, own(o, 'constraint'), [...path, 'constraint'])
   const affinities = checkAffinities(c, own(o, 'affinity'), [...path, 'affinity'])
+  const checks = checkChecks(c, own(o, 'check'), [...path, 'check'], groupName, labels)
+  const checkRestart = checkCheckRestart(c, own(o, 'check_restart'), [...path, 'check_restart'], checks.length > 0 || own(o, 'check') !== undefined)
 
   const base = {
     name, env, resources, killTimeoutMs,
     ...(constraints.length > 0 ? { constraints } : {}),
     ...(affinities.length > 0 ? { affinities } : {}),
+    ...(checks.length > 0 ? { checks } : {}),
+    ...(checkRestart !== undefined ? { checkRestart } : {}),
   }
   if (docker !== undefined) return { ...base, driver: 'docker', config: docker }
   if (exec !== undefined) return { ...base, driver: 'exec', config: exec }
@@ -549,6 +564,93 @@ function checkResources(c: Checker, v: unknown, path: Path): Resources {
   return {
     cpu: c.integer(o, 'cpu', path, 1) ?? DEFAULT_RESOURCES.cpu,
     memoryMB: c.integer(o, 'memory', path, 1) ?? DEFAULT_RESOURCES.memoryMB,
+  }
+}
+
+// --- Health checks -----------------------------------------------------------------
+
+const CHECK_EXAMPLE = '[{"type": "http", "port": "http", "path": "/health", "interval": "5s"}]'
+
+function checkChecks(c: Checker, v: unknown, path: Path, groupName: string, labels: ReadonlySet<string> | undefined): TaskCheck[] {
+  return blockList(c, v, path, CHECK_EXAMPLE, (o, at) => checkCheck(c, o, at, groupName, labels))
+}
+
+function checkCheck(c: Checker, o: Obj, path: Path, groupName: string, labels: ReadonlySet<string> | undefined): TaskCheck | undefined {
+  c.fields(o, path, CHECK_FIELDS, { name: 'checks have no name in Shoal; leave it out' })
+  const rawType = own(o, 'type')
+  const type = c.oneOf(o, 'type', path, CHECK_TYPES)
+  if (rawType === undefined) c.add([...path, 'type'], `is required (one of ${quoteList(CHECK_TYPES)})`)
+  const only = (key: string, types: string) => {
+    if (type !== undefined && own(o, key) !== undefined) c.add([...path, key], `only applies to ${types} checks (this is a ${type} check)`)
+  }
+  let port: string | undefined
+  if (type === 'http' || type === 'tcp') {
+    port = c.string(o, 'port', path, true)
+    if (port !== undefined && labels !== undefined && !labels.has(port)) c.add([...path, 'port'], unknownPortMessage(port, groupName, labels))
+  } else {
+    only('port', 'http and tcp')
+  }
+  let checkPath: string | undefined
+  let expectedStatus: number | undefined
+  if (type === 'http') {
+    checkPath = c.string(o, 'path', path, false)
+    if (checkPath !== undefined && !checkPath.startsWith('/')) c.add([...path, 'path'], `must start with "/" (got ${describe(checkPath)})`)
+    expectedStatus = c.integer(o, 'expected_status', path, 100, 599)
+  } else {
+    only('path', 'http')
+    only('expected_status', 'http')
+  }
+  let command: string | undefined
+  let args: string[] = []
+  if (type === 'command') {
+    command = c.string(o, 'command', path, true)
+    args = c.strings(o, 'args', path)
+  } else {
+    only('command', 'command')
+    only('args', 'command')
+  }
+  const intervalMs = c.duration(o, 'interval', path) ?? DEFAULT_CHECK_INTERVAL_MS
+  const timeoutMs = c.duration(o, 'timeout', path) ?? DEFAULT_CHECK_TIMEOUT_MS
+  if (own(o, 'interval') !== undefined && intervalMs <= 0) c.add([...path, 'interval'], 'must be longer than 0s')
+  if (own(o, 'timeout') !== undefined && timeoutMs <= 0) c.add([...path, 'timeout'], 'must be longer than 0s')
+  const retries = c.integer(o, 'retries', path, 1) ?? DEFAULT_CHECK_RETRIES
+  const startPeriodMs = c.duration(o, 'start_period', path) ?? 0
+  if (type === undefined) return undefined
+  const check: TaskCheck = { type, intervalMs, timeoutMs, retries, startPeriodMs }
+  if (port !== undefined) check.port = port
+  if (type === 'http') check.path = checkPath ?? '/'
+  if (expectedStatus !== undefined) check.expectedStatus = expectedStatus
+  if (command !== undefined) {
+    check.command = command
+    check.args = args
+  }
+  if ((type === 'http' || type === 'tcp') && port === undefined) return undefined
+  if (type === 'command' && command === undefined) return undefined
+  return check
+}
+
+function checkCheckRestart(c: Checker, v: unknown, path: Path, hasChecks: boolean): CheckRestart | undefined {
+  if (v === undefined) return undefined
+  const o = c.object(v, path, 'an object like {"limit": 3, "grace": "10s"}')
+  if (o === undefined) return undefined
+  c.fields(o, path, CHECK_RESTART_FIELDS)
+  if (!hasChecks) c.add(path, 'needs at least one check in the task\'s "check" block')
+  return {
+    limit: c.integer(o, 'limit', path, 1) ?? DEFAULT_CHECK_RESTART.limit,
+    graceMs: c.duration(o, 'grace', path) ?? DEFAULT_CHECK_RESTART.graceMs,
+  }
+}
+
+/** An http/tcp check of a docker task needs its port published by a docker task of the group. */
+function checkPublishedCheckPorts(c: Checker, tasks: readonly Task[], groupPath: Path, labels: ReadonlySet<string> | undefined): void {
+  const published = new Set(tasks.flatMap((t) => (t.driver === 'docker' ? t.config.ports : [])))
+  for (const t of tasks) {
+    if (t.driver !== 'docker') continue
+    t.checks?.forEach((check, i) => {
+      if (check.port === undefined || published.has(check.port) || !labels?.has(check.port)) return
+      c.add([...groupPath, 'task', t.name, 'check', i, 'port'],
+        `port ${JSON.stringify(check.port)} is not published by a docker task of the group; add it to config.ports`)
+    })
   }
 }
 

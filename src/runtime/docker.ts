@@ -2,7 +2,7 @@
 // engine API with dockerode. Containers carry shoal.* labels so that an agent that
 // restarts finds its tasks again (recover) and never starts a second copy (start).
 import { posix } from 'node:path'
-import { pipeline, Readable } from 'node:stream'
+import { pipeline, Readable, type Duplex } from 'node:stream'
 import Docker from 'dockerode'
 import type {
   ContainerCreateOptions,
@@ -11,10 +11,15 @@ import type {
 } from 'dockerode'
 import {
   DriverError,
+  OutputBuffer,
+  raceDeadline,
   type Driver,
   type DriverFingerprint,
+  type ExecOptions,
+  type ExecResult,
   type ExitResult,
   type LogOptions,
+  type LogStream,
   type RecoveredTask,
   type TaskHandle,
   type TaskStartSpec,
@@ -609,6 +614,65 @@ export class DockerDriver implements Driver {
       out.end(toBuffer(raw))
     }
     return out
+  }
+
+  async exec(handle: TaskHandle, command: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    const container = this.docker.getContainer(handle.id)
+    const withStdin = options.stdin !== undefined
+    const short = handle.id.slice(0, 12)
+    const failure = (err: unknown): DriverError => {
+      const code = statusCode(err)
+      if (code === 404) return new DriverError(`container ${short} of task "${handle.taskName}" no longer exists`, false)
+      if (code === 409 || /is not running/.test(apiMessage(err))) return new DriverError(`task "${handle.taskName}" is not running`, false)
+      return new DriverError(`exec in container ${short}: ${apiMessage(err)}`, isConnectionError(err))
+    }
+    let exec: Docker.Exec
+    let stream: Duplex
+    try {
+      exec = await container.exec({ Cmd: [command, ...args], AttachStdout: true, AttachStderr: true, AttachStdin: withStdin, Tty: false })
+      stream = (await exec.start({ hijack: true, stdin: withStdin })) as Duplex
+    } catch (err) {
+      throw failure(err)
+    }
+    const out = new OutputBuffer()
+    const err = new OutputBuffer()
+    const sink = (name: LogStream, buf: OutputBuffer) => ({
+      write: (chunk: Buffer) => {
+        buf.add(chunk)
+        options.onOutput?.(name, chunk)
+        return true
+      },
+    })
+    this.docker.modem.demuxStream(stream, sink('stdout', out) as unknown as NodeJS.WritableStream, sink('stderr', err) as unknown as NodeJS.WritableStream)
+    const ended = new Promise<'ended'>((resolve) => {
+      stream.once('end', () => resolve('ended'))
+      stream.once('close', () => resolve('ended'))
+      stream.once('error', () => resolve('ended'))
+    })
+    if (withStdin) stream.end(options.stdin)
+    const outcome = await raceDeadline(ended, options.timeoutMs, options.signal)
+    if (outcome !== 'ended') {
+      stream.destroy()
+      // The engine cannot kill an exec: kill its process from the host (best effort).
+      const info = await exec.inspect().catch(() => undefined)
+      if (info?.Running && info.Pid > 0) {
+        try {
+          process.kill(info.Pid, 'SIGKILL')
+        } catch {
+          // not ours to kill (rootless, remote engine): it finishes on its own
+        }
+      }
+      return { exitCode: -1, stdout: out.toString(), stderr: err.toString(), timedOut: true }
+    }
+    // The output can end a moment before the engine records the exit code.
+    for (let i = 0; i < 50; i++) {
+      const info = await exec.inspect().catch((e: unknown) => {
+        throw failure(e)
+      })
+      if (!info.Running && info.ExitCode !== null) return { exitCode: info.ExitCode, stdout: out.toString(), stderr: err.toString() }
+      await sleep(20)
+    }
+    return { exitCode: -1, stdout: out.toString(), stderr: err.toString(), timedOut: true }
   }
 
   async recover(nodeId: string): Promise<RecoveredTask[]> {

@@ -45,6 +45,59 @@ export interface LogOptions {
   tail?: number
 }
 
+export interface ExecOptions {
+  /** Give up after this long: the result has timedOut and exit code -1. */
+  timeoutMs?: number
+  /** Written to the command's stdin, which is then closed; stdin is empty when absent. */
+  stdin?: Buffer | string
+  /** Output as it comes (the result still collects up to EXEC_OUTPUT_LIMIT bytes of each stream). */
+  onOutput?: (stream: LogStream, chunk: Buffer) => void
+  /** Aborting stops waiting for the command (as a timeout does). */
+  signal?: AbortSignal
+}
+
+export interface ExecResult {
+  exitCode: number
+  stdout: string
+  stderr: string
+  timedOut?: boolean
+}
+
+/** How much of each stream an ExecResult keeps. */
+export const EXEC_OUTPUT_LIMIT = 64 * 1024
+
+/** Collects at most EXEC_OUTPUT_LIMIT bytes of a stream. */
+export class OutputBuffer {
+  #chunks: Buffer[] = []
+  #size = 0
+  add(chunk: Buffer): void {
+    if (this.#size >= EXEC_OUTPUT_LIMIT) return
+    const part = chunk.subarray(0, EXEC_OUTPUT_LIMIT - this.#size)
+    this.#chunks.push(part)
+    this.#size += part.length
+  }
+  toString(): string {
+    return Buffer.concat(this.#chunks).toString('utf8')
+  }
+}
+
+/** Resolves with what `p` resolves with, or 'timeout' / 'aborted' first. */
+export function raceDeadline<T>(p: Promise<T>, timeoutMs: number | undefined, signal: AbortSignal | undefined): Promise<T | 'timeout' | 'aborted'> {
+  if (timeoutMs === undefined && signal === undefined) return p
+  return new Promise((resolve) => {
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => finish('timeout'), timeoutMs)
+    const onAbort = () => finish('aborted')
+    if (signal?.aborted) return finish('aborted')
+    signal?.addEventListener('abort', onAbort, { once: true })
+    void p.then(finish, () => finish('aborted'))
+    function finish(v: T | 'timeout' | 'aborted') {
+      clearTimeout(timer)
+      signal?.removeEventListener('abort', onAbort)
+      resolve(v)
+    }
+  })
+}
+
 export interface DriverFingerprint {
   healthy: boolean
   detail: string
@@ -88,4 +141,10 @@ export interface Driver {
   logs(handle: TaskHandle, options: LogOptions): Promise<Readable>
   /** Every task of `nodeId` this driver can still see, running or exited. */
   recover(nodeId: string): Promise<RecoveredTask[]>
+  /**
+   * Runs `command args` inside the running task (docker exec; exec driver: a process
+   * with the task's environment in its working directory) and resolves with its exit
+   * code and output. DriverError when the task is not running or the command cannot start.
+   */
+  exec(handle: TaskHandle, command: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>
 }

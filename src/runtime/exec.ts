@@ -19,8 +19,12 @@ import { delimiter, join, resolve as resolvePath } from 'node:path'
 import type { Readable } from 'node:stream'
 import {
   DriverError,
+  OutputBuffer,
+  raceDeadline,
   type Driver,
   type DriverFingerprint,
+  type ExecOptions,
+  type ExecResult,
   type ExitResult,
   type LogOptions,
   type RecoveredTask,
@@ -28,7 +32,7 @@ import {
   type TaskStartSpec,
 } from './driver.ts'
 import { FileLogStream, tailOffset } from './file-log.ts'
-import { bootId, isRunning, processGroupMembers, readProcStat, signalProcess } from './proc.ts'
+import { bootId, isRunning, processGroupMembers, readCwd, readEnviron, readProcStat, signalProcess } from './proc.ts'
 
 export interface ExecDriverOptions {
   /** Directory for handle and exit-status files; created when missing. */
@@ -418,6 +422,46 @@ export class ExecDriver implements Driver {
     const path = join(allocDir, 'logs', `${handle.taskName}.${options.stream}`)
     const start = options.tail === undefined ? 0 : await tailOffset(path, options.tail)
     return new FileLogStream(path, { start, follow: options.follow, pollMs: this.pollMs })
+  }
+
+  /** Runs a command as the task would: its environment, its working directory. */
+  async exec(handle: TaskHandle, command: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    const pid = Number(handle.id)
+    const record = await this.recordOf(handle)
+    if (!this.running(pid, record)) throw new DriverError(`task "${handle.taskName}" is not running`, false)
+    const env = readEnviron(pid) ?? { PATH: process.env.PATH || DEFAULT_PATH }
+    const cwd = readCwd(pid) ?? record?.allocDir
+    if (!cwd) throw new DriverError(`no working directory known for task "${handle.taskName}"`, false)
+    const program = await resolveCommand(command, cwd, env.PATH)
+    const withStdin = options.stdin !== undefined
+    const child = spawn(program, [...args], { cwd, env, detached: true, stdio: [withStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
+    const out = new OutputBuffer()
+    const err = new OutputBuffer()
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out.add(chunk)
+      options.onOutput?.('stdout', chunk)
+    })
+    child.stderr?.on('data', (chunk: Buffer) => {
+      err.add(chunk)
+      options.onOutput?.('stderr', chunk)
+    })
+    if (withStdin) {
+      child.stdin?.on('error', () => undefined)
+      child.stdin?.end(options.stdin)
+    }
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null } | Error>((resolve) => {
+      child.once('error', resolve)
+      child.once('close', (code, signal) => resolve({ code, signal }))
+    })
+    const outcome = await raceDeadline(exited, options.timeoutMs, options.signal)
+    if (outcome === 'timeout' || outcome === 'aborted') {
+      if (child.pid !== undefined) signalProcess(-child.pid, 'SIGKILL')
+      return { exitCode: -1, stdout: out.toString(), stderr: err.toString(), timedOut: true }
+    }
+    if (outcome instanceof Error) throw new DriverError(`could not run "${command}": ${outcome.message}`, false)
+    const signal = outcome.signal ? SIGNAL_NUMBERS[outcome.signal] : undefined
+    const exitCode = outcome.code ?? (signal !== undefined ? 128 + signal : -1)
+    return { exitCode, stdout: out.toString(), stderr: err.toString() }
   }
 
   async recover(nodeId: string): Promise<RecoveredTask[]> {

@@ -1,5 +1,5 @@
 // Small synchronous readers of Linux /proc, for the exec driver.
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs'
 
 export interface ProcStat {
   pid: number
@@ -84,5 +84,30 @@ export function signalProcess(pid: number, signal: NodeJS.Signals): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false
     throw err
+  }
+}
+
+/** The environment a process started with (/proc/<pid>/environ), or undefined. */
+export function readEnviron(pid: number): Record<string, string> | undefined {
+  let text: string
+  try {
+    text = readFileSync(`/proc/${pid}/environ`, 'utf8')
+  } catch {
+    return undefined
+  }
+  const env: Record<string, string> = {}
+  for (const entry of text.split('\0')) {
+    const eq = entry.indexOf('=')
+    if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1)
+  }
+  return env
+}
+
+/** The working directory of a process, or undefined. */
+export function readCwd(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`)
+  } catch {
+    return undefined
   }
 }

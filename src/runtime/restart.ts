@@ -12,6 +12,8 @@ export interface ExitInfo {
   exitCode: number
   /** Start failed and retrying cannot help (image missing, command not found, ...). */
   unrecoverable?: boolean
+  /** The agent stopped the task to restart it (failing health checks): a failure whatever the exit code. */
+  restartTriggered?: boolean
 }
 
 export class RestartTracker {
@@ -28,7 +30,7 @@ export class RestartTracker {
 
   onExit(exit: ExitInfo, now: number): RestartDecision {
     if (exit.unrecoverable) return { action: 'fail', reason: 'error is not recoverable' }
-    if (this.#jobType === 'batch' && exit.exitCode === 0) return { action: 'complete', reason: 'exited successfully' }
+    if (this.#jobType === 'batch' && exit.exitCode === 0 && !exit.restartTriggered) return { action: 'complete', reason: 'exited successfully' }
     const { attempts, intervalMs, delayMs, mode } = this.#policy
     if (now - this.#intervalStart >= intervalMs) {
       this.#count = 0

@@ -2,6 +2,7 @@
 // wait, and restart in place per the restart policy, recording task events.
 import type { JobType, RestartPolicy, TaskEvent, TaskState } from '../structs/index.ts'
 import { DriverError, type Driver, type ExitResult, type TaskHandle, type TaskStartSpec } from './driver.ts'
+import { HealthMonitor, type HealthUpdate } from './health.ts'
 import { RestartTracker } from './restart.ts'
 
 const MAX_EVENTS = 20
@@ -34,6 +35,9 @@ export class TaskRunner {
   #killed = false
   #wakeSleep: (() => void) | undefined
   #done: Promise<void> | undefined
+  #monitor: HealthMonitor | undefined
+  /** Why the agent stopped the task to restart it (check_restart). */
+  #restartReason: string | undefined
 
   constructor(o: TaskRunnerOptions) {
     this.#o = o
@@ -43,6 +47,7 @@ export class TaskRunner {
     this.#state = o.previous
       ? { ...o.previous, events: [...o.previous.events] }
       : { state: 'pending', failed: false, restarts: 0, events: [] }
+    if (o.spec.task.checks && this.#state.health === undefined) this.#state.health = 'unknown'
   }
 
   get state(): TaskState {
@@ -63,6 +68,7 @@ export class TaskRunner {
   async kill(reason: string): Promise<void> {
     if (this.#killed) return this.#done
     this.#killed = true
+    this.#stopMonitor()
     this.#wakeSleep?.()
     if (this.#handle && this.#state.state !== 'dead') {
       this.#event('Killing', reason)
@@ -83,7 +89,7 @@ export class TaskRunner {
     if (this.#handle) this.#event('Reattached', `re-attached to ${this.#handle.id.slice(0, 12)}`)
     else this.#event('Received', 'task received by client')
     while (!this.#killed) {
-      let exit: ExitResult
+      let exit: ExitResult | undefined
       let unrecoverable = false
       if (!this.#handle || this.#state.state !== 'running') {
         try {
@@ -98,12 +104,18 @@ export class TaskRunner {
           exit = { exitCode: -1, oomKilled: false, error: message }
         }
       }
-      exit ??= await driver.wait(this.#handle!)
+      if (!exit) {
+        this.#startMonitor()
+        exit = await driver.wait(this.#handle!)
+        this.#stopMonitor()
+      }
       if (this.#killed) break
       if (!unrecoverable) {
         this.#event(exit.oomKilled ? 'OOM Killed' : 'Terminated', describeExit(exit), exit)
       }
-      const decision = tracker.onExit({ exitCode: exit.exitCode, unrecoverable }, this.#now())
+      const restartTriggered = this.#restartReason !== undefined
+      this.#restartReason = undefined
+      const decision = tracker.onExit({ exitCode: exit.exitCode, unrecoverable, restartTriggered }, this.#now())
       if (decision.action === 'restart') {
         this.#set({ state: 'pending', restarts: this.#state.restarts + 1 })
         this.#event('Restarting', `restarting in ${decision.delayMs / 1000}s (${decision.reason})`)
@@ -117,6 +129,44 @@ export class TaskRunner {
     }
     this.#set({ state: 'dead', finishedAt: this.#now() })
     this.#event('Killed', 'task stopped')
+  }
+
+  /** Starts the task's health checks (when it has any) against the running task. */
+  #startMonitor(): void {
+    const { task } = this.#o.spec
+    const handle = this.#handle
+    if (!task.checks || !handle || this.#killed) return
+    const driver = this.#o.driver
+    this.#set({ health: 'unknown' })
+    this.#monitor = new HealthMonitor({
+      checks: task.checks,
+      ...(task.checkRestart ? { checkRestart: task.checkRestart } : {}),
+      startedAt: this.#state.startedAt ?? handle.startedAt,
+      now: this.#now,
+      target: {
+        ports: this.#o.spec.ports,
+        exec: (command, args, timeoutMs) => driver.exec(handle, command, args, { timeoutMs }),
+      },
+      onUpdate: (u) => this.#onHealth(u),
+    })
+    this.#monitor.start()
+  }
+
+  #stopMonitor(): void {
+    this.#monitor?.stop()
+    this.#monitor = undefined
+  }
+
+  #onHealth(u: HealthUpdate): void {
+    if (this.#killed) return
+    if (u.health !== this.#state.health) this.#set({ health: u.health })
+    for (const e of u.events) this.#event(e.type, e.message)
+    if (u.restart !== undefined && this.#restartReason === undefined && this.#handle && this.#state.state === 'running') {
+      this.#restartReason = u.restart
+      this.#stopMonitor()
+      this.#event('Restart Signaled', `health check: ${u.restart}`)
+      void this.#o.driver.stop(this.#handle, this.#o.spec.task.killTimeoutMs).catch(() => undefined)
+    }
   }
 
   #sleep(ms: number): Promise<void> {

@@ -28,10 +28,15 @@ export interface TaskEvent {
   signal?: number
 }
 
+/** Folded from the task's checks: unknown until a check passes or fails `retries` times. */
+export type TaskHealth = 'unknown' | 'healthy' | 'unhealthy'
+
 export interface TaskState {
   state: TaskLifecycleState
   failed: boolean
   restarts: number
+  /** Only for tasks with checks. */
+  health?: TaskHealth
   startedAt?: number
   finishedAt?: number
   /** The most recent events, oldest first (bounded by the client). */

@@ -97,6 +97,39 @@ export interface Spread {
   targets: SpreadTarget[]
 }
 
+/** How a health check probes a task. */
+export type CheckType = 'http' | 'tcp' | 'command'
+export const CHECK_TYPES: readonly CheckType[] = ['http', 'tcp', 'command']
+
+/**
+ * A health check of a task. http and tcp checks run from the agent against the
+ * allocation's port (hostIp:value); command checks run inside the task.
+ */
+export interface TaskCheck {
+  type: CheckType
+  /** http, tcp: label of the group port to probe. */
+  port?: string
+  /** http: request path (default "/"). */
+  path?: string
+  /** http: the status that passes; any 2xx when absent. */
+  expectedStatus?: number
+  /** command: program and arguments run inside the task; exit 0 passes. */
+  command?: string
+  args?: string[]
+  intervalMs: number
+  timeoutMs: number
+  /** Consecutive failures before the task counts as unhealthy. */
+  retries: number
+  /** Failures within this time after the task started do not count. */
+  startPeriodMs: number
+}
+
+/** Restart the task after `limit` consecutive check failures, once `graceMs` after its start have passed. */
+export interface CheckRestart {
+  limit: number
+  graceMs: number
+}
+
 interface TaskBase {
   name: string
   env: Record<string, string>
@@ -106,6 +139,9 @@ interface TaskBase {
   /** Task-level rules; they apply to the placement of the whole group. */
   constraints?: Constraint[]
   affinities?: Affinity[]
+  /** Health checks; absent when none. */
+  checks?: TaskCheck[]
+  checkRestart?: CheckRestart
 }
 
 export type Task =

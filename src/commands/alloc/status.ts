@@ -21,7 +21,8 @@ export default class AllocStatus extends ApiCommand {
       ['Ports', a.resources.ports.map((p) => `${p.label}: ${p.hostIp}:${p.value} → ${p.to}`).join(', ') || '-'],
     ]))
     for (const [name, ts] of Object.entries(a.taskStates)) {
-      this.log(`\nTask "${name}" is "${ts.state}"${ts.failed ? ' (failed)' : ''}, restarts: ${ts.restarts}`)
+      const health = ts.health ? `, health: ${ts.health}` : ''
+      this.log(`\nTask "${name}" is "${ts.state}"${ts.failed ? ' (failed)' : ''}${health}, restarts: ${ts.restarts}`)
       this.log(table(['Time', 'Type', 'Description'], ts.events.map((e) => [new Date(e.time).toISOString(), e.type, e.message])))
     }
     return a

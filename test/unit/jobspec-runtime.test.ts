@@ -1,0 +1,101 @@
+// Job files: the allocation runtime blocks (checks, check_restart, ...), validated with field paths.
+import test, { type ExecutionContext } from 'ava'
+import { formatErrors, validateJob } from '../../src/jobspec/index.ts'
+import type { JobSpec } from '../../src/structs/index.ts'
+
+type Json = Record<string, unknown>
+
+/** A job "web" with group "fe" (port "http") and tasks; each task is a docker task publishing "http" unless given. */
+function file(tasks: Record<string, Json>, groupExtra: Json = {}): Json {
+  const full: Record<string, Json> = {}
+  for (const [name, extra] of Object.entries(tasks)) {
+    full[name] = { driver: 'docker', config: { image: 'busybox', ports: ['http'] }, ...extra }
+  }
+  return { job: { web: { group: { fe: { network: { port: { http: { to: 80 } } }, ...groupExtra, task: full } } } } }
+}
+
+function specOf(raw: unknown): JobSpec {
+  const r = validateJob(raw)
+  if (!r.ok) throw new Error(`expected a spec, got:\n${formatErrors(r.errors)}`)
+  return r.spec
+}
+
+function expectErrors(t: ExecutionContext, raw: unknown, expected: string[]) {
+  const r = validateJob(raw)
+  if (r.ok) return t.fail(`expected errors, got a spec: ${JSON.stringify(r.spec)}`)
+  t.deepEqual(formatErrors(r.errors).split('\n'), expected)
+}
+
+const T = 'job.web.group.fe.task'
+
+// --- Health checks -------------------------------------------------------------------
+
+test('checks are normalised with their defaults; no checks, no fields', (t) => {
+  const spec = specOf(file({
+    a: {
+      check: [
+        { type: 'http', port: 'http' },
+        { type: 'tcp', port: 'http', interval: '5s', timeout: '1s', retries: 1, start_period: '10s' },
+        { type: 'command', command: 'pg_isready', args: ['-q'] },
+        { type: 'http', port: 'http', path: '/health', expected_status: 204 },
+      ],
+      check_restart: { limit: 2, grace: '10s' },
+    },
+    b: {},
+  }))
+  const [a, b] = spec.groups[0]!.tasks
+  t.deepEqual(a!.checks, [
+    { type: 'http', port: 'http', path: '/', intervalMs: 10_000, timeoutMs: 2_000, retries: 3, startPeriodMs: 0 },
+    { type: 'tcp', port: 'http', intervalMs: 5_000, timeoutMs: 1_000, retries: 1, startPeriodMs: 10_000 },
+    { type: 'command', command: 'pg_isready', args: ['-q'], intervalMs: 10_000, timeoutMs: 2_000, retries: 3, startPeriodMs: 0 },
+    { type: 'http', port: 'http', path: '/health', expectedStatus: 204, intervalMs: 10_000, timeoutMs: 2_000, retries: 3, startPeriodMs: 0 },
+  ])
+  t.deepEqual(a!.checkRestart, { limit: 2, graceMs: 10_000 })
+  t.false('checks' in b!)
+  t.false('checkRestart' in b!)
+  t.deepEqual(specOf(file({ a: { check: [{ type: 'tcp', port: 'http' }], check_restart: {} } })).groups[0]!.tasks[0]!.checkRestart, { limit: 3, graceMs: 1_000 })
+})
+
+test('check problems are all reported with their field paths', (t) => {
+  expectErrors(t, file({
+    a: {
+      check: [
+        { type: 'http' },
+        { type: 'tcp', port: 'admin', path: '/x' },
+        { type: 'command', port: 'http' },
+        { type: 'grpc', port: 'http' },
+        { port: 'http', interval: 'soon', retries: 0, expected_status: 99 },
+        { type: 'http', port: 'http', path: 'health', expected_status: 700, name: 'x' },
+        'http',
+      ],
+    },
+  }), [
+    `${T}.a.check[0].port: is required`,
+    `${T}.a.check[1].port: unknown port label "admin": group "fe" declares "http"`,
+    `${T}.a.check[1].path: only applies to http checks (this is a tcp check)`,
+    `${T}.a.check[2].port: only applies to http and tcp checks (this is a command check)`,
+    `${T}.a.check[2].command: is required`,
+    `${T}.a.check[3].type: must be one of "http", "tcp", "command" (got "grpc")`,
+    `${T}.a.check[4].type: is required (one of "http", "tcp", "command")`,
+    `${T}.a.check[4].interval: must be a duration string like "5s" or "2m" with units ms, s, m, h (got "soon")`,
+    `${T}.a.check[4].retries: must be an integer ≥ 1 (got 0)`,
+    `${T}.a.check[5].name: unknown field (checks have no name in Shoal; leave it out)`,
+    `${T}.a.check[5].path: must start with "/" (got "health")`,
+    `${T}.a.check[5].expected_status: must be an integer between 100 and 599 (got 700)`,
+    `${T}.a.check[6]: must be an object (got "http")`,
+  ])
+})
+
+test('check_restart needs checks; a docker check port must be published', (t) => {
+  expectErrors(t, file({ a: { check_restart: { limit: 0, grace: 'x', lmit: 1 } } }), [
+    `${T}.a.check_restart.lmit: unknown field (did you mean "limit"?)`,
+    `${T}.a.check_restart: needs at least one check in the task's "check" block`,
+    `${T}.a.check_restart.limit: must be an integer ≥ 1 (got 0)`,
+    `${T}.a.check_restart.grace: must be a duration string like "5s" or "2m" with units ms, s, m, h (got "x")`,
+  ])
+  expectErrors(t, file({ a: { config: { image: 'busybox' }, check: [{ type: 'tcp', port: 'http' }] } }), [
+    `${T}.a.check[0].port: port "http" is not published by a docker task of the group; add it to config.ports`,
+  ])
+  // Published by a sibling docker task: fine (the group shares one network namespace).
+  specOf(file({ a: { config: { image: 'busybox' }, check: [{ type: 'tcp', port: 'http' }] }, b: {} }))
+})
