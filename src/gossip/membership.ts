@@ -9,32 +9,35 @@
 // Timing (defaults; tickMs = 100):
 //   probe period        5 ticks = 500 ms   (probeTicks)
 //   direct ack timeout  2 ticks = 200 ms   (probeTimeoutTicks), then k = 3 ping-reqs
-//   suspicion timeout   min = max(2, 3 x log10 n) periods, max = 4 x min:
-//                       n = 5 -> 1.1 s .. 4.4 s; n = 100 -> 3 s .. 12 s
+//   suspicion timeout   min = max(2, 4.5 x log10 n) probe periods, max = 4 x min:
+//                       n = 5: 1.6 s .. 6.4 s; n = 20: 3 s .. 12 s; n = 100: 4.5 s .. 18 s
+//                       x 0.7 when we saw the member's connection close (n = 5: 1.2 s)
 //   gossip push         every 200 ms to 3 members; each update sent 4 x ceil(log10(n+1)) times
-//   all of it x (1 + local health), local health in [0, 8]
+//   probe period, probe timeout and suspicion timeouts x (1 + local health), local health in [0, 8]
 // Why:
 // - kill -9 closes the victim's sockets, libp2p reports the disconnect, and
 //   every survivor probes the victim at once (hintUnreachable). The probes
 //   fail within one period (0.5 s), all survivors suspect it, each sees the
-//   others' suspicions (K = 3 confirmations for n = 5), so the suspicion
-//   timeout drops to its 1.1 s minimum: dead everywhere after ~1.6-1.8 s.
+//   others' suspicions (K = 3 confirmations for n = 5), so the timeout drops
+//   to its hinted minimum of 1.2 s: dead everywhere after ~1.6-1.8 s.
 // - SIGSTOP keeps the sockets open, so detection is plain probing: the first
-//   survivor to probe the frozen node (within ~0.1-0.5 s, as 4 survivors
-//   probe round-robin) suspects it after one period; the others then probe it
-//   in their next period (suspects are probed on top of the round robin) and
-//   confirm within ~1 s: dead after ~2-2.5 s, at most ~4 s (unconfirmed max).
-// - False deaths need a live node to stay silent through the probe, three
-//   indirect probes, a second direct ping, and then the whole suspicion
-//   timeout although every message to it carries the suspicion. That is
-//   ~1.6 s of total silence at the very least (the minimum applies only with
-//   three independent confirmations), far longer than the scheduling delays
-//   of a saturated 2-core machine (tens of ms); a node whose own event loop
-//   stalls misses acks and nacks, so its local health multiplier stretches
-//   its own timeouts before it accuses anyone (Lifeguard). Ticks are never
-//   caught up after a stall: a stalled node's clock simply pauses, and each
-//   tick runs after pending IO (setImmediate), so acks that arrived during a
-//   stall are read before their probe can time out.
+//   survivor to probe the frozen node (4 survivors probe round-robin, so
+//   within a few hundred ms) suspects it after one period; the others probe
+//   the suspect in their next period and confirm, so it is dead 1.6 s after
+//   the first suspicion: ~2.2-2.6 s in all (6.4 s without confirmations).
+// - False deaths. A live node is declared dead only after staying silent
+//   through a probe, three indirect probes and a second direct ping, and then
+//   through the whole suspicion timeout although every message to it carries
+//   the suspicion: at least ~2.1 s of total silence (the 1.6 s minimum
+//   applies only with 3 independent confirmations; the unhinted minimum is
+//   there for exactly this), more than the longest event-loop stall measured
+//   on a 2-core machine saturated by CPU burners on top of other work (1.6 s;
+//   typically < 0.6 s). A node whose own event loop stalls misses acks and
+//   nacks, so its local health multiplier stretches its own timeouts before
+//   it accuses anyone (Lifeguard). Ticks are never caught up after a stall: a
+//   stalled node's clock simply pauses, and each tick runs after pending IO
+//   (setImmediate), so acks that arrived during a stall are read before
+//   their probe can time out.
 // - The suspicion timeout grows with log10(n): larger clusters need more
 //   gossip rounds for a refutation to reach everyone.
 import { randomBytes } from 'node:crypto'
@@ -172,7 +175,7 @@ export class Membership extends EventEmitter<Events> {
       maxQueueBytes: 4 * 1024 * 1024,
       maxFrameBytes: 4 * 1024 * 1024,
       dropPolicy: 'oldest',
-      openTimeoutMs: 2_000,
+      openTimeoutMs: 5_000,
       backoffMinMs: 50,
       backoffMaxMs: 1_000,
     })

@@ -18,8 +18,9 @@
 //   shrinks towards min = probeTicks x max(suspicionMinPeriods,
 //   suspicionMult x log10(n)) as other members independently suspect the same
 //   incarnation (Lifeguard: max - (max - min) x log(C + 1) / log(K + 1) for C
-//   of K expected confirmations). A member we hear is suspect goes to the
-//   front of our probe order, so confirmations (or acks) come quickly.
+//   of K expected confirmations). Every probe period, besides the round-robin
+//   target, each node also probes one suspect, so confirmations (or acks, and
+//   the news reaching the suspect) come quickly.
 // - Refutation. A node that hears it is suspect/dead/left at its current
 //   incarnation bumps its incarnation and disseminates `alive`.
 // - Dissemination. Updates (alive/suspect/dead/left + incarnation) are
@@ -44,8 +45,14 @@
 //   never kills a live node outright.
 // - Leave. leave() disseminates `left` and pings up to leaveFanout members
 //   with it; their acks are counted (leaveStatus()).
-// - Hints. hintUnreachable(id) (e.g. its connection closed) starts an extra
-//   probe of that member right away.
+// - Hints. hintUnreachable(id) (its connection closed) starts an extra probe
+//   of that member right away, and a suspicion that follows a hint uses
+//   bounds x hintedSuspicionFactor: a crashed process closes its sockets, a
+//   stalled or frozen one does not, so only the latter needs the extra
+//   tolerance.
+// - Messages from a member we hold a verdict about, and stale verdicts about
+//   ourselves, are answered directly (our verdict / our current incarnation),
+//   so neither side depends on gossip retransmissions alone.
 import { hashString, seededRandom, type Random } from '../raft/random.ts'
 
 export type MemberStatus = 'alive' | 'suspect' | 'dead' | 'left'
@@ -136,12 +143,19 @@ export interface SwimConfig {
   probeTimeoutTicks?: number
   /** k: members asked to ping-req a silent target. Default 3. */
   indirectChecks?: number
-  /** Suspicion min timeout = probe periods x max(suspicionMinPeriods, suspicionMult x log10(n)). Default 3. */
+  /** Suspicion min timeout = probe periods x max(suspicionMinPeriods, suspicionMult x log10(n)). Default 4.5. */
   suspicionMult?: number
   /** Floor of the min suspicion timeout in probe periods. Default 2. */
   suspicionMinPeriods?: number
   /** Max suspicion timeout (no confirmations) = this x min. Default 4. */
   suspicionMaxMult?: number
+  /**
+   * Both suspicion bounds are multiplied by this when we saw the member's
+   * connection close (hintUnreachable) shortly before or during the
+   * suspicion: a crashed process closes its sockets, a stalled one does not.
+   * Default 0.7.
+   */
+  hintedSuspicionFactor?: number
   /** K: independent confirmations that bring the timeout down to min (capped at n - 2). Default 3. */
   suspicionConfirmations?: number
   /** Ticks between gossip pushes. Default 2. */
@@ -303,6 +317,7 @@ export class Swim {
   readonly suspicionMult: number
   readonly suspicionMinPeriods: number
   readonly suspicionMaxMult: number
+  readonly hintedSuspicionFactor: number
   readonly suspicionConfirmations: number
   readonly gossipTicks: number
   readonly gossipFanout: number
@@ -366,11 +381,13 @@ export class Swim {
     this.probeTimeoutTicks = positiveInt(cfg.probeTimeoutTicks, 2, 'probeTimeoutTicks')
     if (this.probeTimeoutTicks >= this.probeTicks) throw new Error('swim: need probeTimeoutTicks < probeTicks')
     this.indirectChecks = positiveInt(cfg.indirectChecks, 3, 'indirectChecks', 0)
-    this.suspicionMult = cfg.suspicionMult ?? 3
+    this.suspicionMult = cfg.suspicionMult ?? 4.5
     this.suspicionMinPeriods = cfg.suspicionMinPeriods ?? 2
     this.suspicionMaxMult = cfg.suspicionMaxMult ?? 4
-    if (!(this.suspicionMult > 0 && this.suspicionMinPeriods > 0 && this.suspicionMaxMult >= 1)) {
-      throw new Error('swim: need suspicionMult > 0, suspicionMinPeriods > 0, suspicionMaxMult >= 1')
+    this.hintedSuspicionFactor = cfg.hintedSuspicionFactor ?? 0.7
+    if (!(this.suspicionMult > 0 && this.suspicionMinPeriods > 0 && this.suspicionMaxMult >= 1 &&
+      this.hintedSuspicionFactor > 0 && this.hintedSuspicionFactor <= 1)) {
+      throw new Error('swim: need suspicionMult > 0, suspicionMinPeriods > 0, suspicionMaxMult >= 1, 0 < hintedSuspicionFactor <= 1')
     }
     this.suspicionConfirmations = positiveInt(cfg.suspicionConfirmations, 3, 'suspicionConfirmations', 0)
     this.gossipTicks = positiveInt(cfg.gossipTicks, 2, 'gossipTicks')
@@ -431,7 +448,7 @@ export class Swim {
   /** Current suspicion timeout (ticks, local health included) for a suspect member; undefined if not suspect. */
   suspicionTimeout(id: string): number | undefined {
     const m = this.#members.get(id)
-    return m?.suspicion === undefined ? undefined : this.#suspicionTimeout(m.suspicion)
+    return m?.suspicion === undefined ? undefined : this.#suspicionTimeout(m)
   }
 
   /** Progress of a leave(): pings sent with the `left` news and acks received. */
@@ -766,15 +783,20 @@ export class Swim {
   }
 
   /** [min, max] suspicion timeout in ticks, before local health scaling. */
-  suspicionBounds(n = this.#liveCount()): { min: number; max: number } {
+  suspicionBounds(n = this.#liveCount(), hinted = false): { min: number; max: number } {
     const periods = Math.max(this.suspicionMinPeriods, this.suspicionMult * Math.log10(Math.max(1, n)))
     const min = Math.ceil(this.probeTicks * periods)
-    return { min, max: Math.ceil(min * this.suspicionMaxMult) }
+    const max = Math.ceil(min * this.suspicionMaxMult)
+    if (!hinted) return { min, max }
+    return { min: Math.ceil(min * this.hintedSuspicionFactor), max: Math.ceil(max * this.hintedSuspicionFactor) }
   }
 
-  #suspicionTimeout(s: Suspicion): number {
+  #suspicionTimeout(m: MemberState): number {
+    const s = m.suspicion as Suspicion
     const n = this.#liveCount()
-    const { min, max } = this.suspicionBounds(n)
+    // its connection closed shortly before (or since) the suspicion began
+    const hinted = m.lastHintTick >= 0 && m.lastHintTick >= s.start - 2 * this.probeTicks * (this.#localHealth + 1)
+    const { min, max } = this.suspicionBounds(n, hinted)
     const k = Math.min(this.suspicionConfirmations, n - 2)
     let timeout = min
     if (k >= 1) {
@@ -788,7 +810,7 @@ export class Swim {
   #checkSuspicions(): void {
     for (const m of this.#members.values()) {
       if (m.status !== 'suspect' || m.suspicion === undefined) continue
-      if (this.#now - m.suspicion.start < this.#suspicionTimeout(m.suspicion)) continue
+      if (this.#now - m.suspicion.start < this.#suspicionTimeout(m)) continue
       this.#stats.declaredDead++
       this.#setStatus(m, 'dead', m.incarnation, this.id)
       this.#enqueue({ id: m.id, status: 'dead', incarnation: m.incarnation, from: this.id })
