@@ -9,6 +9,9 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import test, { type ExecutionContext } from 'ava'
 import { generateClusterKey } from '../../src/gossip/cluster-key.ts'
+import { createHost } from '../../src/gossip/host.ts'
+import { Membership, SWIM_PROTOCOL, type MemberEvent } from '../../src/gossip/membership.ts'
+import { RAFT_PROTOCOL, RaftTransport } from '../../src/raft/transport.ts'
 import type { MemberStatus } from '../../src/gossip/swim.ts'
 
 const FIXTURE = join(import.meta.dirname, '..', 'fixtures', 'swim-node.ts')
@@ -94,6 +97,17 @@ class NodeProc {
     })
   }
 
+  /** Poll the member list until `pred` holds. */
+  async waitMembers(pred: (members: Array<{ id: string; status: MemberStatus; incarnation: number }>) => boolean, timeoutMs: number, what: string): Promise<void> {
+    const seen = this.lines.length
+    const poll = setInterval(() => this.command({ cmd: 'members' }), 100)
+    try {
+      await this.waitLine((l) => l.type === 'members' && this.lines.indexOf(l) >= seen && pred(l.members as never), timeoutMs, what)
+    } finally {
+      clearInterval(poll)
+    }
+  }
+
   command(cmd: object): void {
     this.proc.stdin?.write(`${JSON.stringify(cmd)}\n`)
   }
@@ -138,8 +152,9 @@ test('five processes: kill -9, SIGSTOP/SIGCONT, SIGTERM and restart are detected
   // join through one seed: the others are learned by push-pull sync and gossip
   const t0 = Date.now()
   for (const n of [n1, n2, n3, n4]) n.command({ cmd: 'join', peers: [{ id: n0.id, addrs: n0.addrs }] })
-  await Promise.all(all.flatMap((n) => all.filter((o) => o !== n).map((o) =>
-    n.waitEvent((e) => e.id === o.id && e.status === 'alive', 15_000, `${o.name} alive`))))
+  // (incarnation 0 is the placeholder for a member added but not heard from yet)
+  await Promise.all(all.map((n) => n.waitMembers(
+    (ms) => ms.length === 5 && ms.every((m) => m.status === 'alive' && m.incarnation > 0), 15_000, 'all five alive')))
   t.log(`5 processes know each other ${Date.now() - t0} ms after joining through one seed`)
   await new Promise((resolve) => setTimeout(resolve, 1_500))
 
@@ -217,3 +232,82 @@ test('five processes: kill -9, SIGSTOP/SIGCONT, SIGTERM and restart are detected
     if (suspicions > 0) t.log(`${n.name}: ${suspicions} transient suspicion(s) of live nodes`)
   }
 })
+
+test('in one process: its own protocol next to Raft, members() with lastSeen, leave, removePeer', async (t) => {
+  const dir = await tempDir(t)
+  const clusterKey = generateClusterKey()
+  const hosts = await Promise.all([86, 87, 88].map((i) =>
+    createHost({ dataDir: join(dir, `h${i}`), listenHost: `127.0.0.${i}`, listenPort: 0, clusterKey })))
+  const ms = await Promise.all(hosts.map((h) => Membership.create(h, { logger: { info: () => {}, warn: (m) => t.log(m) } })))
+  t.teardown(async () => {
+    await Promise.all(ms.map((m) => m.stop()))
+    await Promise.all(hosts.map((h) => h.stop()))
+  })
+  const [a, b, c] = ms as [Membership, Membership, Membership]
+  const events: MemberEvent[] = []
+  a.on('member', (e) => events.push(e))
+  for (const m of ms) m.start()
+  // a Raft transport on the same hosts keeps its own protocol
+  const raftA = await RaftTransport.create(a.host)
+  const raftB = await RaftTransport.create(b.host)
+  t.teardown(async () => {
+    await raftA.close()
+    await raftB.close()
+  })
+  const raftInbox: unknown[] = []
+  raftB.onMessage((_from, msg) => raftInbox.push(msg))
+
+  b.addPeer(a.id, a.host.multiaddrs())
+  c.addPeer(b.id, b.host.multiaddrs())
+  const everyoneAlive = (): boolean => ms.every((m) => {
+    const list = m.members()
+    return list.length === 3 && list.every((x) => x.status === 'alive' && x.incarnation > 0)
+  })
+  await until(everyoneAlive, 10_000, 'all three alive everywhere')
+  raftA.setPeerAddresses(b.id, b.host.multiaddrs())
+  raftA.send(b.id, { type: 'hello' })
+  await until(() => raftInbox.length === 1, 5_000, 'raft message')
+  t.deepEqual(raftInbox, [{ type: 'hello' }])
+  // let a few probe periods pass so that every pair has talked
+  await new Promise((resolve) => setTimeout(resolve, 1_500))
+
+  const protocols = new Set(a.host.libp2p.getConnections().flatMap((conn) => conn.streams.map((s) => s.protocol)))
+  t.true(protocols.has(SWIM_PROTOCOL), [...protocols].join(', '))
+  t.true(protocols.has(RAFT_PROTOCOL))
+  const list = a.members()
+  t.is(list[0]?.id, a.id)
+  t.true(list[0]?.local)
+  const now = Date.now()
+  for (const m of list) {
+    t.is(m.status, 'alive')
+    t.true(m.lastSeen !== null && now - m.lastSeen < 1_500, `${m.id} last seen ${m.lastSeen === null ? 'never' : now - m.lastSeen} ms ago`)
+    t.true((m.addrs ?? []).length > 0)
+  }
+  t.is(list.find((m) => m.id === b.id)?.incarnation, b.incarnation)
+  t.deepEqual(events.filter((e) => e.status !== 'alive'), [])
+  t.is(a.stats().malformed, 0)
+
+  // graceful leave: acknowledged by both others, seen at once
+  const leftAt = Date.now()
+  const r = await c.leave(1_000)
+  t.deepEqual(r, { sent: 2, acked: 2 })
+  await until(() => a.members().find((m) => m.id === c.id)?.status === 'left', 2_000, 'c left')
+  t.true(Date.now() - leftAt < 1_000)
+  await c.stop()
+  const leftEvent = events.find((e) => e.id === c.id && e.status === 'left')
+  t.is(leftEvent?.incarnation, c.incarnation)
+  t.is(leftEvent?.previous, 'alive')
+
+  a.removePeer(c.id)
+  t.deepEqual(a.members().map((m) => m.id).sort(), [a.id, b.id].sort())
+  await new Promise((resolve) => setTimeout(resolve, 500))
+  t.deepEqual(events.filter((e) => e.status === 'dead' || e.status === 'suspect'), [])
+})
+
+async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
