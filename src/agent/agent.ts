@@ -9,6 +9,7 @@ import { encode } from '../fsm/codec.ts'
 import { Fsm } from '../fsm/fsm.ts'
 import { createHost, type ShoalHost } from '../gossip/host.ts'
 import { loadOrCreateIdentity } from '../gossip/identity.ts'
+import { Membership, type MemberEvent } from '../gossip/membership.ts'
 import { RaftNode } from '../raft/node.ts'
 import { RaftStorage } from '../raft/storage.ts'
 import { isSnapshotChunk, SnapshotAssembler, splitSnapshot } from '../raft/snapshot-chunks.ts'
@@ -25,12 +26,12 @@ import { consoleLogger } from './log.ts'
 import { ClusterOps } from './ops.ts'
 import { errorCode, fsmStateMachine, RaftProposer } from './raft-proposer.ts'
 import { ClusterRpc } from './rpc.ts'
-import { nextVoterChange } from './voters.ts'
+import { DEAD_MEMBER_GRACE_MS, nextVoterChange, type Liveness } from './voters.ts'
 
 export const DEFAULT_HTTP_PORT = 4680
 export const DEFAULT_P2P_PORT = 4681
 export const DEFAULT_PORT_RANGE = { min: 20000, max: 32000 }
-const VOTER_CHECK_MS = 500
+const LEADER_DUTY_MS = 500
 const JOIN_TIMEOUT_MS = 30_000
 
 export interface AgentConfig {
@@ -105,6 +106,9 @@ export class Agent {
   readonly #host: ShoalHost | null
   readonly #transport: RaftTransport | null
   readonly #rpc: ClusterRpc | null
+  readonly #membership: Membership | null
+  /** When gossip first reported a member dead or gone (cleared when it is alive again). */
+  readonly #goneSince = new Map<string, number>()
   readonly #drivers: readonly Driver[]
   readonly #fresh: boolean
   #broker: EvalBroker | null = null
@@ -113,7 +117,7 @@ export class Agent {
 
   private constructor(o: {
     config: AgentConfig; fsm: Fsm; storage: RaftStorage; raft: RaftNode; host: ShoalHost | null; transport: RaftTransport | null
-    rpc: ClusterRpc | null; nodeId: string; drivers: readonly Driver[]; fresh: boolean; log: Logger
+    rpc: ClusterRpc | null; membership: Membership | null; nodeId: string; drivers: readonly Driver[]; fresh: boolean; log: Logger
   }) {
     this.config = o.config
     this.fsm = o.fsm
@@ -122,6 +126,7 @@ export class Agent {
     this.#host = o.host
     this.#transport = o.transport
     this.#rpc = o.rpc
+    this.#membership = o.membership
     this.nodeId = o.nodeId
     this.#drivers = o.drivers
     this.#fresh = o.fresh
@@ -142,6 +147,7 @@ export class Agent {
     let host: ShoalHost | null = null
     let transport: RaftTransport | null = null
     let rpc: ClusterRpc | null = null
+    let membership: Membership | null = null
     if (!config.dev) {
       host = await createHost({
         dataDir: config.dataDir, listenHost: config.bindHost, listenPort: config.bindPort,
@@ -149,11 +155,12 @@ export class Agent {
       })
       transport = await RaftTransport.create(host, { logger: consoleLogger('raft-transport') })
       rpc = new ClusterRpc(transport, errorCode)
+      membership = await Membership.create(host, { logger: consoleLogger('gossip') })
     }
     const bootstrap = fresh && (config.dev || config.join.length === 0)
     const raft = await openRaft(config, nodeId, storage, fsm, transport, bootstrap)
     const drivers = config.drivers ?? [new DockerDriver(), new ExecDriver({ stateDir: join(config.dataDir, 'exec') })]
-    return new Agent({ config, fsm, storage, raft, host, transport, rpc, nodeId, drivers, fresh, log })
+    return new Agent({ config, fsm, storage, raft, host, transport, rpc, membership, nodeId, drivers, fresh, log })
   }
 
   get raft(): RaftNode {
@@ -235,13 +242,30 @@ export class Agent {
     return this.proposer.readBarrier()
   }
 
-  members(): (Member & { role: 'leader' | 'voter' | 'learner' | 'none' })[] {
+  members(): (Member & { role: 'leader' | 'voter' | 'learner' | 'none'; status: Liveness; lastSeen: number | null })[] {
     const conf = this.raft.status().conf
     const leader = this.raft.leader
-    return this.fsm.state.list('members').sort((a, b) => a.name.localeCompare(b.name)).map((m) => ({
-      ...m,
-      role: m.id === leader ? 'leader' : conf.voters.includes(m.id) ? 'voter' : conf.learners.includes(m.id) ? 'learner' : 'none',
-    }))
+    const gossip = new Map((this.#membership?.members() ?? []).map((m) => [m.id, m]))
+    return this.fsm.state.list('members').sort((a, b) => a.name.localeCompare(b.name)).map((m) => {
+      const g = gossip.get(m.id)
+      const self = m.id === this.nodeId
+      return {
+        ...m,
+        role: m.id === leader ? 'leader' : conf.voters.includes(m.id) ? 'voter' : conf.learners.includes(m.id) ? 'learner' : 'none',
+        status: self ? 'alive' : (g?.status ?? 'alive'),
+        lastSeen: self ? Date.now() : (g?.lastSeen ?? null),
+      }
+    })
+  }
+
+  #liveness(id: string): Liveness | undefined {
+    if (!this.#membership || id === this.nodeId) return undefined
+    return this.#membership.members().find((m) => m.id === id)?.status
+  }
+
+  /** SIGTERM: tell the other members we are leaving, so they need not detect it. */
+  async leaveGossip(): Promise<void> {
+    await this.#membership?.leave().catch(() => undefined)
   }
 
   leaderMember(): Member | undefined {
@@ -281,6 +305,7 @@ export class Agent {
     await this.client.close()
     await this.raft.stop()
     this.#rpc?.close()
+    await this.#membership?.stop().catch(() => undefined)
     await this.#transport?.close()
     await this.#host?.stop()
     await this.#storage.close()
@@ -308,9 +333,22 @@ export class Agent {
       }
       this.raft.receive(from, message)
     })
+    const membership = this.#membership
     const teach = (m: Member) => {
-      if (m.id !== this.nodeId) transport.setPeerAddresses(m.id, m.addrs)
+      if (m.id === this.nodeId) return
+      transport.setPeerAddresses(m.id, m.addrs)
+      membership?.addPeer(m.id, m.addrs)
     }
+    membership?.on('member', (e: MemberEvent) => {
+      if (e.status === 'dead' || e.status === 'left') {
+        if (!this.#goneSince.has(e.id)) this.#goneSince.set(e.id, e.at)
+      } else {
+        this.#goneSince.delete(e.id)
+      }
+      if (e.status !== 'suspect') this.log.info(`gossip: ${this.fsm.state.get('members', e.id)?.name ?? e.id} is ${e.status}`)
+      if (this.raft.isLeader) void this.#reconcileNodes()
+    })
+    membership?.start()
     for (const m of this.fsm.state.list('members')) teach(m)
     this.fsm.on('applied', (e) => {
       for (const c of e.changes) if (c.table === 'members' && c.value) teach(c.value)
@@ -325,7 +363,10 @@ export class Agent {
       this.log.info(`became leader (term ${this.raft.core.term})`)
       this.#broker = new EvalBroker(this.fsm, this.proposer, consoleLogger('scheduler'))
       this.#broker.start()
-      this.#voterTimer = setInterval(() => void this.#maintainVoters(), VOTER_CHECK_MS)
+      this.#voterTimer = setInterval(() => {
+        void this.#maintainVoters()
+        void this.#reconcileNodes()
+      }, LEADER_DUTY_MS)
     } else if (!leader && this.#broker) {
       this.log.info('no longer leader')
       this.#broker.stop()
@@ -334,14 +375,47 @@ export class Agent {
     }
   }
 
+  #changingVoters = false
   async #maintainVoters(): Promise<void> {
-    const change = nextVoterChange(this.raft.status(), this.config.voters)
+    if (this.#changingVoters) return
+    const change = nextVoterChange({
+      status: this.raft.status(), desired: this.config.voters, now: Date.now(),
+      liveness: (id) => this.#liveness(id), goneSince: (id) => this.#goneSince.get(id),
+    })
     if (!change) return
+    this.#changingVoters = true
+    const name = this.fsm.state.get('members', change.nodeId)?.name ?? change.nodeId
     try {
       await this.raft.changeMembership(change)
-      this.log.info(`promoted ${this.fsm.state.get('members', change.nodeId)?.name ?? change.nodeId} to voter`)
+      this.log.info(change.type === 'promote' ? `promoted ${name} to voter` : `removed ${name} from the Raft configuration (gone for ${DEAD_MEMBER_GRACE_MS / 1000}s+)`)
     } catch (err) {
-      this.log.warn(`voter change ${change.type} ${change.nodeId} failed: ${(err as Error).message}`)
+      this.log.warn(`voter change ${change.type} ${name} failed: ${(err as Error).message}`)
+    } finally {
+      this.#changingVoters = false
+    }
+  }
+
+  /** The leader turns gossip's verdicts into node status: down nodes get their allocations replaced. */
+  #reconciling = false
+  async #reconcileNodes(): Promise<void> {
+    if (!this.#membership || this.#reconciling || !this.raft.isLeader) return
+    this.#reconciling = true
+    try {
+      for (const node of this.fsm.state.list('nodes')) {
+        if (node.id === this.nodeId) continue
+        const l = this.#liveness(node.id)
+        if ((l === 'dead' || l === 'left') && node.status !== 'down') {
+          await this.ops.setNodeStatus(node.id, 'down', l === 'left' ? 'left the cluster' : 'failed gossip health checks')
+          this.log.info(`node ${node.name} marked down (${l})`)
+        } else if (l === 'alive' && node.status === 'down') {
+          await this.ops.setNodeStatus(node.id, 'ready', 'alive again')
+          this.log.info(`node ${node.name} is ready again`)
+        }
+      }
+    } catch (err) {
+      this.log.warn(`node status reconciliation failed, will retry: ${(err as Error).message}`)
+    } finally {
+      this.#reconciling = false
     }
   }
 

@@ -3,7 +3,8 @@
 import { randomUUID } from 'node:crypto'
 import type { AllocClientUpdate, ApplyResult, NewEval, NewNode } from '../fsm/commands.ts'
 import type { StateStore } from '../fsm/state.ts'
-import type { EvalTrigger, JobSpec, Member } from '../structs/index.ts'
+import type { EvalTrigger, JobSpec, Member, NodeStatus } from '../structs/index.ts'
+import { isLive } from '../structs/index.ts'
 import type { Proposer } from './proposer.ts'
 
 export class WriteError extends Error {
@@ -58,6 +59,19 @@ export class ClusterOps {
   async registerNode(node: NewNode): Promise<number> {
     const time = this.#now()
     return check(await this.#proposer.propose({ type: 'NodeRegister', node, time }))
+  }
+
+  /**
+   * The leader's verdict on a node (from gossip): down → its jobs are
+   * evaluated so their allocations are replaced; ready again → system jobs
+   * (and blocked evaluations) get another look.
+   */
+  async setNodeStatus(nodeId: string, status: NodeStatus, description: string): Promise<number> {
+    const time = this.#now()
+    const jobs = new Set(this.#state.allocsOfNode(nodeId).filter(isLive).map((a) => a.jobId))
+    if (status === 'ready') for (const j of this.#state.list('jobs')) if (j.type === 'system' && !j.stop) jobs.add(j.id)
+    const evals = [...jobs].map((jobId) => newEval(jobId, 'node-update', time, { nodeId }))
+    return check(await this.#proposer.propose({ type: 'NodeStatusUpdate', nodeId, status, description, time, evals }))
   }
 
   async upsertMember(member: Omit<Member, 'createIndex' | 'modifyIndex'>): Promise<number> {

@@ -144,7 +144,8 @@ export class ApiServer {
         return agent.joinCluster(peer.trim())
       })
       .on('GET', '/v1/members', async () => agent.members().map((m) => ({
-        name: m.name, id: m.id, address: m.addrs[0] ?? '', addrs: m.addrs, http: m.http, role: m.role,
+        name: m.name, id: m.id, address: m.addrs[0] ?? '', addrs: m.addrs, http: m.http,
+        status: m.status, role: m.role, lastSeen: m.lastSeen,
       })))
       .on('GET', '/v1/jobs', async () => state.list('jobs').sort((a, b) => a.id.localeCompare(b.id)).map((j) => jobListItem(state, j)))
       .on('POST', '/v1/jobs', async (req) => {

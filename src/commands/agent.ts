@@ -105,7 +105,10 @@ a restarted agent re-attaches to them.`
       if (stopping) return
       stopping = true
       agent.log.info(`${signal}: shutting down (tasks keep running)`)
-      if (signal === 'SIGTERM') await agent.transferLeadershipAway()
+      if (signal === 'SIGTERM') {
+        await agent.transferLeadershipAway()
+        await agent.leaveGossip()
+      }
       await api.close()
       await agent.close()
       process.exit(0)
