@@ -129,9 +129,14 @@ export class ApiServer {
     const agent = this.#agent
     const state = agent.fsm.state
     this.#router
-      .on('GET', '/v1/agent/self', async () => ({
-        name: agent.config.name, nodeId: agent.nodeId, http: agent.config.http, version: VERSION, dataDir: agent.config.dataDir,
-      }))
+      .on('GET', '/v1/agent/self', async () => {
+        const r = agent.raft.status()
+        return {
+          name: agent.config.name, nodeId: agent.nodeId, http: agent.config.http, version: VERSION, dataDir: agent.config.dataDir,
+          raft: { role: r.role, term: r.term, leader: r.leader, commit: r.commit, applied: agent.raft.appliedIndex, voters: r.conf.voters, learners: r.conf.learners },
+          stateIndex: agent.fsm.appliedIndex,
+        }
+      })
       .on('GET', '/v1/status/leader', async () => {
         const leader = agent.leaderMember()
         if (!leader) throw new HttpError(503, 'no cluster leader is known right now')
