@@ -5,6 +5,10 @@ import {
   AFFINITY_OPERATORS,
   CHECK_TYPES,
   CONSTRAINT_OPERATORS,
+  DEPENDENCY_CONDITIONS,
+  LIFECYCLE_HOOKS,
+  isEphemeralTask,
+  isEssentialTask,
   DRIVER_NAMES,
   type Affinity,
   type AffinityOperator,
@@ -24,7 +28,9 @@ import {
   type SpreadTarget,
   type Task,
   type TaskCheck,
+  type TaskDependency,
   type TaskGroup,
+  type TaskLifecycle,
 } from '../structs/index.ts'
 import { parseTarget, TARGET_FORMS, valueProblem } from '../scheduler/constraints.ts'
 import { DURATION_HINT, tryParseDuration } from './duration.ts'
@@ -55,7 +61,10 @@ const GROUP_FIELDS = ['count', 'network', 'restart', 'constraint', 'affinity', '
 const NETWORK_FIELDS = ['port'] as const
 const PORT_FIELDS = ['to', 'static'] as const
 const RESTART_FIELDS = ['attempts', 'interval', 'delay', 'mode'] as const
-const TASK_FIELDS = ['driver', 'config', 'env', 'resources', 'kill_timeout', 'constraint', 'affinity', 'check', 'check_restart'] as const
+const TASK_FIELDS = ['driver', 'config', 'env', 'resources', 'kill_timeout', 'constraint', 'affinity', 'check', 'check_restart',
+  'lifecycle', 'depends_on', 'essential'] as const
+const LIFECYCLE_FIELDS = ['hook', 'sidecar'] as const
+const DEPENDENCY_FIELDS = ['task', 'condition'] as const
 const CHECK_FIELDS = ['type', 'port', 'path', 'expected_status', 'command', 'args', 'interval', 'timeout', 'retries', 'start_period'] as const
 const CHECK_RESTART_FIELDS = ['limit', 'grace'] as const
 const DOCKER_FIELDS = ['image', 'command', 'args', 'ports'] as const
@@ -343,11 +352,13 @@ function checkGroup(c: Checker, name: string, v: unknown, path: Path, jobType: J
   const spreads = [...jobRules.spreads, ...checkSpreads(c, own(o, 'spread'), [...path, 'spread'])]
   const tasks: Task[] = []
   const example = '{"server": {"driver": "docker", "config": {...}}}'
-  for (const [taskName, t] of c.blocks(own(o, 'task'), [...path, 'task'], 'task', example)) {
+  const taskBlocks = c.blocks(own(o, 'task'), [...path, 'task'], 'task', example)
+  for (const [taskName, t] of taskBlocks) {
     const task = checkTask(c, taskName, t, [...path, 'task', taskName], name, labels)
     if (task !== undefined) tasks.push(task)
   }
   checkPublishedCheckPorts(c, tasks, path, labels)
+  checkTaskOrder(c, tasks, taskBlocks.map(([n]) => n), path, name)
   return {
     name, count, ports, restart, tasks,
     ...(constraints.length > 0 ? { constraints } : {}),
@@ -456,6 +467,9 @@ function checkTask(
   const affinities = checkAffinities(c, own(o, 'affinity'), [...path, 'affinity'])
   const checks = checkChecks(c, own(o, 'check'), [...path, 'check'], groupName, labels)
   const checkRestart = checkCheckRestart(c, own(o, 'check_restart'), [...path, 'check_restart'], checks.length > 0 || own(o, 'check') !== undefined)
+  const lifecycle = checkLifecycle(c, own(o, 'lifecycle'), [...path, 'lifecycle'])
+  const dependsOn = checkDependsOn(c, own(o, 'depends_on'), [...path, 'depends_on'])
+  const essential = booleanField(c, o, 'essential', path)
 
   const base = {
     name, env, resources, killTimeoutMs,
@@ -463,6 +477,9 @@ function checkTask(
     ...(affinities.length > 0 ? { affinities } : {}),
     ...(checks.length > 0 ? { checks } : {}),
     ...(checkRestart !== undefined ? { checkRestart } : {}),
+    ...(lifecycle !== undefined ? { lifecycle } : {}),
+    ...(dependsOn.length > 0 ? { dependsOn } : {}),
+    ...(essential === false ? { essential } : {}),
   }
   if (docker !== undefined) return { ...base, driver: 'docker', config: docker }
   if (exec !== undefined) return { ...base, driver: 'exec', config: exec }
@@ -564,6 +581,128 @@ function checkResources(c: Checker, v: unknown, path: Path): Resources {
   return {
     cpu: c.integer(o, 'cpu', path, 1) ?? DEFAULT_RESOURCES.cpu,
     memoryMB: c.integer(o, 'memory', path, 1) ?? DEFAULT_RESOURCES.memoryMB,
+  }
+}
+
+function booleanField(c: Checker, o: Obj, key: string, path: Path): boolean | undefined {
+  const v = own(o, key)
+  if (v === undefined || typeof v === 'boolean') return v
+  const quoted = v === 'true' || v === 'false' ? `; leave out the quotes: ${v}` : ''
+  c.add([...path, key], `must be true or false (got ${describe(v)}${quoted})`)
+  return undefined
+}
+
+// --- Task ordering: lifecycle, depends_on, essential --------------------------------
+
+function checkLifecycle(c: Checker, v: unknown, path: Path): TaskLifecycle | undefined {
+  if (v === undefined) return undefined
+  const o = c.object(v, path, 'an object like {"hook": "prestart", "sidecar": false}')
+  if (o === undefined) return undefined
+  c.fields(o, path, LIFECYCLE_FIELDS)
+  const hook = c.oneOf(o, 'hook', path, LIFECYCLE_HOOKS)
+  if (own(o, 'hook') === undefined) c.add([...path, 'hook'], `is required (one of ${quoteList(LIFECYCLE_HOOKS)})`)
+  const sidecar = booleanField(c, o, 'sidecar', path) ?? false
+  if (sidecar && hook === 'poststop') c.add([...path, 'sidecar'], 'only prestart and poststart tasks can be sidecars')
+  return hook === undefined ? undefined : { hook, sidecar }
+}
+
+function checkDependsOn(c: Checker, v: unknown, path: Path): TaskDependency[] {
+  return blockList(c, v, path, '[{"task": "db", "condition": "HEALTHY"}]', (o, at): TaskDependency | undefined => {
+    c.fields(o, at, DEPENDENCY_FIELDS, { containerName: 'Shoal calls it "task"' })
+    const task = c.string(o, 'task', at, true)
+    const condition = c.oneOf(o, 'condition', at, DEPENDENCY_CONDITIONS) ?? (own(o, 'condition') === undefined ? 'START' : undefined)
+    return task === undefined || condition === undefined ? undefined : { task, condition }
+  })
+}
+
+/** Where a task waits, as edges from the waiting task: its depends_on and what its lifecycle implies. */
+function waitEdges(tasks: readonly Task[]): Map<string, { to: string; explicit: number | undefined }[]> {
+  const edges = new Map<string, { to: string; explicit: number | undefined }[]>()
+  const hook = (t: Task) => t.lifecycle?.hook ?? 'main'
+  for (const t of tasks) {
+    const out: { to: string; explicit: number | undefined }[] = []
+    t.dependsOn?.forEach((d, i) => {
+      if (d.task !== t.name) out.push({ to: d.task, explicit: i })
+    })
+    for (const other of tasks) {
+      if (other === t) continue
+      const h = hook(t)
+      const oh = hook(other)
+      if ((h === 'main' && oh === 'prestart') || (h === 'poststart' && oh === 'main') || (h === 'poststop' && oh !== 'poststop')) {
+        out.push({ to: other.name, explicit: undefined })
+      }
+    }
+    edges.set(t.name, out)
+  }
+  return edges
+}
+
+function checkTaskOrder(c: Checker, tasks: readonly Task[], names: readonly string[], groupPath: Path, groupName: string): void {
+  const byName = new Map(tasks.map((t) => [t.name, t]))
+  const allValid = tasks.length === names.length
+  if (allValid && tasks.length > 0 && tasks.every((t) => t.lifecycle !== undefined)) {
+    c.add([...groupPath, 'task'], 'needs at least one main task (a task without a lifecycle block)')
+  }
+  for (const t of tasks) {
+    const seen = new Set<string>()
+    t.dependsOn?.forEach((d, i) => {
+      const at = [...groupPath, 'task', t.name, 'depends_on', i]
+      if (d.task === t.name) return c.add([...at, 'task'], 'a task cannot depend on itself')
+      if (!names.includes(d.task)) {
+        const guess = suggest(d.task, names)
+        const didYouMean = guess === undefined ? '' : ` (did you mean ${JSON.stringify(guess)}?)`
+        return c.add([...at, 'task'], `unknown task ${JSON.stringify(d.task)}${didYouMean}: group ${JSON.stringify(groupName)} has tasks ${quoteList(names)}`)
+      }
+      if (seen.has(d.task)) return c.add([...at, 'task'], `task ${JSON.stringify(d.task)} is listed more than once`)
+      seen.add(d.task)
+      const target = byName.get(d.task)
+      if (!target) return
+      if (d.condition === 'HEALTHY' && !target.checks) {
+        c.add([...at, 'condition'], `task ${JSON.stringify(d.task)} has no check, so it never becomes healthy; add a "check" block to it`)
+      }
+      if ((d.condition === 'COMPLETE' || d.condition === 'SUCCESS') && !isEphemeralTask(target) && isEssentialTask(target)) {
+        c.add([...at, 'condition'], `task ${JSON.stringify(d.task)} is essential: its exit stops the group, so no task can wait for it to ${d.condition === 'COMPLETE' ? 'complete' : 'succeed'}; set "essential": false on it`)
+      }
+    })
+  }
+  if (!allValid) return
+  // Cycles, through depends_on and the waits lifecycle hooks imply.
+  const edges = waitEdges(tasks)
+  const state = new Map<string, 'active' | 'done'>()
+  const stack: { task: string; via: { to: string; explicit: number | undefined } | undefined }[] = []
+  const reported = new Set<string>()
+  const visit = (name: string): void => {
+    state.set(name, 'active')
+    for (const e of edges.get(name) ?? []) {
+      if (!byName.has(e.to)) continue
+      if (state.get(e.to) === 'active') {
+        const start = stack.findIndex((s) => s.task === e.to)
+        const cycle = stack.slice(start).map((s) => s.task)
+        const hops: { from: string; to: string; explicit: number | undefined }[] = []
+        const path = [...stack.slice(start + 1).map((s) => s.via!), e]
+        cycle.forEach((from, i) => hops.push({ from, ...path[i]! }))
+        const key = [...new Set(cycle)].sort().join(',')
+        if (reported.has(key)) continue
+        reported.add(key)
+        const explicit = hops.find((h) => h.explicit !== undefined) ?? hops[0]!
+        const implicit = hops.some((h) => h.explicit === undefined)
+        const text = [...hops.map((h) => h.from), e.to].join(' → ')
+        const note = implicit ? ' ("→" is "waits for"; main tasks wait for prestart tasks, poststart tasks for main tasks, poststop tasks for all others)' : ''
+        c.add([...groupPath, 'task', explicit.from, 'depends_on', explicit.explicit ?? 0], `forms a cycle: ${text}${note}`)
+        continue
+      }
+      if (state.get(e.to) === 'done') continue
+      stack.push({ task: e.to, via: e })
+      visit(e.to)
+      stack.pop()
+    }
+    state.set(name, 'done')
+  }
+  for (const t of tasks) {
+    if (state.has(t.name)) continue
+    stack.push({ task: t.name, via: undefined })
+    visit(t.name)
+    stack.pop()
   }
 }
 

@@ -1,13 +1,26 @@
-// Runs the tasks of one allocation and folds their states into the
-// allocation's client status: any task failed → failed (the others are
-// stopped); all finished → complete; all running → running.
+// Runs the tasks of one allocation in their order and folds their states into
+// the allocation's client status.
+//
+// Order: prestart tasks first (sidecars keep running, the others must complete
+// successfully), then the main tasks, then poststart tasks once the main tasks
+// run; poststop tasks once every other task is dead. Within that, a task with
+// depends_on starts only when its dependencies meet their conditions (START,
+// COMPLETE, SUCCESS, HEALTHY). An essential task that fails, or a long-running
+// essential task that exits for good, stops the group (then poststop tasks
+// run); a non-essential task may finish or fail on its own. Any essential task
+// failed → failed; all dead → complete; the main tasks and sidecars running →
+// running.
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AllocClientUpdate } from '../fsm/commands.ts'
-import type { Allocation, ClientStatus, Job, TaskState } from '../structs/index.ts'
+import type { Allocation, ClientStatus, Job, Task, TaskDependency, TaskState } from '../structs/index.ts'
+import { isEphemeralTask, isEssentialTask } from '../structs/index.ts'
 import type { Driver, TaskHandle } from './driver.ts'
 import { taskEnv } from './env.ts'
 import { TaskRunner } from './task-runner.ts'
+
+/** How long poststop tasks may run when the allocation is stopped, before they are killed. */
+const POSTSTOP_LIMIT_MS = 30_000
 
 export interface AllocRunnerOptions {
   alloc: Allocation
@@ -20,14 +33,48 @@ export interface AllocRunnerOptions {
   onUpdate: (update: AllocClientUpdate) => void
 }
 
+type Hook = 'prestart' | 'main' | 'poststart' | 'poststop'
+
+interface Entry {
+  runner: TaskRunner
+  task: Task
+  hook: Hook
+  /** depends_on plus the waits the lifecycle hooks imply. */
+  waits: TaskDependency[]
+}
+
+const hookOf = (t: Task): Hook => t.lifecycle?.hook ?? 'main'
+
+/** Whether `dep` is met by `r` now (true), can never be (a reason), or not yet (false). */
+function dependencyMet(dep: TaskDependency, r: TaskRunner): true | false | string {
+  const s = r.state
+  const dead = s.state === 'dead'
+  const name = JSON.stringify(dep.task)
+  switch (dep.condition) {
+    case 'START':
+      if (s.startedAt !== undefined) return true
+      return dead ? `task ${name} finished without starting` : false
+    case 'COMPLETE':
+      return dead
+    case 'SUCCESS':
+      if (r.succeeded) return true
+      return dead ? `task ${name} did not complete successfully` : false
+    case 'HEALTHY':
+      if (s.health === 'healthy' && s.state === 'running') return true
+      return dead ? `task ${name} is dead and will never be healthy` : false
+  }
+}
+
 export class AllocRunner {
   readonly alloc: Allocation
   readonly allocDir: string
   readonly #o: AllocRunnerOptions
-  readonly #tasks: TaskRunner[] = []
+  readonly #entries: Entry[] = []
   #status: ClientStatus = 'pending'
   #description = ''
   #stopping = false
+  /** Set once the group's long-running tasks are being stopped (an essential task ended). */
+  #ending: string | undefined
 
   constructor(o: AllocRunnerOptions) {
     this.#o = o
@@ -40,11 +87,11 @@ export class AllocRunner {
   }
 
   task(name: string): TaskRunner | undefined {
-    return this.#tasks.find((t) => t.name === name)
+    return this.#entries.find((e) => e.runner.name === name)?.runner
   }
 
   get taskNames(): string[] {
-    return this.#tasks.map((t) => t.name)
+    return this.#entries.map((e) => e.runner.name)
   }
 
   async start(): Promise<void> {
@@ -61,50 +108,135 @@ export class AllocRunner {
         this.#report('failed', `driver "${task.driver}" is not available on this node`)
         return
       }
-      this.#tasks.push(new TaskRunner({
+      const runner = new TaskRunner({
         driver, policy: group.restart, jobType: job.type,
         recovered: this.#o.recovered.get(task.name),
         previous: alloc.taskStates[task.name],
+        completeOnSuccess: isEphemeralTask(task) || !isEssentialTask(task),
         onChange: () => this.#onTaskChange(),
         spec: {
           allocId: alloc.id, jobId: alloc.jobId, group: alloc.group, nodeId: this.#o.nodeId, task,
           ports: alloc.resources.ports, env: taskEnv(alloc, task, this.#o.nodeId), allocDir: this.allocDir,
         },
-      }))
+      })
+      this.#entries.push({ runner, task, hook: hookOf(task), waits: [] })
     }
-    for (const t of this.#tasks) void t.run()
+    for (const e of this.#entries) e.waits = this.#waitsOf(e)
+    // Tasks found running at agent start are re-attached whatever they wait for.
+    for (const e of this.#entries) if (this.#o.recovered.has(e.task.name)) void e.runner.run()
+    this.#advance()
+    this.#onTaskChange()
   }
 
-  /** Stops every task and removes what they left behind. */
+  /** Stops every task (poststop tasks run after the others) and removes what they left behind. */
   async stop(reason: string): Promise<void> {
     this.#stopping = true
-    await Promise.all(this.#tasks.map((t) => t.kill(reason)))
-    await Promise.all(this.#tasks.map((t) => t.destroy()))
+    const [poststop, others] = partition(this.#entries, (e) => e.hook === 'poststop')
+    await Promise.all(others.map((e) => this.#end(e, reason)))
+    const done = Promise.all(poststop.map((e) => e.runner.run()))
+    let timer: NodeJS.Timeout | undefined
+    const limit = new Promise<void>((resolve) => (timer = setTimeout(resolve, POSTSTOP_LIMIT_MS)))
+    await Promise.race([done, limit])
+    clearTimeout(timer)
+    await Promise.all(poststop.map((e) => this.#end(e, reason)))
+    await Promise.all(this.#entries.map((e) => e.runner.destroy()))
     await rm(this.allocDir, { recursive: true, force: true })
     if (this.#status !== 'failed') this.#report('complete', reason)
   }
 
+  /** Kills a launched task; marks one that never started as dead. */
+  #end(e: Entry, reason: string): Promise<void> {
+    if (!e.runner.launched) {
+      e.runner.skip('Killed', `task not started: ${reason}`, false)
+      return Promise.resolve()
+    }
+    return e.runner.kill(reason)
+  }
+
+  #waitsOf(e: Entry): TaskDependency[] {
+    const waits = [...(e.task.dependsOn ?? [])]
+    for (const other of this.#entries) {
+      if (other === e) continue
+      if (e.hook === 'main' && other.hook === 'prestart') {
+        waits.push({ task: other.task.name, condition: other.task.lifecycle?.sidecar ? 'START' : 'SUCCESS' })
+      } else if (e.hook === 'poststart' && other.hook === 'main') {
+        waits.push({ task: other.task.name, condition: 'START' })
+      }
+    }
+    return waits
+  }
+
+  /** Starts the tasks whose waits are over; gives up on those whose waits never will be. */
+  #advance(): void {
+    if (this.#stopping) return
+    for (const e of this.#entries) {
+      if (e.runner.launched) continue
+      if (e.hook === 'poststop') {
+        if (this.#entries.every((x) => x.hook === 'poststop' || x.runner.state.state === 'dead')) void e.runner.run()
+        continue
+      }
+      if (this.#ending !== undefined) {
+        e.runner.skip('Killed', `task not started: ${this.#ending}`, false)
+        continue
+      }
+      let ready = true
+      for (const dep of e.waits) {
+        const other = this.task(dep.task)
+        if (!other) continue
+        const met = dependencyMet(dep, other)
+        if (typeof met === 'string') {
+          e.runner.skip('Dependency Failed', `waited for task "${dep.task}" (${dep.condition}): ${met.replace(/^task "[^"]+" /, '')}`, isEssentialTask(e.task))
+          ready = false
+          break
+        }
+        if (!met) ready = false
+      }
+      if (ready && !e.runner.launched) void e.runner.run()
+    }
+  }
+
   #onTaskChange(): void {
-    const states = this.#tasks.map((t) => t.state)
+    if (this.#entries.length === 0) return
+    // An essential task failed, or a long-running essential task ended, or every main task ended: stop the rest.
+    if (!this.#stopping && this.#ending === undefined) {
+      const failed = this.#entries.find((e) => e.runner.state.failed && isEssentialTask(e.task))
+      const ended = this.#entries.find((e) => e.runner.state.state === 'dead' && e.hook !== 'poststop' && !isEphemeralTask(e.task) && isEssentialTask(e.task))
+      const mains = this.#entries.filter((e) => e.hook === 'main')
+      if (failed) this.#ending = `sibling task "${failed.task.name}" failed`
+      else if (ended) this.#ending = `essential task "${ended.task.name}" finished`
+      else if (mains.every((e) => e.runner.state.state === 'dead')) this.#ending = 'the main tasks finished'
+      if (this.#ending !== undefined) {
+        const reason = this.#ending
+        for (const e of this.#entries) {
+          if (e.hook === 'poststop' || e.runner.state.state === 'dead') continue
+          if (e.runner.launched) void e.runner.kill(reason)
+          else e.runner.skip('Killed', `task not started: ${reason}`, false)
+        }
+      }
+    }
+    this.#advance()
+
+    const states = this.#entries.map((e) => e.runner.state)
     let status: ClientStatus
     let description = ''
-    const failed = this.#tasks.find((t) => t.state.failed)
+    const failed = this.#entries.find((e) => e.runner.state.failed && isEssentialTask(e.task))
+    const longRunning = this.#entries.filter((e) => e.hook !== 'poststop' && !isEphemeralTask(e.task))
     if (failed) {
       status = 'failed'
-      description = `task "${failed.name}" failed`
-      if (!this.#stopping) {
-        // One task failing fails the allocation: stop its siblings.
-        for (const t of this.#tasks) if (t !== failed) void t.kill(`sibling task "${failed.name}" failed`)
-      }
+      description = `task "${failed.task.name}" failed`
     } else if (states.every((s) => s.state === 'dead')) {
       status = 'complete'
       description = this.#stopping ? 'allocation stopped' : 'all tasks finished'
-    } else if (states.every((s) => s.state === 'running')) {
+    } else if (
+      this.#ending === undefined &&
+      longRunning.every((e) => e.runner.state.state === 'running' || (e.runner.state.state === 'dead' && !(e.runner.state.failed && isEssentialTask(e.task)))) &&
+      longRunning.some((e) => e.runner.state.state === 'running')
+    ) {
       status = 'running'
       description = 'tasks are running'
     } else {
       status = 'pending'
-      description = 'tasks are starting'
+      description = this.#ending !== undefined || this.#stopping ? 'tasks are stopping' : 'tasks are starting'
     }
     this.#report(status, description)
   }
@@ -113,7 +245,14 @@ export class AllocRunner {
     this.#status = status
     this.#description = description
     const taskStates: Record<string, TaskState> = {}
-    for (const t of this.#tasks) taskStates[t.name] = t.state
+    for (const e of this.#entries) taskStates[e.runner.name] = e.runner.state
     this.#o.onUpdate({ allocId: this.alloc.id, clientStatus: status, clientDescription: this.#description, taskStates })
   }
+}
+
+function partition<T>(items: readonly T[], pred: (x: T) => boolean): [T[], T[]] {
+  const yes: T[] = []
+  const no: T[] = []
+  for (const x of items) (pred(x) ? yes : no).push(x)
+  return [yes, no]
 }

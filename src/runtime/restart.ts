@@ -19,18 +19,21 @@ export interface ExitInfo {
 export class RestartTracker {
   readonly #policy: RestartPolicy
   readonly #jobType: JobType
+  readonly #completeOnSuccess: boolean
   #count = 0
   #intervalStart: number
 
-  constructor(policy: RestartPolicy, jobType: JobType, now: number) {
+  /** completeOnSuccess: exit 0 completes the task whatever the job type (lifecycle and non-essential tasks). */
+  constructor(policy: RestartPolicy, jobType: JobType, now: number, completeOnSuccess = false) {
     this.#policy = policy
     this.#jobType = jobType
     this.#intervalStart = now
+    this.#completeOnSuccess = completeOnSuccess
   }
 
   onExit(exit: ExitInfo, now: number): RestartDecision {
     if (exit.unrecoverable) return { action: 'fail', reason: 'error is not recoverable' }
-    if (this.#jobType === 'batch' && exit.exitCode === 0 && !exit.restartTriggered) return { action: 'complete', reason: 'exited successfully' }
+    if ((this.#jobType === 'batch' || this.#completeOnSuccess) && exit.exitCode === 0 && !exit.restartTriggered) return { action: 'complete', reason: 'exited successfully' }
     const { attempts, intervalMs, delayMs, mode } = this.#policy
     if (now - this.#intervalStart >= intervalMs) {
       this.#count = 0

@@ -16,6 +16,8 @@ export interface TaskRunnerOptions {
   recovered?: TaskHandle
   /** State reported before an agent restart, to keep restart counts and events. */
   previous?: TaskState
+  /** Exit 0 completes the task even in a service job (lifecycle hooks, non-essential tasks). */
+  completeOnSuccess?: boolean
   onChange: () => void
   now?: () => number
 }
@@ -58,10 +60,29 @@ export class TaskRunner {
     return this.#handle
   }
 
-  /** Starts the run loop; resolves when the task is dead for good. */
+  /** Whether run() was called (or the task finished before an agent restart). */
+  get launched(): boolean {
+    return this.#done !== undefined
+  }
+
+  /** Dead, not failed, and its last run exited 0 by itself. */
+  get succeeded(): boolean {
+    return this.#state.state === 'dead' && !this.#state.failed && this.#state.events.at(-1)?.type === 'Completed'
+  }
+
+  /** Starts the run loop; resolves when the task is dead for good. A task that was dead before an agent restart stays so. */
   run(): Promise<void> {
-    this.#done ??= this.#loop()
+    // The loop starts on a later tick: #done must be set before its first event reaches onChange.
+    this.#done ??= this.#state.state === 'dead' ? Promise.resolve() : Promise.resolve().then(() => this.#loop())
     return this.#done
+  }
+
+  /** A task that will never run (its dependency cannot be met, the group is stopping): dead at once. */
+  skip(type: string, message: string, failed: boolean): void {
+    if (this.#done) return
+    this.#killed = true
+    this.#done = Promise.resolve()
+    this.#event(type, message, undefined, { state: 'dead', failed, finishedAt: this.#now() })
   }
 
   /** Stops the task (allocation stopped): signal, kill after the timeout, no restart. */
@@ -85,18 +106,19 @@ export class TaskRunner {
 
   async #loop(): Promise<void> {
     const { driver, spec, policy, jobType } = this.#o
-    const tracker = new RestartTracker(policy, jobType, this.#now())
+    const tracker = new RestartTracker(policy, jobType, this.#now(), this.#o.completeOnSuccess ?? false)
     if (this.#handle) this.#event('Reattached', `re-attached to ${this.#handle.id.slice(0, 12)}`)
     else this.#event('Received', 'task received by client')
     while (!this.#killed) {
       let exit: ExitResult | undefined
       let unrecoverable = false
+      let started = false
       if (!this.#handle || this.#state.state !== 'running') {
+        started = true
         try {
           this.#handle = await driver.start(spec)
           if (this.#killed) break
-          this.#set({ state: 'running', startedAt: this.#now() })
-          this.#event('Started', `task started by ${driver.name} driver`)
+          this.#event('Started', `task started by ${driver.name} driver`, undefined, { state: 'running', startedAt: this.#now() })
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err)
           unrecoverable = err instanceof DriverError && !err.recoverable
@@ -105,7 +127,7 @@ export class TaskRunner {
         }
       }
       if (!exit) {
-        this.#startMonitor()
+        this.#startMonitor(started)
         exit = await driver.wait(this.#handle!)
         this.#stopMonitor()
       }
@@ -117,27 +139,24 @@ export class TaskRunner {
       this.#restartReason = undefined
       const decision = tracker.onExit({ exitCode: exit.exitCode, unrecoverable, restartTriggered }, this.#now())
       if (decision.action === 'restart') {
-        this.#set({ state: 'pending', restarts: this.#state.restarts + 1 })
-        this.#event('Restarting', `restarting in ${decision.delayMs / 1000}s (${decision.reason})`)
+        this.#event('Restarting', `restarting in ${decision.delayMs / 1000}s (${decision.reason})`, undefined, { state: 'pending', restarts: this.#state.restarts + 1 })
         await this.#sleep(decision.delayMs)
         continue
       }
       const failed = decision.action === 'fail'
-      this.#set({ state: 'dead', failed, finishedAt: this.#now() })
-      this.#event(failed ? 'Not Restarting' : 'Completed', decision.reason)
+      this.#event(failed ? 'Not Restarting' : 'Completed', decision.reason, undefined, { state: 'dead', failed, finishedAt: this.#now() })
       return
     }
-    this.#set({ state: 'dead', finishedAt: this.#now() })
-    this.#event('Killed', 'task stopped')
+    this.#event('Killed', 'task stopped', undefined, { state: 'dead', finishedAt: this.#now() })
   }
 
   /** Starts the task's health checks (when it has any) against the running task. */
-  #startMonitor(): void {
+  #startMonitor(fresh: boolean): void {
     const { task } = this.#o.spec
     const handle = this.#handle
     if (!task.checks || !handle || this.#killed) return
     const driver = this.#o.driver
-    this.#set({ health: 'unknown' })
+    if (fresh) this.#set({ health: 'unknown' })
     this.#monitor = new HealthMonitor({
       checks: task.checks,
       ...(task.checkRestart ? { checkRestart: task.checkRestart } : {}),
@@ -159,8 +178,9 @@ export class TaskRunner {
 
   #onHealth(u: HealthUpdate): void {
     if (this.#killed) return
-    if (u.health !== this.#state.health) this.#set({ health: u.health })
-    for (const e of u.events) this.#event(e.type, e.message)
+    const health = u.health !== this.#state.health ? { health: u.health } : undefined
+    u.events.forEach((e, i) => this.#event(e.type, e.message, undefined, i === 0 ? health : {}))
+    if (health && u.events.length === 0) this.#set(health)
     if (u.restart !== undefined && this.#restartReason === undefined && this.#handle && this.#state.state === 'running') {
       this.#restartReason = u.restart
       this.#stopMonitor()
@@ -185,12 +205,13 @@ export class TaskRunner {
     this.#o.onChange()
   }
 
-  #event(type: string, message: string, exit?: ExitResult): void {
+  /** Appends an event, with `patch` applied in the same change (observers never see one without the other). */
+  #event(type: string, message: string, exit?: ExitResult, patch: Partial<TaskState> = {}): void {
     const ev: TaskEvent = { type, time: this.#now(), message }
     if (exit) {
       ev.exitCode = exit.exitCode
       if (exit.signal) ev.signal = exit.signal
     }
-    this.#set({ events: [...this.#state.events, ev].slice(-MAX_EVENTS) })
+    this.#set({ ...patch, events: [...this.#state.events, ev].slice(-MAX_EVENTS) })
   }
 }

@@ -130,6 +130,26 @@ export interface CheckRestart {
   graceMs: number
 }
 
+/** When a lifecycle task runs relative to the group's main tasks (Nomad's lifecycle block). */
+export type LifecycleHook = 'prestart' | 'poststart' | 'poststop'
+export const LIFECYCLE_HOOKS: readonly LifecycleHook[] = ['prestart', 'poststart', 'poststop']
+
+export interface TaskLifecycle {
+  hook: LifecycleHook
+  /** Keeps running beside the main tasks (prestart, poststart) instead of running to completion. */
+  sidecar: boolean
+}
+
+/** ECS container dependency conditions. */
+export type DependencyCondition = 'START' | 'COMPLETE' | 'SUCCESS' | 'HEALTHY'
+export const DEPENDENCY_CONDITIONS: readonly DependencyCondition[] = ['START', 'COMPLETE', 'SUCCESS', 'HEALTHY']
+
+/** The task starts only once `task` (of the same group) meets `condition`. */
+export interface TaskDependency {
+  task: string
+  condition: DependencyCondition
+}
+
 interface TaskBase {
   name: string
   env: Record<string, string>
@@ -142,6 +162,11 @@ interface TaskBase {
   /** Health checks; absent when none. */
   checks?: TaskCheck[]
   checkRestart?: CheckRestart
+  /** Absent: a main task. */
+  lifecycle?: TaskLifecycle
+  dependsOn?: TaskDependency[]
+  /** false: the task may finish or fail without stopping the group. Absent: true. */
+  essential?: boolean
 }
 
 export type Task =
@@ -181,6 +206,15 @@ export interface Job extends JobSpec {
   submitTime: number
   createIndex: number
   modifyIndex: number
+}
+
+/** A task that runs to completion: prestart, poststart (not sidecars) and poststop tasks. */
+export function isEphemeralTask(task: Task): boolean {
+  return task.lifecycle !== undefined && !task.lifecycle.sidecar
+}
+
+export function isEssentialTask(task: Task): boolean {
+  return task.essential !== false
 }
 
 export function groupResources(group: TaskGroup): Resources {

@@ -99,3 +99,63 @@ test('check_restart needs checks; a docker check port must be published', (t) =>
   // Published by a sibling docker task: fine (the group shares one network namespace).
   specOf(file({ a: { config: { image: 'busybox' }, check: [{ type: 'tcp', port: 'http' }] }, b: {} }))
 })
+
+// --- Task ordering ---------------------------------------------------------------------
+
+const exec = (extra: Json = {}): Json => ({ driver: 'exec', config: { command: '/bin/true' }, ...extra })
+
+test('lifecycle, depends_on and essential are normalised; absent when not given', (t) => {
+  const spec = specOf(file({
+    init: exec({ lifecycle: { hook: 'prestart' } }),
+    side: exec({ lifecycle: { hook: 'poststart', sidecar: true } }),
+    db: exec({ check: [{ type: 'tcp', port: 'http' }] }),
+    app: exec({ depends_on: [{ task: 'db', condition: 'HEALTHY' }, { task: 'init' }], essential: true }),
+    job: exec({ essential: false }),
+  }))
+  const [init, side, db, app, job] = spec.groups[0]!.tasks
+  t.deepEqual(init!.lifecycle, { hook: 'prestart', sidecar: false })
+  t.deepEqual(side!.lifecycle, { hook: 'poststart', sidecar: true })
+  t.false('lifecycle' in db! || 'dependsOn' in db! || 'essential' in db!)
+  t.deepEqual(app!.dependsOn, [{ task: 'db', condition: 'HEALTHY' }, { task: 'init', condition: 'START' }])
+  t.false('essential' in app!, 'true is the default')
+  t.is(job!.essential, false)
+})
+
+test('depends_on problems name the field: unknown and repeated tasks, self, conditions that can never be met', (t) => {
+  expectErrors(t, file({
+    db: exec(),
+    app: exec({ depends_on: [{ task: 'dbb' }, { task: 'app' }, { task: 'db', condition: 'HEALTHY' }, { task: 'db', condition: 'SUCCESS' }, { task: 'db', condition: 'READY' }] }),
+    x: exec({ depends_on: { task: 'db' }, essential: 'false', lifecycle: { hook: 'poststop', sidecar: true } }),
+    y: exec({ lifecycle: { hook: 'after' } }),
+  }), [
+    `${T}.app.depends_on[4].condition: must be one of "START", "COMPLETE", "SUCCESS", "HEALTHY" (got "READY")`,
+    `${T}.x.lifecycle.sidecar: only prestart and poststart tasks can be sidecars`,
+    `${T}.x.depends_on: must be an array of blocks, like [{"task": "db", "condition": "HEALTHY"}] (got an object)`,
+    `${T}.x.essential: must be true or false (got "false"; leave out the quotes: false)`,
+    `${T}.y.lifecycle.hook: must be one of "prestart", "poststart", "poststop" (got "after")`,
+    `${T}.app.depends_on[0].task: unknown task "dbb" (did you mean "db"?): group "fe" has tasks "db", "app", "x", "y"`,
+    `${T}.app.depends_on[1].task: a task cannot depend on itself`,
+    `${T}.app.depends_on[2].condition: task "db" has no check, so it never becomes healthy; add a "check" block to it`,
+    `${T}.app.depends_on[3].task: task "db" is listed more than once`,
+  ])
+  expectErrors(t, file({ db: exec(), app: exec({ depends_on: [{ task: 'db', condition: 'COMPLETE' }] }) }), [
+    `${T}.app.depends_on[0].condition: task "db" is essential: its exit stops the group, so no task can wait for it to complete; set "essential": false on it`,
+  ])
+  specOf(file({ db: exec({ essential: false }), app: exec({ depends_on: [{ task: 'db', condition: 'COMPLETE' }] }) }))
+  specOf(file({ m: exec({ lifecycle: { hook: 'prestart' } }), app: exec({ depends_on: [{ task: 'm', condition: 'SUCCESS' }] }) }))
+})
+
+test('cycles are errors, through depends_on and through the waits lifecycle hooks imply', (t) => {
+  expectErrors(t, file({
+    a: exec({ depends_on: [{ task: 'b' }] }),
+    b: exec({ depends_on: [{ task: 'c' }] }),
+    c: exec({ depends_on: [{ task: 'a' }] }),
+  }), [`${T}.a.depends_on[0]: forms a cycle: a → b → c → a`])
+  expectErrors(t, file({
+    main: exec(),
+    init: exec({ lifecycle: { hook: 'prestart' }, depends_on: [{ task: 'main' }] }),
+  }), [`${T}.init.depends_on[0]: forms a cycle: main → init → main ("→" is "waits for"; main tasks wait for prestart tasks, poststart tasks for main tasks, poststop tasks for all others)`])
+  expectErrors(t, file({ init: exec({ lifecycle: { hook: 'prestart' } }) }), [
+    'job.web.group.fe.task: needs at least one main task (a task without a lifecycle block)',
+  ])
+})
