@@ -1,6 +1,7 @@
 // In-memory tables of the cluster state, with the secondary indexes the
 // scheduler and API read. Rows are immutable: a change replaces the row.
-import type { Allocation, Evaluation, Job, Member, Node, Variable } from '../structs/index.ts'
+import type { Allocation, EvalStatus, Evaluation, Job, Member, Node, Variable } from '../structs/index.ts'
+import { isLive } from '../structs/index.ts'
 
 export interface Rows {
   nodes: Node
@@ -24,6 +25,29 @@ export interface StateReader {
   allocsOfNode(nodeId: string): Allocation[]
 }
 
+/**
+ * What the live allocations on a node use, kept up to date as allocations
+ * change (the scheduler reads it instead of summing a node's allocations on
+ * every evaluation). Read-only for callers.
+ */
+export interface NodeUsage {
+  cpu: number
+  memoryMB: number
+  /** Host ports held by live allocations. */
+  ports: ReadonlySet<number>
+  /** Live allocations per `${jobId}/${group}`. */
+  jobGroups: ReadonlyMap<string, number>
+}
+
+interface UsageEntry {
+  cpu: number
+  memoryMB: number
+  ports: Set<number>
+  /** How many live allocations hold each port (normally one). */
+  portRefs: Map<number, number>
+  jobGroups: Map<string, number>
+}
+
 export function jobVersionKey(jobId: string, version: number): string {
   return `${jobId}@${String(version).padStart(10, '0')}`
 }
@@ -34,6 +58,10 @@ export class StateStore implements StateReader {
   }
   #allocsByJob = new Map<string, Set<string>>()
   #allocsByNode = new Map<string, Set<string>>()
+  #usageByNode = new Map<string, UsageEntry>()
+  #evalsByJob = new Map<string, Set<string>>()
+  #evalsByStatus = new Map<EvalStatus, Set<string>>()
+  #nodesSorted: Node[] | null = null
   appliedIndex = 0
 
   get<T extends TableName>(table: T, key: string): Rows[T] | undefined {
@@ -50,6 +78,27 @@ export class StateStore implements StateReader {
 
   allocsOfNode(nodeId: string): Allocation[] {
     return this.#collect(this.#allocsByNode.get(nodeId))
+  }
+
+  /** Every node, sorted by id (kept until the nodes change). Do not modify: copy it. */
+  nodesSortedById(): readonly Node[] {
+    this.#nodesSorted ??= [...this.tables.nodes.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    return this.#nodesSorted
+  }
+
+  /** What the live allocations on the node use; undefined when none is there. Do not modify. */
+  nodeUsage(nodeId: string): NodeUsage | undefined {
+    return this.#usageByNode.get(nodeId)
+  }
+
+  /** Evaluations of a job, in no particular order. */
+  evalsOfJob(jobId: string): Evaluation[] {
+    return this.#collectFrom(this.tables.evals, this.#evalsByJob.get(jobId))
+  }
+
+  /** Evaluations with the given status, in no particular order. */
+  evalsByStatus(status: EvalStatus): Evaluation[] {
+    return this.#collectFrom(this.tables.evals, this.#evalsByStatus.get(status))
   }
 
   /** Versions of a job, oldest first. */
@@ -73,6 +122,10 @@ export class StateStore implements StateReader {
     for (const t of TABLE_NAMES) this.tables[t].clear()
     this.#allocsByJob.clear()
     this.#allocsByNode.clear()
+    this.#usageByNode.clear()
+    this.#evalsByJob.clear()
+    this.#evalsByStatus.clear()
+    this.#nodesSorted = null
     this.applyChanges(rows, index)
   }
 
@@ -88,6 +141,8 @@ export class StateStore implements StateReader {
   applyChanges(changes: readonly Change[], index: number): void {
     for (const c of changes) {
       if (c.table === 'allocs') this.#reindexAlloc(c.key, c.value)
+      else if (c.table === 'evals') this.#reindexEval(c.key, c.value)
+      else if (c.table === 'nodes') this.#nodesSorted = null
       if (c.value === null) this.tables[c.table].delete(c.key)
       else (this.tables[c.table] as Map<string, unknown>).set(c.key, c.value)
     }
@@ -97,28 +152,75 @@ export class StateStore implements StateReader {
   #reindexAlloc(id: string, next: Allocation | null): void {
     const prev = this.tables.allocs.get(id)
     if (prev) {
-      this.#allocsByJob.get(prev.jobId)?.delete(id)
-      this.#allocsByNode.get(prev.nodeId)?.delete(id)
+      removeFrom(this.#allocsByJob, prev.jobId, id)
+      removeFrom(this.#allocsByNode, prev.nodeId, id)
+      if (isLive(prev)) this.#use(prev, -1)
     }
     if (next) {
       addTo(this.#allocsByJob, next.jobId, id)
       addTo(this.#allocsByNode, next.nodeId, id)
+      if (isLive(next)) this.#use(next, 1)
+    }
+  }
+
+  #use(a: Allocation, sign: 1 | -1): void {
+    let u = this.#usageByNode.get(a.nodeId)
+    if (!u) this.#usageByNode.set(a.nodeId, (u = { cpu: 0, memoryMB: 0, ports: new Set(), portRefs: new Map(), jobGroups: new Map() }))
+    u.cpu += sign * a.resources.cpu
+    u.memoryMB += sign * a.resources.memoryMB
+    for (const p of a.resources.ports) {
+      const refs = (u.portRefs.get(p.value) ?? 0) + sign
+      if (refs > 0) {
+        u.portRefs.set(p.value, refs)
+        u.ports.add(p.value)
+      } else {
+        u.portRefs.delete(p.value)
+        u.ports.delete(p.value)
+      }
+    }
+    const key = `${a.jobId}/${a.group}`
+    const n = (u.jobGroups.get(key) ?? 0) + sign
+    if (n > 0) u.jobGroups.set(key, n)
+    else u.jobGroups.delete(key)
+    if (u.jobGroups.size === 0) this.#usageByNode.delete(a.nodeId)
+  }
+
+  #reindexEval(id: string, next: Evaluation | null): void {
+    const prev = this.tables.evals.get(id)
+    if (prev) {
+      removeFrom(this.#evalsByJob, prev.jobId, id)
+      removeFrom(this.#evalsByStatus, prev.status, id)
+    }
+    if (next) {
+      addTo(this.#evalsByJob, next.jobId, id)
+      addTo(this.#evalsByStatus, next.status, id)
     }
   }
 
   #collect(ids: Set<string> | undefined): Allocation[] {
+    return this.#collectFrom(this.tables.allocs, ids)
+  }
+
+  #collectFrom<T>(table: ReadonlyMap<string, T>, ids: Set<string> | undefined): T[] {
     if (!ids) return []
-    const out: Allocation[] = []
+    const out: T[] = []
     for (const id of ids) {
-      const a = this.tables.allocs.get(id)
-      if (a) out.push(a)
+      const row = table.get(id)
+      if (row) out.push(row)
     }
     return out
   }
 }
 
-function addTo(index: Map<string, Set<string>>, key: string, id: string): void {
+function addTo<K>(index: Map<K, Set<string>>, key: K, id: string): void {
   let set = index.get(key)
   if (!set) index.set(key, (set = new Set()))
   set.add(id)
+}
+
+function removeFrom<K>(index: Map<K, Set<string>>, key: K, id: string): void {
+  const set = index.get(key)
+  if (!set) return
+  set.delete(id)
+  if (set.size === 0) index.delete(key)
 }
