@@ -177,33 +177,37 @@ export function compileRule(rule: Rule): CompiledRule {
     }
     return cache.get(r) as T | null
   }
+  // Node values repeat across a cluster: parse each distinct one once per rule.
+  const sets = new Map<string, Set<string>>()
+  const versions = new Map<string, number[] | undefined>()
   return {
     rule,
     label: ruleLabel(rule),
     test(node) {
       const l = typeof left === 'string' ? undefined : resolve(left, node)
-      if (rule.operator === 'is_set') return l !== undefined ? { ok: true } : { ok: false, missing: rule.attribute }
-      if (rule.operator === 'is_not_set') return l === undefined ? { ok: true } : { ok: false, why: `${rule.attribute} is set to ${JSON.stringify(l)}` }
+      if (rule.operator === 'is_set') return l !== undefined ? OK : { ok: false, missing: rule.attribute }
+      if (rule.operator === 'is_not_set') return l === undefined ? OK : { ok: false, why: `${rule.attribute} is set to ${JSON.stringify(l)}` }
       if (l === undefined) return { ok: false, missing: rule.attribute }
       const r = typeof right === 'string' ? undefined : resolve(right, node)
       if (r === undefined) return { ok: false, missing: rule.value }
-      const is = `${rule.attribute} is ${JSON.stringify(l)}`
+      // The explanation is only built for nodes that fail.
+      const no = (suffix = ''): Outcome => ({ ok: false, why: `${rule.attribute} is ${JSON.stringify(l)}${suffix}` })
       switch (rule.operator) {
-        case '=': return l === r ? { ok: true } : { ok: false, why: is }
-        case '!=': return l !== r ? { ok: true } : { ok: false, why: is }
-        case '<': return compareOrder(l, r) < 0 ? { ok: true } : { ok: false, why: is }
-        case '<=': return compareOrder(l, r) <= 0 ? { ok: true } : { ok: false, why: is }
-        case '>': return compareOrder(l, r) > 0 ? { ok: true } : { ok: false, why: is }
-        case '>=': return compareOrder(l, r) >= 0 ? { ok: true } : { ok: false, why: is }
+        case '=': return l === r ? OK : no()
+        case '!=': return l !== r ? OK : no()
+        case '<': return compareOrder(l, r) < 0 ? OK : no()
+        case '<=': return compareOrder(l, r) <= 0 ? OK : no()
+        case '>': return compareOrder(l, r) > 0 ? OK : no()
+        case '>=': return compareOrder(l, r) >= 0 ? OK : no()
         case 'regexp': {
           const re = compiled(r, () => new RegExp(r))
           if (!re) return { ok: false, why: `${JSON.stringify(r)} is not a valid regular expression` }
-          return re.test(l) ? { ok: true } : { ok: false, why: is }
+          return re.test(l) ? OK : no()
         }
         case 'set_contains': {
-          const have = setOf(l)
-          const lacking = [...setOf(r)].filter((x) => !have.has(x))
-          return lacking.length === 0 ? { ok: true } : { ok: false, why: `${is}, without ${lacking.join(',')}` }
+          const have = memo(sets, l, setOf)
+          const lacking = [...memo(sets, r, setOf)].filter((x) => !have.has(x))
+          return lacking.length === 0 ? OK : no(`, without ${lacking.join(',')}`)
         }
         case 'version': {
           const range = compiled(r, () => {
@@ -212,15 +216,27 @@ export function compileRule(rule: Rule): CompiledRule {
             return p
           })
           if (!range) return { ok: false, why: `${JSON.stringify(r)} is not a version constraint` }
-          const v = parseVersion(l)
-          if (!v) return { ok: false, why: `${is}, not a version` }
-          return range.every((c) => clauseHolds(v, c)) ? { ok: true } : { ok: false, why: is }
+          const v = memo(versions, l, parseVersion)
+          if (!v) return no(', not a version')
+          return range.every((c) => clauseHolds(v, c)) ? OK : no()
         }
         default:
           return { ok: false, why: `operator ${rule.operator} does not compare attributes` }
       }
     },
   }
+}
+
+const OK: Outcome = Object.freeze({ ok: true })
+const MAX_MEMO = 4096
+
+/** f(key), remembered in `cache` (cleared when it grows past MAX_MEMO: values must not be mutated). */
+function memo<T>(cache: Map<string, T>, key: string, f: (key: string) => T): T {
+  if (cache.has(key)) return cache.get(key) as T
+  const v = f(key)
+  if (cache.size >= MAX_MEMO) cache.clear()
+  cache.set(key, v)
+  return v
 }
 
 export function compileAffinity(a: Affinity): CompiledRule & { weight: number } {

@@ -11,7 +11,7 @@ export class JobAllocTracker {
   /** Counts per property value, by `${group ?? ''}|${attribute}`, kept up to date once built. */
   readonly #counts = new Map<string, { attribute: string; group: string | undefined; counts: Map<string, number> }>()
 
-  constructor(allocs: readonly Allocation[], nodesById: ReadonlyMap<string, Node>) {
+  constructor(allocs: readonly Allocation[], nodesById: { get(id: string): Node | undefined }) {
     for (const a of allocs) {
       const node = nodesById.get(a.nodeId)
       if (node && isLive(a)) this.#live.set(a.id, { group: a.group, node })

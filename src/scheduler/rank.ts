@@ -30,9 +30,9 @@ export interface NodeScore {
 
 /** How full the node would be with this allocation: 0 empty … 1 full. */
 export function binPackScore(node: Node, need: Resources, usage: UsageTracker): number {
-  const free = usage.free(node)
-  const cpuUsed = 1 - (free.cpu - need.cpu) / node.resources.cpu
-  const memUsed = 1 - (free.memoryMB - need.memoryMB) / node.resources.memoryMB
+  const u = usage.usage(node)
+  const cpuUsed = 1 - (node.resources.cpu - u.cpu - need.cpu) / node.resources.cpu
+  const memUsed = 1 - (node.resources.memoryMB - u.memoryMB - need.memoryMB) / node.resources.memoryMB
   return (cpuUsed + memUsed) / 2
 }
 
@@ -46,7 +46,7 @@ export const binPack: RankComponent = (node, { need, usage }) => binPackScore(no
  * relative strength.)
  */
 export const jobAntiAffinity: RankComponent = (node, { rules, usage }) => {
-  const collisions = usage.usage(node).jobGroups.get(`${rules.jobId}/${rules.group.name}`) ?? 0
+  const collisions = usage.usage(node).jobGroups.get(rules.key) ?? 0
   return collisions <= 0 ? 0 : -(collisions + 1) / Math.max(1, rules.group.count)
 }
 
@@ -111,11 +111,13 @@ export const RANKING: Readonly<Record<string, RankComponent>> = {
   'allocation-spread': allocationSpread,
 }
 
+const RANKING_LIST = Object.entries(RANKING)
+
 export function rankNode(node: Node, ctx: RankContext): NodeScore {
   const components: Record<string, number> = {}
   let sum = 0
   let n = 0
-  for (const [name, component] of Object.entries(RANKING)) {
+  for (const [name, component] of RANKING_LIST) {
     const s = component(node, ctx)
     if (s === null) continue
     components[name] = s

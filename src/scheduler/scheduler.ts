@@ -3,14 +3,15 @@
 import { isDeepStrictEqual } from 'node:util'
 import type { AllocStop, AllocVersionUpdate, NewAlloc, NewEval } from '../fsm/commands.ts'
 import type { Allocation, Evaluation, Job, Node, PlacementFailure, TaskGroup } from '../structs/index.ts'
-import { groupResources, isTerminal } from '../structs/index.ts'
+import { isTerminal } from '../structs/index.ts'
 import { checkNode, type FeasibilityContext } from './feasible.ts'
 import { JobAllocTracker } from './job-allocs.ts'
 import { assignPorts } from './ports.ts'
 import { rankNode, spreadValues, type NodeScore } from './rank.ts'
 import { rescheduleDelay } from './reschedule.ts'
 import { groupRules, type GroupRules } from './rules.ts'
-import { UsageTracker } from './usage.ts'
+import { NodeWalk, rankLimit, type Choice } from './select.ts'
+import { UsageTracker, type NodeUsage } from './usage.ts'
 
 export interface SchedulerState {
   nodes(): Node[]
@@ -20,6 +21,11 @@ export interface SchedulerState {
   allocsOfJob(jobId: string): Allocation[]
   allocsOfNode(nodeId: string): Allocation[]
   evalsOfJob(jobId: string): Evaluation[]
+  /**
+   * Optional: what the live allocations on a node use, kept up to date by the
+   * state (else summed from allocsOfNode). Must agree with allocsOfNode.
+   */
+  nodeUsage?(nodeId: string): NodeUsage | undefined
 }
 
 export interface SchedulerContext {
@@ -94,14 +100,14 @@ export function needsRestart(before: TaskGroup | undefined, after: TaskGroup): b
 export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerContext): Plan {
   const job = state.job(ev.jobId)
   const allocs = state.allocsOfJob(ev.jobId)
-  const nodes = state.nodes().sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
-  const nodesById = new Map(nodes.map((n) => [n.id, n]))
+  const nodes = sortedById(state.nodes())
+  const nodesById = new SortedNodes(nodes)
   const plan: Plan = {
     evalId: ev.id, jobId: ev.jobId, place: [], stop: [], newEvals: [], inPlace: [],
     evalUpdate: { status: 'complete', statusDescription: '', failedGroups: {}, modifyTime: ctx.now },
     desiredUpdates: {}, scores: {},
   }
-  const usage = new UsageTracker((id) => state.allocsOfNode(id))
+  const usage = new UsageTracker((id) => state.allocsOfNode(id), state.nodeUsage ? (id) => state.nodeUsage!(id) : undefined)
   const jobAllocs = new JobAllocTracker(allocs, nodesById)
   const trackers: Trackers = { usage, jobAllocs }
   const updates = (group: string) => (plan.desiredUpdates[group] ??= { create: 0, destroy: 0, inPlaceUpdate: 0, destructiveUpdate: 0, ignore: 0 })
@@ -200,9 +206,9 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
   }
 
   const replaced = new Set<string>()
+  const walk = new NodeWalk(nodes, ev.id)
   for (const p of placements) {
-    const candidates = p.nodeId ? [nodesById.get(p.nodeId)!] : nodes
-    const outcome = placeOne(plan, job, p, rulesOf.get(p.group.name)!, candidates, trackers, ev, ctx)
+    const outcome = placeOne(plan, job, p, rulesOf.get(p.group.name)!, walk, nodesById, trackers, ev, ctx)
     if (outcome === 'skipped') continue
     if (p.previous) replaced.add(p.previous.id)
     updates(p.group.name)[p.update ? 'destructiveUpdate' : 'create']++
@@ -226,47 +232,99 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
   return plan
 }
 
+const byId = (a: Node, b: Node) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+
+/** The nodes sorted by id; views usually hand them over sorted already, which is checked in one pass. */
+function sortedById(nodes: Node[]): Node[] {
+  for (let i = 1; i < nodes.length; i++) if (nodes[i - 1]!.id > nodes[i]!.id) return nodes.sort(byId)
+  return nodes
+}
+
+/** Lookup by id in the id-sorted nodes (binary search: no map built per evaluation). */
+class SortedNodes {
+  readonly #nodes: readonly Node[]
+  constructor(sorted: readonly Node[]) {
+    this.#nodes = sorted
+  }
+
+  get(id: string): Node | undefined {
+    let lo = 0
+    let hi = this.#nodes.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1
+      const n = this.#nodes[mid]!
+      if (n.id === id) return n
+      if (n.id < id) lo = mid + 1
+      else hi = mid - 1
+    }
+    return undefined
+  }
+}
+
 /** Stops not paired with a replacement of this plan are what `job plan` calls destroy. */
 function countDestroyed(plan: Plan, allocs: readonly Allocation[], replaced: ReadonlySet<string>, updates: (group: string) => DesiredUpdates): void {
   const groupOf = new Map(allocs.map((a) => [a.id, a.group]))
   for (const s of plan.stop) if (!replaced.has(s.allocId)) updates(groupOf.get(s.allocId)!).destroy++
 }
 
-function placeOne(
-  plan: Plan, job: Job, p: Placement, rules: GroupRules, candidates: readonly Node[], trackers: Trackers, ev: Evaluation, ctx: SchedulerContext,
-): Outcome {
-  const need = groupResources(p.group)
-  const id = ctx.newId()
+/**
+ * Why a placement failed: every candidate node checked in id order, each
+ * rejection counted. Only called when nothing fit, so the counts cover the
+ * whole cluster however the placement walked it.
+ */
+function explainFailure(candidates: readonly Node[], check: FeasibilityContext): PlacementFailure {
   const failure: PlacementFailure = { unplaced: 0, nodesEvaluated: 0, filtered: {}, exhausted: {}, details: [] }
-  const check: FeasibilityContext = { rules, ...trackers }
-  const feasible: Node[] = []
   for (const node of candidates) {
     failure.nodesEvaluated++
     const rejection = checkNode(node, check)
-    if (!rejection) {
-      feasible.push(node)
-      continue
-    }
-    // A system job only wants nodes that can run it: a node filtered out is no failure.
-    if (p.nodeId !== undefined && rejection.kind === 'filtered') return 'skipped'
+    if (!rejection) continue
     const counts = rejection.kind === 'filtered' ? failure.filtered : failure.exhausted
     counts[rejection.reason] = (counts[rejection.reason] ?? 0) + 1
     if (failure.details.length < MAX_FAILURE_DETAILS) failure.details.push(rejection.detail)
   }
-  const rank = { rules, ...trackers, need, spreadValues: spreadValues(rules.spreads, feasible) }
-  let best: { node: Node; score: NodeScore } | null = null
-  for (const node of feasible) {
-    const score = rankNode(node, rank)
-    if (!best || score.score > best.score.score) best = { node, score }
+  return failure
+}
+
+/**
+ * Places one allocation: on its own node (system jobs), else on the best of
+ * the nodes the walk ranks (select.ts). Placements only add to what nodes use
+ * and to the job's counts per property, so feasibility only shrinks during the
+ * placement phase: once no node fits a group, none fits its later placements
+ * either, and they are counted unplaced without another walk.
+ */
+function placeOne(
+  plan: Plan, job: Job, p: Placement, rules: GroupRules, walk: NodeWalk, nodesById: SortedNodes,
+  trackers: Trackers, ev: Evaluation, ctx: SchedulerContext,
+): Outcome {
+  const need = rules.need
+  const id = ctx.newId()
+  const check: FeasibilityContext = { rules, ...trackers }
+  let best: Choice | null = null
+  let candidates: readonly Node[]
+  if (p.nodeId !== undefined) {
+    const node = nodesById.get(p.nodeId)!
+    candidates = [node]
+    const rejection = checkNode(node, check)
+    // A system job only wants nodes that can run it: a node filtered out is no failure.
+    if (rejection?.kind === 'filtered') return 'skipped'
+    if (!rejection) best = { node, score: rankNode(node, { ...check, need, spreadValues: spreadValues(rules.spreads, [node]) }), index: 0 }
+  } else {
+    candidates = walk.nodes
+    if (!walk.noFit.has(rules)) best = walk.select(check, need, rankLimit(job.type, rules, walk.nodes.length))
   }
   const ports = best && assignPorts(best.node, p.group.ports, trackers.usage.usage(best.node).ports, id)
-  if (best && !ports) {
-    failure.exhausted['dynamic ports'] = (failure.exhausted['dynamic ports'] ?? 0) + 1
-    failure.details.push(`node ${best.node.name}: dynamic port range exhausted`)
-  }
   if (!best || !ports) {
     const prev = plan.evalUpdate.failedGroups[p.group.name]
-    plan.evalUpdate.failedGroups[p.group.name] = prev ? { ...prev, unplaced: prev.unplaced + 1 } : { ...failure, unplaced: 1 }
+    if (prev) {
+      plan.evalUpdate.failedGroups[p.group.name] = { ...prev, unplaced: prev.unplaced + 1 }
+      return 'unplaced'
+    }
+    const failure = explainFailure(candidates, check)
+    if (best) {
+      failure.exhausted['dynamic ports'] = (failure.exhausted['dynamic ports'] ?? 0) + 1
+      failure.details.push(`node ${best.node.name}: dynamic port range exhausted`)
+    }
+    plan.evalUpdate.failedGroups[p.group.name] = { ...failure, unplaced: 1 }
     return 'unplaced'
   }
   const alloc: NewAlloc = {
