@@ -50,24 +50,31 @@ export function viewWithPlacements(state: StateStore, placements: Iterable<NewAl
     push(byJob, a.jobId, a)
   }
   if (byNode.size === 0) return base
+  // Per node, on first use: the state's usage plus the placements in flight.
   const usage = new Map<string, NodeUsage>()
-  for (const [nodeId, extra] of byNode) {
-    const b = state.nodeUsage(nodeId)
-    const u = { cpu: b?.cpu ?? 0, memoryMB: b?.memoryMB ?? 0, ports: new Set(b?.ports), jobGroups: new Map(b?.jobGroups) }
-    for (const a of extra) {
-      u.cpu += a.resources.cpu
-      u.memoryMB += a.resources.memoryMB
-      for (const p of a.resources.ports) u.ports.add(p.value)
-      const key = `${a.jobId}/${a.group}`
-      u.jobGroups.set(key, (u.jobGroups.get(key) ?? 0) + 1)
+  const nodeUsage = (nodeId: string): NodeUsage | undefined => {
+    const extra = byNode.get(nodeId)
+    if (!extra) return state.nodeUsage(nodeId)
+    let u = usage.get(nodeId)
+    if (!u) {
+      const b = state.nodeUsage(nodeId)
+      const own = { cpu: b?.cpu ?? 0, memoryMB: b?.memoryMB ?? 0, ports: new Set(b?.ports), jobGroups: new Map(b?.jobGroups) }
+      for (const a of extra) {
+        own.cpu += a.resources.cpu
+        own.memoryMB += a.resources.memoryMB
+        for (const p of a.resources.ports) own.ports.add(p.value)
+        const key = `${a.jobId}/${a.group}`
+        own.jobGroups.set(key, (own.jobGroups.get(key) ?? 0) + 1)
+      }
+      usage.set(nodeId, (u = own))
     }
-    usage.set(nodeId, u)
+    return u
   }
   return {
     ...base,
     allocsOfJob: (id) => withExtra(state.allocsOfJob(id), byJob.get(id)),
     allocsOfNode: (id) => withExtra(state.allocsOfNode(id), byNode.get(id)),
-    nodeUsage: (id) => usage.get(id) ?? state.nodeUsage(id),
+    nodeUsage,
   }
 }
 
