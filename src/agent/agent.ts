@@ -380,6 +380,7 @@ export class Agent {
     if (this.#changingVoters) return
     const change = nextVoterChange({
       status: this.raft.status(), desired: this.config.voters, now: Date.now(),
+      members: this.fsm.state.list('members').map((m) => m.id),
       liveness: (id) => this.#liveness(id), goneSince: (id) => this.#goneSince.get(id),
     })
     if (!change) return
@@ -387,7 +388,9 @@ export class Agent {
     const name = this.fsm.state.get('members', change.nodeId)?.name ?? change.nodeId
     try {
       await this.raft.changeMembership(change)
-      this.log.info(change.type === 'promote' ? `promoted ${name} to voter` : `removed ${name} from the Raft configuration (gone for ${DEAD_MEMBER_GRACE_MS / 1000}s+)`)
+      this.log.info(change.type === 'promote' ? `promoted ${name} to voter`
+        : change.type === 'addLearner' ? `${name} is back: added as a learner`
+        : `removed ${name} from the Raft configuration (gone for ${DEAD_MEMBER_GRACE_MS / 1000}s+)`)
     } catch (err) {
       this.log.warn(`voter change ${change.type} ${name} failed: ${(err as Error).message}`)
     } finally {

@@ -1,7 +1,9 @@
 // Keeping the voter set healthy and at its target size, one change at a time
-// (the core allows no more): promote a caught-up, active learner while fewer
-// than `desired` voters are healthy; remove voters (and learners) that gossip
-// has declared dead or gone for longer than a grace period. Removing a dead
+// (the core allows no more): re-add a known member that is alive but not in
+// the configuration (removed during a partition) as a learner; promote a
+// caught-up, active learner while fewer than `desired` voters are healthy;
+// remove voters (and learners) that gossip has declared dead or gone for
+// longer than a grace period. Removing a dead
 // voter never costs quorum: the live voters that formed a majority of the old
 // configuration form one of the smaller configuration too. Pure: the leader
 // calls it on a timer.
@@ -18,6 +20,8 @@ export type Liveness = 'alive' | 'suspect' | 'dead' | 'left'
 export interface VoterInputs {
   status: RaftStatus
   desired: number
+  /** Every member the cluster knows (the members table). */
+  members: readonly string[]
   /** Gossip's view of a member; undefined when gossip does not know it (counts as alive). */
   liveness: (id: string) => Liveness | undefined
   /** Since when gossip has reported the member dead or left (ms), if it does. */
@@ -30,6 +34,10 @@ const gone = (l: Liveness | undefined) => l === 'dead' || l === 'left'
 export function nextVoterChange(i: VoterInputs): ConfChange | null {
   const { status } = i
   if (status.role !== 'leader' || !status.progress) return null
+  // A member removed while it was unreachable (a long partition) is back: it rejoins as a learner.
+  const inConf = new Set([...status.conf.voters, ...status.conf.learners])
+  const returning = i.members.find((id) => !inConf.has(id) && i.liveness(id) === 'alive')
+  if (returning) return { type: 'addLearner', nodeId: returning }
   const healthyVoters = status.conf.voters.filter((id) => id === status.id || !gone(i.liveness(id)))
   if (healthyVoters.length < i.desired) {
     const candidate = status.conf.learners

@@ -18,6 +18,7 @@ import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { Connection, ConnectionProtector, Libp2p, PeerId } from '@libp2p/interface'
 import type { Ping } from '@libp2p/ping'
+import type { TCPSocketOptions } from '@libp2p/tcp'
 import type { Multiaddr } from '@multiformats/multiaddr'
 
 export type ShoalServices = {
@@ -293,6 +294,10 @@ export class ShoalHost {
   }
 }
 
+function bindsSpecificAddress(host: string): boolean {
+  return host !== '' && host !== '0.0.0.0' && host !== '::' && isIP(host) !== 0
+}
+
 export async function createHost(options: HostOptions): Promise<ShoalHost> {
   const identity = await loadOrCreateIdentity(options.dataDir)
   const psk = options.clusterKey === undefined ? undefined : normalizeClusterKey(options.clusterKey)
@@ -305,7 +310,9 @@ export async function createHost(options: HostOptions): Promise<ShoalHost> {
       listen: [listenAddr(options.listenHost, options.listenPort)],
       announce: options.announce?.map((a) => toMultiaddr(a).toString()),
     },
-    transports: [tcp()],
+    // Dial from our own address (as a separate machine would), not the
+    // kernel's pick: on one host that makes per-node firewall rules possible.
+    transports: [tcp(bindsSpecificAddress(options.listenHost) ? { dialOpts: { localAddress: options.listenHost } as TCPSocketOptions } : {})],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     ...(psk === undefined ? {} : { connectionProtector: clusterKeyProtector(psk, handshakeTimeoutMs) }),

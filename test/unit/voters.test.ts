@@ -9,7 +9,7 @@ function status(voters: string[], learners: string[], match: Record<string, numb
 }
 
 const inputs = (s: RaftStatus, live: Record<string, Liveness> = {}, goneAt: Record<string, number> = {}, now = 100_000): VoterInputs =>
-  ({ status: s, desired: 3, liveness: (id) => live[id], goneSince: (id) => goneAt[id], now })
+  ({ status: s, desired: 3, members: [...s.conf.voters, ...s.conf.learners], liveness: (id) => live[id], goneSince: (id) => goneAt[id], now })
 
 test('promotes the most caught-up active learner while voters are short', (t) => {
   t.deepEqual(nextVoterChange(inputs(status(['a'], ['b', 'c'], { b: 90, c: 99 }))), { type: 'promote', nodeId: 'c' })
@@ -33,4 +33,11 @@ test('never promotes a dead or suspect learner; removes dead learners; never rem
 
 test('only the leader decides', (t) => {
   t.is(nextVoterChange(inputs({ ...status(['a'], ['b']), role: 'follower' })), null)
+})
+
+test('a known member that is alive again but no longer in the configuration rejoins as a learner', (t) => {
+  const s = status(['a', 'b', 'c'], [])
+  const i = { ...inputs(s, { d: 'alive' }), members: ['a', 'b', 'c', 'd'] }
+  t.deepEqual(nextVoterChange(i), { type: 'addLearner', nodeId: 'd' })
+  t.is(nextVoterChange({ ...i, liveness: (id: string) => (id === 'd' ? 'dead' : undefined) }), null, 'not while dead')
 })
