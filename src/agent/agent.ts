@@ -49,6 +49,8 @@ export interface AgentConfig {
   join: string[]
   /** Target number of Raft voters the leader maintains. */
   voters: number
+  /** Addresses other members should dial instead of the listen address. */
+  advertise?: string[]
   /** Applied entries between Raft snapshots (log compaction). */
   snapshotThreshold?: number
   /** Node attributes from --meta key=value, for constraints (`${meta.key}`). */
@@ -152,6 +154,7 @@ export class Agent {
       host = await createHost({
         dataDir: config.dataDir, listenHost: config.bindHost, listenPort: config.bindPort,
         ...(config.clusterKey ? { clusterKey: config.clusterKey } : {}),
+        ...(config.advertise?.length ? { announce: config.advertise } : {}),
       })
       transport = await RaftTransport.create(host, { logger: consoleLogger('raft-transport') })
       rpc = new ClusterRpc(transport, errorCode)

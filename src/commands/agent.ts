@@ -39,6 +39,7 @@ a restarted agent re-attaches to them.`
     'data-dir': Flags.string({ description: 'where state, node identity and allocation dirs live (default: ~/.shoal, or <tmp>/shoal-dev with --dev)' }),
     http: Flags.string({ description: `HOST:PORT of the HTTP API (default 127.0.0.1:${DEFAULT_HTTP_PORT})`, default: `127.0.0.1:${DEFAULT_HTTP_PORT}` }),
     bind: Flags.string({ description: `HOST[:PORT] libp2p listens on (default port ${DEFAULT_P2P_PORT}); allocations publish ports on HOST`, default: '127.0.0.1' }),
+    advertise: Flags.string({ description: 'address other members reach this agent at (multiaddr or host:port), when --bind is not reachable as is (NAT, 0.0.0.0)', multiple: true, default: [] }),
     join: Flags.string({ description: 'a member to join through (multiaddr or host:port); repeatable', multiple: true, default: [] }),
     voters: Flags.integer({ description: 'Raft voters the leader keeps (1, 3, 5 or 7)', default: 3 }),
     name: Flags.string({ description: 'node name, unique in the cluster (default: the hostname)' }),
@@ -78,7 +79,7 @@ a restarted agent re-attaches to them.`
     try {
       agent = await Agent.open({
         dataDir, name: flags.name ?? defaultNodeName(), dev: flags.dev, bindHost: bind.host, bindPort: bind.port,
-        http: `${http.host}:${http.port}`, join: flags.join, voters: flags.voters, meta, snapshotThreshold: flags['snapshot-threshold'], ...(clusterKey ? { clusterKey } : {}),
+        http: `${http.host}:${http.port}`, join: flags.join, voters: flags.voters, meta, snapshotThreshold: flags['snapshot-threshold'], advertise: flags.advertise, ...(clusterKey ? { clusterKey } : {}),
       })
     } catch (err) {
       fail(this, `cannot start the agent: ${(err as Error).message}`)
