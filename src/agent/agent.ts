@@ -434,7 +434,15 @@ export class Agent {
       return this.#rpc.call(leader, 'join', req)
     }
     const clash = this.fsm.state.list('members').find((m) => m.name === req.name && m.id !== req.id)
-    if (clash) throw new Error(`a member named "${req.name}" already exists (${clash.id}); choose another --name`)
+    if (clash) {
+      const l = this.#liveness(clash.id)
+      const inConf = this.raft.status().conf
+      const gone = (l === 'dead' || l === 'left') && !inConf.voters.includes(clash.id) && !inConf.learners.includes(clash.id)
+      // A dead member's name may go to its replacement; a live member's may not.
+      if (!gone) throw new Error(`a member named "${req.name}" already exists (${clash.id}); choose another --name`)
+      await this.ops.removeMember(clash.id)
+      this.log.info(`the name ${req.name} passes from dead member ${clash.id} to ${req.id}`)
+    }
     this.#transport?.setPeerAddresses(req.id, req.addrs)
     await this.ops.upsertMember({ id: req.id, name: req.name, addrs: req.addrs, http: req.http })
     const conf = this.raft.status().conf

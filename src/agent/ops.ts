@@ -78,6 +78,10 @@ export class ClusterOps {
     return check(await this.#proposer.propose({ type: 'MemberUpsert', member, time: this.#now() }))
   }
 
+  async removeMember(id: string): Promise<number> {
+    return check(await this.#proposer.propose({ type: 'MemberRemove', id, time: this.#now() }))
+  }
+
   async putVar(path: string, value: string, cas?: number): Promise<number> {
     return check(await this.#proposer.propose({ type: 'VarPut', path, value, time: this.#now(), ...(cas !== undefined ? { cas } : {}) }))
   }
