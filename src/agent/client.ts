@@ -79,6 +79,21 @@ export class Client {
         }
       }
     }
+    // Shared network namespaces (docker pause containers): wanted ones are re-attached by their
+    // allocation's runner, the others removed so that none is orphaned.
+    for (const driver of this.#o.drivers) {
+      if (!driver.recoverNetworks || !driver.destroyNetwork) continue
+      const ids = await driver.recoverNetworks(nodeId).catch((err: Error) => {
+        log.warn(`recovery of network namespaces through the ${driver.name} driver failed: ${err.message}`)
+        return []
+      })
+      for (const id of ids) {
+        const alloc = fsm.state.get('allocs', id)
+        if (alloc && alloc.desiredStatus === 'run' && !isTerminal(alloc)) continue
+        log.info(`removing leftover network namespace of allocation ${id.slice(0, 8)}: not wanted any more`)
+        await driver.destroyNetwork(id).catch(() => undefined)
+      }
+    }
     const reattached = [...this.#recovered.values()].reduce((n, byTask) => n + byTask.size, 0)
     if (reattached > 0) log.info(`re-attaching to ${reattached} running task(s) of ${this.#recovered.size} allocation(s)`)
     fsm.on('applied', this.#onApplied)

@@ -75,6 +75,9 @@ export class AllocRunner {
   #stopping = false
   /** Set once the group's long-running tasks are being stopped (an essential task ended). */
   #ending: string | undefined
+  #started: Promise<void> | undefined
+  /** The driver holding the group's shared network namespace, until released. */
+  #network: Driver | undefined
 
   constructor(o: AllocRunnerOptions) {
     this.#o = o
@@ -94,7 +97,12 @@ export class AllocRunner {
     return this.#entries.map((e) => e.runner.name)
   }
 
-  async start(): Promise<void> {
+  start(): Promise<void> {
+    this.#started ??= this.#start()
+    return this.#started
+  }
+
+  async #start(): Promise<void> {
     const { alloc, job } = this.#o
     const group = job.groups.find((g) => g.name === alloc.group)
     if (!group) {
@@ -102,12 +110,15 @@ export class AllocRunner {
       return
     }
     await mkdir(this.allocDir, { recursive: true })
+    const missing = group.tasks.find((t) => !this.#o.drivers.has(t.driver))
+    if (missing) {
+      this.#report('failed', `driver "${missing.driver}" is not available on this node`)
+      return
+    }
+    const { networkMode, setupError } = await this.#createNetwork(group.tasks)
+    if (this.#stopping) return
     for (const task of group.tasks) {
-      const driver = this.#o.drivers.get(task.driver)
-      if (!driver) {
-        this.#report('failed', `driver "${task.driver}" is not available on this node`)
-        return
-      }
+      const driver = this.#o.drivers.get(task.driver)!
       const runner = new TaskRunner({
         driver, policy: group.restart, jobType: job.type,
         recovered: this.#o.recovered.get(task.name),
@@ -117,20 +128,57 @@ export class AllocRunner {
         spec: {
           allocId: alloc.id, jobId: alloc.jobId, group: alloc.group, nodeId: this.#o.nodeId, task,
           ports: alloc.resources.ports, env: taskEnv(alloc, task, this.#o.nodeId), allocDir: this.allocDir,
+          ...(networkMode !== undefined && task.driver === 'docker' ? { networkMode } : {}),
         },
       })
       this.#entries.push({ runner, task, hook: hookOf(task), waits: [] })
     }
     for (const e of this.#entries) e.waits = this.#waitsOf(e)
+    if (setupError !== undefined) {
+      for (const e of this.#entries) e.runner.skip('Setup Failure', setupError, true)
+      return
+    }
     // Tasks found running at agent start are re-attached whatever they wait for.
     for (const e of this.#entries) if (this.#o.recovered.has(e.task.name)) void e.runner.run()
     this.#advance()
     this.#onTaskChange()
   }
 
+  /**
+   * Two or more docker tasks share one network namespace (a pause container that
+   * publishes the group's ports), as the containers of an ECS task do.
+   */
+  async #createNetwork(tasks: readonly Task[]): Promise<{ networkMode?: string; setupError?: string }> {
+    const docker = tasks.filter((t) => t.driver === 'docker')
+    const driver = this.#o.drivers.get('docker')
+    if (docker.length < 2 || !driver?.createNetwork) return {}
+    const { alloc } = this.#o
+    const labels = new Set(docker.flatMap((t) => (t.driver === 'docker' ? t.config.ports : [])))
+    const first = docker[0]!
+    try {
+      const net = await driver.createNetwork({
+        allocId: alloc.id, jobId: alloc.jobId, group: alloc.group, nodeId: this.#o.nodeId,
+        ports: alloc.resources.ports.filter((p) => labels.has(p.label)),
+        image: first.driver === 'docker' ? first.config.image : '',
+      })
+      this.#network = driver
+      if (this.#stopping) await this.#releaseNetwork()
+      return { networkMode: net.networkMode }
+    } catch (err) {
+      return { setupError: `shared network: ${err instanceof Error ? err.message : String(err)}` }
+    }
+  }
+
+  async #releaseNetwork(): Promise<void> {
+    const driver = this.#network
+    this.#network = undefined
+    await driver?.destroyNetwork?.(this.alloc.id).catch(() => undefined)
+  }
+
   /** Stops every task (poststop tasks run after the others) and removes what they left behind. */
   async stop(reason: string): Promise<void> {
     this.#stopping = true
+    await this.#started?.catch(() => undefined)
     const [poststop, others] = partition(this.#entries, (e) => e.hook === 'poststop')
     await Promise.all(others.map((e) => this.#end(e, reason)))
     const done = Promise.all(poststop.map((e) => e.runner.run()))
@@ -140,6 +188,7 @@ export class AllocRunner {
     clearTimeout(timer)
     await Promise.all(poststop.map((e) => this.#end(e, reason)))
     await Promise.all(this.#entries.map((e) => e.runner.destroy()))
+    await this.#releaseNetwork()
     await rm(this.allocDir, { recursive: true, force: true })
     if (this.#status !== 'failed') this.#report('complete', reason)
   }
@@ -238,6 +287,8 @@ export class AllocRunner {
       status = 'pending'
       description = this.#ending !== undefined || this.#stopping ? 'tasks are stopping' : 'tasks are starting'
     }
+    // Nothing runs in the shared namespace any more: free its ports now.
+    if (states.every((s) => s.state === 'dead') && !this.#stopping) void this.#releaseNetwork()
     this.#report(status, description)
   }
 

@@ -18,6 +18,8 @@ import {
   type ExecOptions,
   type ExecResult,
   type ExitResult,
+  type GroupNetwork,
+  type GroupNetworkSpec,
   type LogOptions,
   type LogStream,
   type RecoveredTask,
@@ -50,6 +52,13 @@ export interface DockerDriverOptions {
   engineRetryMs?: number
   /** Timeout of fingerprint()'s version request; default 5 000 ms. */
   fingerprintTimeoutMs?: number
+  /**
+   * Image of the pause container that owns a group's network namespace; default
+   * $SHOAL_DOCKER_PAUSE_IMAGE, else the image of the group's first docker task.
+   */
+  pauseImage?: string
+  /** Command of the pause container; default $SHOAL_DOCKER_PAUSE_COMMAND (split on spaces), else ["sleep", "2147483647"]. */
+  pauseCommand?: string[]
 }
 
 export const LABEL_ALLOC = 'shoal.alloc'
@@ -57,6 +66,8 @@ export const LABEL_JOB = 'shoal.job'
 export const LABEL_GROUP = 'shoal.group'
 export const LABEL_TASK = 'shoal.task'
 export const LABEL_NODE = 'shoal.node'
+/** Set on pause containers (which have no shoal.task label). */
+export const LABEL_PAUSE = 'shoal.pause'
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 /** Docker refuses smaller memory limits. */
@@ -65,6 +76,11 @@ const MIN_MEMORY_MB = 6
 /** Container name of a task: `shoal-<task>-<allocId>` (characters docker rejects become '-'). */
 export function containerName(taskName: string, allocId: string): string {
   return `shoal-${taskName}-${allocId}`.replace(/[^a-zA-Z0-9_.-]/g, '-')
+}
+
+/** Container name of an allocation's pause container (task containers start with "shoal-", so no clash). */
+export function pauseContainerName(allocId: string): string {
+  return `shoal.pause-${allocId}`.replace(/[^a-zA-Z0-9_.-]/g, '-')
 }
 
 interface DockerApiError {
@@ -133,6 +149,8 @@ export class DockerDriver implements Driver {
   private readonly init: boolean
   private readonly engineRetryMs: number
   private readonly fingerprintTimeoutMs: number
+  private readonly pauseImage: string | undefined
+  private readonly pauseCommand: string[]
   /** Serialises start() per (allocId, task) within this process. */
   private readonly starting = new Map<string, Promise<unknown>>()
 
@@ -142,6 +160,9 @@ export class DockerDriver implements Driver {
     this.init = options.init ?? true
     this.engineRetryMs = options.engineRetryMs ?? 60_000
     this.fingerprintTimeoutMs = options.fingerprintTimeoutMs ?? 5_000
+    this.pauseImage = options.pauseImage ?? (process.env.SHOAL_DOCKER_PAUSE_IMAGE || undefined)
+    const envCommand = process.env.SHOAL_DOCKER_PAUSE_COMMAND?.trim()
+    this.pauseCommand = options.pauseCommand ?? (envCommand ? envCommand.split(/\s+/) : ['sleep', '2147483647'])
     this.docker = new Docker({ socketPath: this.socketPath })
   }
 
@@ -283,6 +304,10 @@ export class DockerDriver implements Driver {
     }
     const memory = memoryMB > 0 ? Math.round(memoryMB * 1024 * 1024) : 0
 
+    // In a group's shared namespace the pause container publishes the ports.
+    const network: Pick<ContainerCreateOptions, 'ExposedPorts'> & { HostConfig: Docker.HostConfig } = spec.networkMode
+      ? { HostConfig: { NetworkMode: spec.networkMode } }
+      : { ExposedPorts: exposed, HostConfig: { PortBindings: bindings } }
     const options: ContainerCreateOptions = {
       name,
       Image: cfg.image,
@@ -294,9 +319,9 @@ export class DockerDriver implements Driver {
         [LABEL_TASK]: task.name,
         [LABEL_NODE]: spec.nodeId,
       },
-      ExposedPorts: exposed,
+      ...(network.ExposedPorts ? { ExposedPorts: network.ExposedPorts } : {}),
       HostConfig: {
-        PortBindings: bindings,
+        ...network.HostConfig,
         CpuShares: Math.max(2, Math.round(task.resources.cpu)),
         Init: this.init,
         ...(memory > 0 ? { Memory: memory, MemorySwap: memory } : {}),
@@ -306,7 +331,7 @@ export class DockerDriver implements Driver {
     return options
   }
 
-  private async ensureImage(image: string, spec: TaskStartSpec): Promise<ImageInspectInfo> {
+  private async ensureImage(image: string, spec: TaskStartSpec | undefined): Promise<ImageInspectInfo> {
     try {
       return await this.docker.getImage(image).inspect()
     } catch (err) {
@@ -425,7 +450,7 @@ export class DockerDriver implements Driver {
   }
 
   /** Turns an engine error into a DriverError whose message is the exact reason. */
-  private mapError(err: unknown, spec: TaskStartSpec): DriverError {
+  private mapError(err: unknown, spec: TaskStartSpec | undefined): DriverError {
     if (err instanceof DriverError) return err
     const msg = apiMessage(err)
     let m = /Bind for (.+?):(\d+) failed: port is already allocated/.exec(msg)
@@ -441,7 +466,7 @@ export class DockerDriver implements Driver {
     if (m) return new DriverError(`command "${m[1]}" is not executable in image`, false)
     m = /Minimum memory limit allowed is (\d+)\s*MB/i.exec(msg)
     if (m) {
-      const mb = spec.task.resources.memoryMB
+      const mb = spec?.task.resources.memoryMB ?? '?'
       return new DriverError(`memory limit of ${mb} MB is below docker's minimum of ${m[1]} MB`, false)
     }
     if (isConnectionError(err)) {
@@ -673,6 +698,108 @@ export class DockerDriver implements Driver {
       await sleep(20)
     }
     return { exitCode: -1, stdout: out.toString(), stderr: err.toString(), timedOut: true }
+  }
+
+  /**
+   * The allocation's pause container: it owns the group's network namespace and
+   * publishes its ports; the tasks join it (NetworkMode container:<id>) and talk
+   * over localhost. Re-attaches to an existing one; starts it again if stopped.
+   */
+  async createNetwork(spec: GroupNetworkSpec): Promise<GroupNetwork> {
+    const name = pauseContainerName(spec.allocId)
+    const previous = this.starting.get(name) ?? Promise.resolve()
+    const run = previous.catch(() => undefined).then(() => this.createNetworkLocked(spec, name))
+    this.starting.set(name, run)
+    try {
+      return await run
+    } finally {
+      if (this.starting.get(name) === run) this.starting.delete(name)
+    }
+  }
+
+  private async createNetworkLocked(spec: GroupNetworkSpec, name: string): Promise<GroupNetwork> {
+    const fail = (err: unknown) => {
+      const e = this.mapError(err, undefined)
+      return new DriverError(`pause container: ${e.message}`, e.recoverable)
+    }
+    const found = (info: ContainerInspectInfo, existing: boolean): GroupNetwork => ({ id: info.Id, networkMode: `container:${info.Id}`, existing })
+    let existing: ContainerInspectInfo | undefined
+    try {
+      existing = await this.docker.getContainer(name).inspect()
+    } catch (err) {
+      if (statusCode(err) !== 404) throw fail(err)
+    }
+    if (existing?.State.Running) return found(existing, true)
+    if (existing) {
+      try {
+        await this.docker.getContainer(existing.Id).start()
+        return found(await this.docker.getContainer(existing.Id).inspect(), true)
+      } catch (err) {
+        throw fail(err)
+      }
+    }
+    const image = this.pauseImage ?? spec.image
+    let imageInfo: ImageInspectInfo
+    try {
+      imageInfo = await this.ensureImage(image, undefined)
+    } catch (err) {
+      throw fail(err)
+    }
+    const exposed: Record<string, object> = {}
+    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {}
+    for (const port of spec.ports) {
+      for (const proto of ['tcp', 'udp']) {
+        const key = `${port.to}/${proto}`
+        exposed[key] = {}
+        ;(bindings[key] ??= []).push({ HostIp: port.hostIp, HostPort: String(port.value) })
+      }
+    }
+    let container: Docker.Container
+    try {
+      container = await this.docker.createContainer({
+        name,
+        Image: image,
+        Cmd: this.pauseCommand,
+        Labels: { [LABEL_ALLOC]: spec.allocId, [LABEL_JOB]: spec.jobId, [LABEL_GROUP]: spec.group, [LABEL_NODE]: spec.nodeId, [LABEL_PAUSE]: '1' },
+        ExposedPorts: exposed,
+        HostConfig: { PortBindings: bindings, Init: this.init, CpuShares: 2, Memory: 16 * 1024 * 1024, MemorySwap: 16 * 1024 * 1024 },
+      })
+    } catch (err) {
+      throw fail(err)
+    }
+    try {
+      await this.checkCommand(container, imageInfo, this.pauseCommand, {})
+      await container.start()
+      return found(await container.inspect(), false)
+    } catch (err) {
+      await container.remove({ force: true, v: true }).catch(() => undefined)
+      if (err instanceof DriverError) {
+        const hint = this.pauseImage ? '' : ' (set SHOAL_DOCKER_PAUSE_IMAGE to an image that has it)'
+        throw new DriverError(`pause container: ${err.message.replace(/ in image$/, ` in image "${image}"`)}${hint}`, err.recoverable)
+      }
+      throw fail(err)
+    }
+  }
+
+  async destroyNetwork(allocId: string): Promise<void> {
+    const remove = async (idOrName: string) => {
+      try {
+        await this.docker.getContainer(idOrName).remove({ force: true, v: true })
+      } catch (err) {
+        const code = statusCode(err)
+        if (code === 404 || (code === 409 && /already in progress/.test(apiMessage(err)))) return
+        throw new DriverError(`removing pause container of allocation ${allocId}: ${apiMessage(err)}`, true)
+      }
+    }
+    await remove(pauseContainerName(allocId))
+    // Whatever else is labelled as this allocation's pause container.
+    const list = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_ALLOC}=${allocId}`, `${LABEL_PAUSE}=1`] } })
+    for (const c of list) await remove(c.Id)
+  }
+
+  async recoverNetworks(nodeId: string): Promise<string[]> {
+    const list = await this.docker.listContainers({ all: true, filters: { label: [`${LABEL_NODE}=${nodeId}`, `${LABEL_PAUSE}=1`] } })
+    return list.map((c) => c.Labels[LABEL_ALLOC]).filter((id): id is string => Boolean(id))
   }
 
   async recover(nodeId: string): Promise<RecoveredTask[]> {

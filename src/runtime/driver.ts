@@ -15,6 +15,32 @@ export interface TaskStartSpec {
   env: Record<string, string>
   /** Host directory owned by this allocation (exec cwd, log files). Exists before start. */
   allocDir: string
+  /**
+   * docker: join this network namespace ("container:<id>" of the group's pause
+   * container) instead of having one of its own; the pause container publishes the ports.
+   */
+  networkMode?: string
+}
+
+/** A group's shared network namespace: what createNetwork needs. */
+export interface GroupNetworkSpec {
+  allocId: string
+  jobId: string
+  group: string
+  nodeId: string
+  /** Ports to publish (the labels the group's tasks list in config.ports). */
+  ports: AllocatedPort[]
+  /** An image to run the pause process from when the driver has no pause image configured. */
+  image: string
+}
+
+export interface GroupNetwork {
+  /** What tasks put in TaskStartSpec.networkMode. */
+  networkMode: string
+  /** The container (or other handle) that owns the namespace. */
+  id: string
+  /** True when it already existed (re-attached after an agent restart). */
+  existing: boolean
 }
 
 /** Identifies a started task; plain data so it can be persisted and recovered. */
@@ -147,4 +173,13 @@ export interface Driver {
    * code and output. DriverError when the task is not running or the command cannot start.
    */
   exec(handle: TaskHandle, command: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>
+  /**
+   * Drivers that can give a group one network namespace (docker: a pause container).
+   * Idempotent per allocation: an existing one is returned (re-attached).
+   */
+  createNetwork?(spec: GroupNetworkSpec): Promise<GroupNetwork>
+  /** Removes the allocation's network namespace owner. No error if gone. */
+  destroyNetwork?(allocId: string): Promise<void>
+  /** Allocation ids of this node's network namespace owners (for cleanup at agent start). */
+  recoverNetworks?(nodeId: string): Promise<string[]>
 }
