@@ -12,21 +12,23 @@ function hash(s: string): number {
 export function assignPorts(node: Node, specs: readonly PortSpec[], used: ReadonlySet<number>, allocId: string): AllocatedPort[] | null {
   const { min, max } = node.portRange
   const size = max - min + 1
-  const taken = new Set(used)
+  /** Ports this call handed out already. */
+  const mine = new Set<number>()
+  const taken = (port: number) => used.has(port) || mine.has(port)
   const out: AllocatedPort[] = []
   let probe = hash(allocId) % size
   for (const spec of specs) {
     let value = spec.static
     if (value === undefined) {
       for (let tries = 0; tries < size; tries++, probe = (probe + 1) % size) {
-        if (!taken.has(min + probe)) {
+        if (!taken(min + probe)) {
           value = min + probe
           break
         }
       }
       if (value === undefined) return null
     }
-    taken.add(value)
+    mine.add(value)
     out.push({ label: spec.label, value, to: spec.to ?? value, hostIp: node.address })
   }
   return out

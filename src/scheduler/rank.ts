@@ -113,6 +113,19 @@ export const RANKING: Readonly<Record<string, RankComponent>> = {
 
 const RANKING_LIST = Object.entries(RANKING)
 
+/** rankNode(node, ctx).score, without collecting the components (the same sum in the same order: the same number). */
+export function scoreNode(node: Node, ctx: RankContext): number {
+  let sum = 0
+  let n = 0
+  for (const [, component] of RANKING_LIST) {
+    const s = component(node, ctx)
+    if (s === null) continue
+    sum += s
+    n++
+  }
+  return n === 0 ? 0 : sum / n
+}
+
 export function rankNode(node: Node, ctx: RankContext): NodeScore {
   const components: Record<string, number> = {}
   let sum = 0

@@ -11,7 +11,7 @@
 // is the one a full scan makes: the highest score, ties to the lowest node id.
 import type { Node } from '../structs/index.ts'
 import { checkNodeOnly, checkPlan, type FeasibilityContext } from './feasible.ts'
-import { rankNode, spreadValues, type NodeScore } from './rank.ts'
+import { rankNode, scoreNode, spreadValues, type NodeScore } from './rank.ts'
 import type { GroupRules } from './rules.ts'
 
 export const SKIP_SCORE_THRESHOLD = 0
@@ -112,20 +112,24 @@ export class NodeWalk {
     }
     const rank = { ...ctx, need, spreadValues: feasible ? spreadValues(rules.spreads, feasible.map((k) => this.nodes[this.#order[(start + k) % n]!]!)) : [] }
 
-    let best: Choice | null = null
+    // Candidates are compared by score alone; the winner's components are collected at the end.
+    let best = -1
+    let bestScore = 0
     let seen = 0
     let anyFeasible = false
-    const skipped: Choice[] = []
-    const consider = (c: Choice) => {
+    const skipped: { index: number; score: number }[] = []
+    const consider = (index: number, score: number) => {
       seen++
-      if (!best || c.score.score > best.score.score || (c.score.score === best.score.score && c.index < best.index)) best = c
+      if (best < 0 || score > bestScore || (score === bestScore && index < best)) {
+        best = index
+        bestScore = score
+      }
     }
     const visit = (index: number) => {
       anyFeasible = true
-      const node = this.nodes[index]!
-      const c: Choice = { node, score: rankNode(node, rank), index }
-      if (c.score.score <= SKIP_SCORE_THRESHOLD && skipped.length < MAX_SKIP) skipped.push(c)
-      else consider(c)
+      const score = scoreNode(this.nodes[index]!, rank)
+      if (score <= SKIP_SCORE_THRESHOLD && skipped.length < MAX_SKIP) skipped.push({ index, score })
+      else consider(index, score)
     }
     let pulled = n
     if (feasible) {
@@ -145,9 +149,11 @@ export class NodeWalk {
     this.#cursor = (start + pulled) % n
     for (const c of skipped) {
       if (seen >= limit) break
-      consider(c)
+      consider(c.index, c.score)
     }
     if (!anyFeasible) this.noFit.add(rules)
-    return best
+    if (best < 0) return null
+    const node = this.nodes[best]!
+    return { node, score: rankNode(node, rank), index: best }
   }
 }
