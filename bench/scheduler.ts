@@ -5,7 +5,11 @@
 //       the leader's FSM, with the real EvalBroker, schedule() and PlanApply
 //       committed through three Raft voters in this process (LevelDB, fsync on);
 //   (b) scheduler-only placements/s: schedule() over a StateStore, no Raft.
-// node bench/scheduler.ts [--nodes 5000] [--jobs 10] [--count 1000] [--quick] [--only sched|raft] [--label TEXT]
+//   Committed runs use two layouts of the three voters: "threads" (the leader,
+//   and the broker, on the main thread; each follower on a worker thread, as
+//   three servers would each have their own CPU) and "shared" (all three on the
+//   main thread: every plan applied three times on one core).
+// node bench/scheduler.ts [--nodes 5000] [--jobs 10] [--count 1000] [--quick] [--only sched|raft] [--layout threads|shared|both] [--label TEXT]
 import { randomUUID } from 'node:crypto'
 import { Session } from 'node:inspector/promises'
 import { mkdir, writeFile } from 'node:fs/promises'
@@ -24,11 +28,12 @@ import { fmt, quantile, spreadSummary, table, verifyPlacements } from './lib/sch
 import { makeJobs, makeNodes, type BenchJob } from './lib/scheduler-workload.ts'
 import type { NewNode } from '../src/fsm/commands.ts'
 
-const USAGE = `usage: node bench/scheduler.ts [--nodes N] [--jobs N] [--count N] [--quick] [--only sched|raft] [--repeat N] [--seed N] [--label TEXT]
+const USAGE = `usage: node bench/scheduler.ts [--nodes N] [--jobs N] [--count N] [--quick] [--only sched|raft] [--layout L] [--repeat N] [--seed N] [--label TEXT]
   --nodes N    simulated client nodes (default 5000; --quick 1000)
   --jobs N     service jobs registered at once (default 10)
   --count N    allocations per job (default 1000; --quick 300)
   --only X     run only the scheduler-only (sched) or the committed (raft) measurement
+  --layout L   committed runs: threads (followers on worker threads), shared (all on the main thread) or both (default)
   --repeat N   scheduler-only runs, best and median reported (default 3; --quick 1)
   --seed N     cluster generator seed (default 1)
   --label T    a note stored with the results (e.g. "before")
@@ -103,7 +108,14 @@ function schedulerOnly(nodes: readonly NewNode[], jobs: readonly BenchJob[]): Sc
   return run
 }
 
+type Layout = 'threads' | 'shared'
+const LAYOUT_NAMES: Record<Layout, string> = {
+  threads: 'Shoal committed, 3 voters (followers on worker threads)',
+  shared: 'Shoal committed, 3 voters on one thread',
+}
+
 interface CommittedRun {
+  layout: Layout
   placements: number
   expected: number
   ms: number
@@ -121,8 +133,8 @@ interface CommittedRun {
 }
 
 /** (a): three voters, the real broker; from the first JobRegister to every allocation in the leader's FSM. */
-async function committed(nodes: readonly NewNode[], jobs: readonly BenchJob[], expected: number, profile: string | undefined): Promise<CommittedRun> {
-  const cluster = await InProcessCluster.start(3)
+async function committed(layout: Layout, nodes: readonly NewNode[], jobs: readonly BenchJob[], expected: number, profile: string | undefined): Promise<CommittedRun> {
+  const cluster = await InProcessCluster.start({ size: 3, threads: layout === 'threads' })
   try {
     const leader = await cluster.leader()
     const proposer = cluster.proposer(leader)
@@ -200,13 +212,13 @@ async function committed(nodes: readonly NewNode[], jobs: readonly BenchJob[], e
     const raftBytes = cluster.bytesSent - bytesBefore
 
     const problems = verifyPlacements(leader.fsm.state, jobs.map((j) => j.spec))
-    for (const m of cluster.members) {
-      if (m.fsm.state.appliedIndex !== leader.fsm.state.appliedIndex || m.fsm.state.tables.allocs.size !== leader.fsm.state.tables.allocs.size) {
-        problems.push(`member ${m.id} differs from the leader (index ${m.fsm.state.appliedIndex}, ${m.fsm.state.tables.allocs.size} allocs)`)
+    for (const m of await cluster.reports()) {
+      if (m.appliedIndex !== leader.fsm.state.appliedIndex || m.allocs !== leader.fsm.state.tables.allocs.size) {
+        problems.push(`member ${m.id} differs from the leader (index ${m.appliedIndex}, ${m.allocs} allocs)`)
       }
     }
     return {
-      placements: placed, expected, ms, cpuMs: cpu, allMembersMs, nodeRegisterMs, evals, commits,
+      layout, placements: placed, expected, ms, cpuMs: cpu, allMembersMs, nodeRegisterMs, evals, commits,
       plans: planCommands.map((c) => ({ place: c.place.length, bytes: encode(c).length })),
       raftBytes, problems, ...spreadSummary(leader.fsm.state),
     }
@@ -227,7 +239,7 @@ async function main(): Promise<void> {
     flags = parseArgs({
       options: {
         nodes: { type: 'string' }, jobs: { type: 'string' }, count: { type: 'string' }, quick: { type: 'boolean', default: false },
-        only: { type: 'string' }, profile: { type: 'string' }, repeat: { type: 'string' }, seed: { type: 'string' }, label: { type: 'string' },
+        only: { type: 'string' }, layout: { type: 'string', default: 'both' }, profile: { type: 'string' }, repeat: { type: 'string' }, seed: { type: 'string' }, label: { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     }).values
@@ -258,6 +270,12 @@ async function main(): Promise<void> {
     process.exit(1)
   }
 
+  if (!['threads', 'shared', 'both'].includes(flags.layout)) {
+    console.error(`--layout takes threads, shared or both\n${USAGE}`)
+    process.exit(1)
+  }
+  const layouts: Layout[] = flags.layout === 'both' ? ['threads', 'shared'] : [flags.layout as Layout]
+
   const nodes = makeNodes(nNodes, seed)
   const jobs = makeJobs(nJobs, count, nNodes)
   const expected = nJobs * count
@@ -274,18 +292,22 @@ async function main(): Promise<void> {
       console.log(`\nscheduler-only run ${i + 1}/${repeat}: ${fmt(r.placements)} placed in ${fmt(r.scheduleMs, 0)} ms of schedule() (${fmt((r.placements / r.scheduleMs) * 1000)}/s; CPU ${fmt(r.scheduleCpuMs, 0)} ms); in-memory apply ${fmt(r.applyMs, 0)} ms`)
     }
   }
-  let raft: CommittedRun | null = null
+  const raftRuns: CommittedRun[] = []
   if (only !== 'sched') {
-    console.log('\ncommitted run: starting 3 voters, registering nodes through Raft...')
-    raft = await committed(nodes, jobs, expected, flags.profile)
-    console.log(`  nodes registered in ${fmt(raft.nodeRegisterMs / 1000, 1)} s; ${fmt(raft.placements)} placements committed in ${fmt(raft.ms, 0)} ms, CPU ${fmt(raft.cpuMs, 0)} ms (all 3 members: ${fmt(raft.allMembersMs, 0)} ms)`)
+    for (const layout of layouts) {
+      console.log(`\ncommitted run (${layout}): starting 3 voters, registering nodes through Raft...`)
+      const profile = flags.profile && layouts.length > 1 ? flags.profile.replace(/(\.cpuprofile)?$/, `-${layout}.cpuprofile`) : flags.profile
+      const r = await committed(layout, nodes, jobs, expected, profile)
+      raftRuns.push(r)
+      console.log(`  nodes registered in ${fmt(r.nodeRegisterMs / 1000, 1)} s; ${fmt(r.placements)} placements committed in ${fmt(r.ms, 0)} ms, CPU ${fmt(r.cpuMs, 0)} ms (all 3 members: ${fmt(r.allMembersMs, 0)} ms)`)
+    }
   }
 
   const bestSched = sched.length ? sched.reduce((a, b) => (a.placements / a.scheduleMs >= b.placements / b.scheduleMs ? a : b)) : null
   const medianSchedRate = sched.length ? quantile(sched.map((r) => (r.placements / r.scheduleMs) * 1000), 0.5) : NaN
   const rows: string[][] = []
-  if (raft) {
-    rows.push(['Shoal committed (3 voters, fsync, 1 process)', fmt((raft.placements / raft.ms) * 1000), fmt((raft.placements / raft.cpuMs) * 1000), `${fmt(raft.placements)} in ${fmt(raft.ms / 1000, 2)} s`])
+  for (const raft of raftRuns) {
+    rows.push([LAYOUT_NAMES[raft.layout], fmt((raft.placements / raft.ms) * 1000), fmt((raft.placements / raft.cpuMs) * 1000), `${fmt(raft.placements)} in ${fmt(raft.ms / 1000, 2)} s`])
   }
   if (bestSched) {
     const cpuRate = quantile(sched.map((r) => (r.placements / r.scheduleCpuMs) * 1000), 0.5)
@@ -296,21 +318,21 @@ async function main(): Promise<void> {
   console.log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (${cpu.length} cores; other work shares them: wall figures vary, CPU figures less)`)
 
   const evalRows: string[][] = []
-  if (raft) evalRows.push(evalLine('schedule(), committed run', raft.evals), evalLine('PlanApply commit (propose → applied)', raft.commits))
+  for (const raft of raftRuns) evalRows.push(evalLine(`schedule(), committed (${raft.layout})`, raft.evals), evalLine(`PlanApply propose → applied (${raft.layout})`, raft.commits))
   if (bestSched) evalRows.push(evalLine('schedule(), scheduler-only (all runs)', sched.flatMap((r) => r.evals)))
   console.log(`\n${table(['per evaluation', 'n', 'p50 ms', 'p99 ms', 'max ms', 'µs/placement p50'], evalRows)}`)
 
-  if (raft) {
+  for (const raft of raftRuns) {
     const sizes = raft.plans.map((p) => p.place)
     const bytes = raft.plans.map((p) => p.bytes)
-    console.log(`\nPlanApply: ${raft.plans.length} plans; allocations per plan p50 ${fmt(quantile(sizes, 0.5))}, max ${fmt(Math.max(...sizes, 0))}; ` +
+    console.log(`\nPlanApply (${raft.layout}): ${raft.plans.length} plans; allocations per plan p50 ${fmt(quantile(sizes, 0.5))}, max ${fmt(Math.max(...sizes, 0))}; ` +
       `encoded p50 ${fmt(quantile(bytes, 0.5) / 1024)} KiB, max ${fmt(Math.max(...bytes, 0) / 1024)} KiB; Raft traffic ${fmt(raft.raftBytes / 1024 / 1024, 1)} MiB`)
-    console.log(`spread: ${fmt(raft.nodesUsed)} nodes used, at most ${raft.maxPerNode} allocations on one node`)
+    console.log(`  spread: ${fmt(raft.nodesUsed)} nodes used, at most ${raft.maxPerNode} allocations on one node`)
   }
   if (bestSched) console.log(`scheduler-only spread: ${fmt(bestSched.nodesUsed)} nodes used, at most ${bestSched.maxPerNode} allocations on one node`)
 
-  const problems = [...(raft?.problems ?? []), ...sched.flatMap((r) => r.problems)]
-  const unplaced = (raft ? raft.expected - raft.placements : 0) + sched.reduce((n, r) => n + (expected - r.placements), 0)
+  const problems = [...raftRuns.flatMap((r) => r.problems), ...sched.flatMap((r) => r.problems)]
+  const unplaced = raftRuns.reduce((n, r) => n + (r.expected - r.placements), 0) + sched.reduce((n, r) => n + (expected - r.placements), 0)
   if (problems.length || unplaced) {
     console.log(`\nPROBLEMS (${problems.length}; ${unplaced} unplaced):\n  ${problems.slice(0, 20).join('\n  ')}`)
   } else {
@@ -325,11 +347,11 @@ async function main(): Promise<void> {
     machine: { cpus: cpu.length, model: cpu[0]?.model, node: process.version, platform: `${os.platform()} ${os.release()}` },
     params: { nodes: nNodes, jobs: nJobs, count, seed, repeat },
     jobs: jobs.map((j) => ({ id: j.spec.id, rules: j.what })),
-    committed: raft && {
-      placements: raft.placements, ms: raft.ms, perSecond: (raft.placements / raft.ms) * 1000, cpuMs: raft.cpuMs, allMembersMs: raft.allMembersMs,
+    committed: raftRuns.map((raft) => ({
+      layout: raft.layout, placements: raft.placements, ms: raft.ms, perSecond: (raft.placements / raft.ms) * 1000, cpuMs: raft.cpuMs, allMembersMs: raft.allMembersMs,
       nodeRegisterMs: raft.nodeRegisterMs, scheduleMs: raft.evals.map((e) => e.ms), commitMs: raft.commits.map((e) => e.ms),
       plans: raft.plans, raftBytes: raft.raftBytes, nodesUsed: raft.nodesUsed, maxPerNode: raft.maxPerNode,
-    },
+    })),
     schedulerOnly: sched.map((r) => ({
       placements: r.placements, scheduleMs: r.scheduleMs, scheduleCpuMs: r.scheduleCpuMs, perSecond: (r.placements / r.scheduleMs) * 1000, applyMs: r.applyMs,
       evalMs: r.evals.map((e) => e.ms), nodesUsed: r.nodesUsed, maxPerNode: r.maxPerNode,
