@@ -179,6 +179,7 @@ export class ApiServer {
       .on('GET', '/v1/allocations', async () => state.list('allocs').map((a) => allocStub(state, a)))
       .on('GET', '/v1/allocation/:id', async (req) => allocDetail(state, one(state.findByPrefix('allocs', req.params.id!), 'allocation', req.params.id!)))
       .on('GET', '/v1/client/allocation/:id/logs', (req) => this.#logs(req))
+      .on('POST', '/v1/client/allocation/:id/exec', (req) => this.#exec(req))
       .on('GET', '/v1/vars', async (req) => {
         const prefix = req.query.get('prefix') ?? ''
         return state.list('vars').filter((v) => v.path.startsWith(prefix)).sort((a, b) => (a.path < b.path ? -1 : 1))
@@ -227,6 +228,68 @@ export class ApiServer {
     return proxyTo(req, url.toString())
   }
 
+  /** An allocation's running task of this node, by name (the only one when not given). */
+  #localTask(allocId: string, taskName: string | null | undefined, what: string) {
+    const runner = this.#agent.client.runner(allocId)
+    if (!runner) throw new HttpError(404, `${what} of allocation ${allocId} is not available: its tasks were removed`)
+    let name = taskName
+    if (!name) {
+      const names = runner.taskNames
+      if (names.length !== 1) throw new HttpError(400, `task: allocation has tasks ${names.join(', ')}; name one`, 'task')
+      name = names[0]!
+    }
+    const task = runner.task(name)
+    if (!task) throw new HttpError(404, `task "${name}" not found in allocation ${allocId} (tasks: ${runner.taskNames.join(', ')})`, 'task')
+    return { name, task }
+  }
+
+  #proxyToNode(req: Request, nodeId: string, what: string): URL {
+    const node = this.#agent.fsm.state.get('nodes', nodeId)
+    if (!node) throw new HttpError(404, `node ${nodeId} of the allocation is not registered`)
+    if (node.status === 'down') throw new HttpError(503, `node ${node.name} is down; ${what} is not reachable`)
+    if (req.query.get('proxied') === '1') throw new HttpError(508, `allocation moved while the ${what} request was being proxied; retry`)
+    const url = new URL(req.raw.url ?? '', `http://${node.http}`)
+    url.searchParams.set('proxied', '1')
+    return url
+  }
+
+  /**
+   * Runs a command in a task. The answer streams as JSON lines: {"stdout": base64},
+   * {"stderr": base64}, then {"exitCode": n} (and "timedOut": true) or {"error": "..."}.
+   */
+  async #exec(req: Request): Promise<undefined> {
+    const state = this.#agent.fsm.state
+    const alloc = one(state.findByPrefix('allocs', req.params.id!), 'allocation', req.params.id!)
+    const raw = await req.body()
+    const body = execBody(raw)
+    if (alloc.nodeId !== this.#agent.nodeId) return proxyPost(req, this.#proxyToNode(req, alloc.nodeId, 'exec').toString(), raw)
+    const { name, task } = this.#localTask(alloc.id, body.task, 'exec')
+    const handle = task.handle
+    if (!handle || task.state.state !== 'running') throw new HttpError(409, `task "${name}" is not running (${task.state.state})`, 'task')
+    const driver = this.#agent.driver(handle.driver)
+    const res = req.res
+    const abort = new AbortController()
+    res.once('close', () => abort.abort())
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' })
+    const line = (o: object) => {
+      if (!res.writableEnded) res.write(JSON.stringify(o) + '\n')
+    }
+    try {
+      const [program, ...args] = body.command
+      const result = await driver.exec(handle, program!, args, {
+        onOutput: (stream, chunk) => line({ [stream]: chunk.toString('base64') }),
+        signal: abort.signal,
+        ...(body.stdin !== undefined ? { stdin: body.stdin } : {}),
+        ...(body.timeoutMs !== undefined ? { timeoutMs: body.timeoutMs } : {}),
+      })
+      line(result.timedOut ? { exitCode: result.exitCode, timedOut: true } : { exitCode: result.exitCode })
+    } catch (err) {
+      line({ error: err instanceof Error ? err.message : String(err) })
+    }
+    res.end()
+    return undefined
+  }
+
   async #logs(req: Request): Promise<undefined> {
     const state = this.#agent.fsm.state
     const alloc = one(state.findByPrefix('allocs', req.params.id!), 'allocation', req.params.id!)
@@ -258,6 +321,56 @@ export class ApiServer {
     stream.pipe(res)
     return undefined
   }
+}
+
+/** The node's own agent runs the allocation: send the request there and stream its answer back. */
+async function proxyPost(req: Request, url: string, body: unknown): Promise<undefined> {
+  const abort = new AbortController()
+  req.raw.once('close', () => abort.abort())
+  let upstream: Response
+  try {
+    upstream = await fetch(url, { method: 'POST', body: JSON.stringify(body), headers: { 'content-type': 'application/json' }, signal: abort.signal })
+  } catch (err) {
+    throw new HttpError(502, `cannot reach the agent at ${new URL(url).host}: ${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`)
+  }
+  req.res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/json' })
+  if (!upstream.body) return void req.res.end()
+  try {
+    for await (const chunk of upstream.body) req.res.write(chunk)
+  } catch {
+    // the client went away or the upstream closed: end quietly
+  }
+  req.res.end()
+  return undefined
+}
+
+/** The body of an exec request, checked. */
+function execBody(body: unknown): { task?: string; command: string[]; stdin?: Buffer; timeoutMs?: number } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new HttpError(400, 'body: must be a JSON object like {"task": "web", "command": ["ls", "-l"]}', 'body')
+  }
+  const b = body as Record<string, unknown>
+  const command = b.command
+  if (!Array.isArray(command) || command.length === 0 || !command.every((c) => typeof c === 'string') || command[0] === '') {
+    throw new HttpError(400, 'command: must be a non-empty array of strings, the program first', 'command')
+  }
+  const out: { task?: string; command: string[]; stdin?: Buffer; timeoutMs?: number } = { command: command as string[] }
+  if (b.task !== undefined) {
+    if (typeof b.task !== 'string' || b.task === '') throw new HttpError(400, 'task: must be a task name', 'task')
+    out.task = b.task
+  }
+  if (b.stdin !== undefined) {
+    if (typeof b.stdin !== 'string') throw new HttpError(400, 'stdin: must be a base64 string', 'stdin')
+    out.stdin = Buffer.from(b.stdin, 'base64')
+  }
+  if (b.timeout !== undefined) {
+    try {
+      out.timeoutMs = parseDuration(b.timeout as string)
+    } catch {
+      throw new HttpError(400, `timeout: must be a duration like "30s" (got ${JSON.stringify(b.timeout)})`, 'timeout')
+    }
+  }
+  return out
 }
 
 /** The node's own agent has the logs: stream them from there. */

@@ -1,4 +1,5 @@
 import Agent from './agent.ts'
+import AllocExec from './alloc/exec.ts'
 import AllocLogs from './alloc/logs.ts'
 import AllocStatus from './alloc/status.ts'
 import JobPlan from './job/plan.ts'
@@ -24,6 +25,7 @@ export const COMMANDS = {
   'job:plan': JobPlan,
   'alloc:status': AllocStatus,
   'alloc:logs': AllocLogs,
+  'alloc:exec': AllocExec,
   'node:status': NodeStatus,
   'node:join': NodeJoin,
   keygen: Keygen,
