@@ -34,30 +34,52 @@ export function schedulerView(state: StateStore): SchedulerState {
   }
 }
 
-/**
- * The state as it will be once the given placements (of plans proposed and
- * not yet applied) are: they are added to the allocations of their nodes and
- * jobs, and to the nodes' usage. Placements the state already holds count once.
- */
-export function viewWithPlacements(state: StateStore, placements: Iterable<NewAlloc>): SchedulerState {
-  const base = schedulerView(state)
-  const byNode = new Map<string, Allocation[]>()
-  const byJob = new Map<string, Allocation[]>()
-  for (const p of placements) {
-    if (state.get('allocs', p.id)) continue
-    const a: Allocation = { ...p, createIndex: 0, modifyIndex: 0 }
-    push(byNode, a.nodeId, a)
-    push(byJob, a.jobId, a)
+/** The placements of one plan proposed and not yet applied, by node and by job (built once per plan). */
+export class PlannedPlacements {
+  readonly place: readonly NewAlloc[]
+  readonly byNode = new Map<string, Allocation[]>()
+  readonly byJob = new Map<string, Allocation[]>()
+
+  constructor(place: readonly NewAlloc[]) {
+    this.place = place
+    for (const p of place) {
+      const a: Allocation = { ...p, createIndex: 0, modifyIndex: 0 }
+      push(this.byNode, a.nodeId, a)
+      push(this.byJob, a.jobId, a)
+    }
   }
-  if (byNode.size === 0) return base
+
+  /** Whether the state holds them already (a plan applies all at once). */
+  appliedIn(state: StateStore): boolean {
+    return this.place.length === 0 || state.get('allocs', this.place[0]!.id) !== undefined
+  }
+}
+
+/**
+ * The state as it will be once the given plans' placements are applied: they
+ * are added to the allocations of their nodes and jobs, and to the nodes'
+ * usage. Plans the state already holds count once.
+ */
+export function viewWithPlacements(state: StateStore, plans: readonly PlannedPlacements[]): SchedulerState {
+  const base = schedulerView(state)
+  const pending = plans.filter((p) => !p.appliedIn(state))
+  if (pending.length === 0) return base
+  const extraOf = (index: 'byNode' | 'byJob', key: string): Allocation[] | undefined => {
+    let out: Allocation[] | undefined
+    for (const p of pending) {
+      const list = p[index].get(key)
+      if (list) out = out ? [...out, ...list] : list
+    }
+    return out
+  }
   // Per node, on first use: the state's usage plus the placements in flight.
-  const usage = new Map<string, NodeUsage>()
+  const usage = new Map<string, NodeUsage | undefined>()
   const nodeUsage = (nodeId: string): NodeUsage | undefined => {
-    const extra = byNode.get(nodeId)
-    if (!extra) return state.nodeUsage(nodeId)
-    let u = usage.get(nodeId)
-    if (!u) {
-      const b = state.nodeUsage(nodeId)
+    if (usage.has(nodeId)) return usage.get(nodeId)
+    const b = state.nodeUsage(nodeId)
+    const extra = extraOf('byNode', nodeId)
+    let u: NodeUsage | undefined = b
+    if (extra) {
       const own = { cpu: b?.cpu ?? 0, memoryMB: b?.memoryMB ?? 0, ports: new Set(b?.ports), jobGroups: new Map(b?.jobGroups) }
       for (const a of extra) {
         own.cpu += a.resources.cpu
@@ -66,14 +88,15 @@ export function viewWithPlacements(state: StateStore, placements: Iterable<NewAl
         const key = `${a.jobId}/${a.group}`
         own.jobGroups.set(key, (own.jobGroups.get(key) ?? 0) + 1)
       }
-      usage.set(nodeId, (u = own))
+      u = own
     }
+    usage.set(nodeId, u)
     return u
   }
   return {
     ...base,
-    allocsOfJob: (id) => withExtra(state.allocsOfJob(id), byJob.get(id)),
-    allocsOfNode: (id) => withExtra(state.allocsOfNode(id), byNode.get(id)),
+    allocsOfJob: (id) => withExtra(state.allocsOfJob(id), extraOf('byJob', id)),
+    allocsOfNode: (id) => withExtra(state.allocsOfNode(id), extraOf('byNode', id)),
     nodeUsage,
   }
 }
@@ -102,7 +125,7 @@ export interface EvalBrokerObserver {
 /** A plan proposed and not yet applied. */
 interface InFlight {
   jobId: string
-  place: readonly NewAlloc[]
+  placements: PlannedPlacements
   /** It stops or updates allocations: nothing is scheduled until it is applied. */
   exclusive: boolean
 }
@@ -209,7 +232,7 @@ export class EvalBroker {
     const started = performance.now()
     const view = this.#inFlight.size === 0
       ? schedulerView(this.#fsm.state)
-      : viewWithPlacements(this.#fsm.state, [...this.#inFlight].flatMap((f) => f.place))
+      : viewWithPlacements(this.#fsm.state, [...this.#inFlight].map((f) => f.placements))
     const plan = schedule(view, ev, { now: Date.now(), newId: randomUUID })
     const scheduled = performance.now()
     this.#observer.scheduled?.({
@@ -219,7 +242,7 @@ export class EvalBroker {
       plan.evalUpdate.status === ev.status && isDeepStrictEqual(plan.evalUpdate.failedGroups, ev.failedGroups)
     // A blocked evaluation retried without progress is left as it is: no write.
     if (nothingNew && ev.status === 'blocked') return
-    const flight: InFlight = { jobId: ev.jobId, place: plan.place, exclusive: plan.stop.length > 0 || plan.inPlace.length > 0 }
+    const flight: InFlight = { jobId: ev.jobId, placements: new PlannedPlacements(plan.place), exclusive: plan.stop.length > 0 || plan.inPlace.length > 0 }
     this.#inFlight.add(flight)
     let result
     try {

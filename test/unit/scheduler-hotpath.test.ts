@@ -7,7 +7,7 @@ import test from 'ava'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { EvalBroker, schedulerView, viewWithPlacements } from '../../src/agent/leader.ts'
+import { EvalBroker, PlannedPlacements, schedulerView, viewWithPlacements } from '../../src/agent/leader.ts'
 import type { Proposer } from '../../src/agent/proposer.ts'
 import { applyCommand, StateStore, type Command } from '../../src/fsm/index.ts'
 import { Fsm } from '../../src/fsm/fsm.ts'
@@ -200,13 +200,13 @@ test('placements in flight count as placed: capacity, ports and allocations; onc
   st.apply({ type: 'JobRegister', spec: spec('web', [group('fe', 1)]), time: 0, eval: newEval('e0', 'web') })
   const j = st.state.get('jobs', 'web')!
   const { createIndex: _c, modifyIndex: _m, ...inFlight } = alloc('x', j, 'fe', 0, 'id-n1', { resources: { cpu: 300, memoryMB: 200, ports: [{ label: 'http', value: 20003, to: 80, hostIp: '' }] } })
-  const view = viewWithPlacements(st.state, [inFlight])
+  const view = viewWithPlacements(st.state, [new PlannedPlacements([inFlight])])
   t.like(view.nodeUsage!('id-n1'), { cpu: 300, memoryMB: 200 })
   t.true(view.nodeUsage!('id-n1')!.ports.has(20003))
   t.deepEqual(view.allocsOfNode('id-n1').map((a) => a.id), ['x'])
   t.deepEqual(view.allocsOfJob('web').map((a) => a.id), ['x'])
   st.apply({ type: 'PlanApply', evalId: 'e0', place: [inFlight], stop: [], newEvals: [], time: 0, evalUpdate: { status: 'complete', statusDescription: '', failedGroups: {}, modifyTime: 0 } })
-  const after = viewWithPlacements(st.state, [inFlight])
+  const after = viewWithPlacements(st.state, [new PlannedPlacements([inFlight])])
   t.like(after.nodeUsage!('id-n1'), { cpu: 300, memoryMB: 200 })
   t.is(after.allocsOfNode('id-n1').length, 1)
 })
