@@ -34,7 +34,7 @@ const USAGE = `usage: node bench/scheduler.ts [--nodes N] [--jobs N] [--count N]
   --count N    allocations per job (default 1000; --quick 300)
   --only X     run only the scheduler-only (sched) or the committed (raft) measurement
   --layout L   committed runs: threads (followers on worker threads), shared (all on the main thread) or both (default)
-  --repeat N   scheduler-only runs, best and median reported (default 3; --quick 1)
+  --repeat N   runs of each measurement (layouts alternate), median and best reported (default 3; --quick 1)
   --seed N     cluster generator seed (default 1)
   --label T    a note stored with the results (e.g. "before")
   --profile F  write a CPU profile of the committed run's measured window only to F (.cpuprofile)`
@@ -294,20 +294,30 @@ async function main(): Promise<void> {
   }
   const raftRuns: CommittedRun[] = []
   if (only !== 'sched') {
-    for (const layout of layouts) {
-      console.log(`\ncommitted run (${layout}): starting 3 voters, registering nodes through Raft...`)
-      const profile = flags.profile && layouts.length > 1 ? flags.profile.replace(/(\.cpuprofile)?$/, `-${layout}.cpuprofile`) : flags.profile
-      const r = await committed(layout, nodes, jobs, expected, profile)
-      raftRuns.push(r)
-      console.log(`  nodes registered in ${fmt(r.nodeRegisterMs / 1000, 1)} s; ${fmt(r.placements)} placements committed in ${fmt(r.ms, 0)} ms, CPU ${fmt(r.cpuMs, 0)} ms (all 3 members: ${fmt(r.allMembersMs, 0)} ms)`)
+    for (let i = 0; i < repeat; i++) {
+      for (const layout of layouts) {
+        console.log(`\ncommitted run ${i + 1}/${repeat} (${layout}): starting 3 voters, registering nodes through Raft...`)
+        const profile = flags.profile && i === 0 ? (layouts.length > 1 ? flags.profile.replace(/(\.cpuprofile)?$/, `-${layout}.cpuprofile`) : flags.profile) : undefined
+        const r = await committed(layout, nodes, jobs, expected, profile)
+        raftRuns.push(r)
+        console.log(`  nodes registered in ${fmt(r.nodeRegisterMs / 1000, 1)} s; ${fmt(r.placements)} placements committed in ${fmt(r.ms, 0)} ms, CPU ${fmt(r.cpuMs, 0)} ms (all 3 members: ${fmt(r.allMembersMs, 0)} ms); load ${os.loadavg()[0]!.toFixed(1)}`)
+      }
     }
   }
+  const runsOf = (layout: Layout) => raftRuns.filter((r) => r.layout === layout)
+  const rate = (r: CommittedRun) => (r.placements / r.ms) * 1000
+  /** The run with the median wall rate, to show as the layout's figures. */
+  const medianRun = (runs: CommittedRun[]) => [...runs].sort((a, b) => rate(a) - rate(b))[Math.floor((runs.length - 1) / 2)]!
+  const shown = layouts.filter((l) => runsOf(l).length > 0).map((l) => medianRun(runsOf(l)))
 
   const bestSched = sched.length ? sched.reduce((a, b) => (a.placements / a.scheduleMs >= b.placements / b.scheduleMs ? a : b)) : null
   const medianSchedRate = sched.length ? quantile(sched.map((r) => (r.placements / r.scheduleMs) * 1000), 0.5) : NaN
   const rows: string[][] = []
-  for (const raft of raftRuns) {
-    rows.push([LAYOUT_NAMES[raft.layout], fmt((raft.placements / raft.ms) * 1000), fmt((raft.placements / raft.cpuMs) * 1000), `${fmt(raft.placements)} in ${fmt(raft.ms / 1000, 2)} s`])
+  for (const raft of shown) {
+    const runs = runsOf(raft.layout)
+    const cpuRate = quantile(runs.map((r) => (r.placements / r.cpuMs) * 1000), 0.5)
+    rows.push([`${LAYOUT_NAMES[raft.layout]}${runs.length > 1 ? ` (median of ${runs.length})` : ''}`, fmt(rate(raft)), fmt(cpuRate),
+      `${fmt(raft.placements)} in ${fmt(raft.ms / 1000, 2)} s${runs.length > 1 ? `; best ${fmt(Math.max(...runs.map(rate)))}/s` : ''}`])
   }
   if (bestSched) {
     const cpuRate = quantile(sched.map((r) => (r.placements / r.scheduleCpuMs) * 1000), 0.5)
@@ -318,11 +328,14 @@ async function main(): Promise<void> {
   console.log(`load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (${cpu.length} cores; other work shares them: wall figures vary, CPU figures less)`)
 
   const evalRows: string[][] = []
-  for (const raft of raftRuns) evalRows.push(evalLine(`schedule(), committed (${raft.layout})`, raft.evals), evalLine(`PlanApply propose → applied (${raft.layout})`, raft.commits))
+  for (const l of layouts) {
+    const runs = runsOf(l)
+    if (runs.length) evalRows.push(evalLine(`schedule(), committed (${l})`, runs.flatMap((r) => r.evals)), evalLine(`PlanApply propose → applied (${l})`, runs.flatMap((r) => r.commits)))
+  }
   if (bestSched) evalRows.push(evalLine('schedule(), scheduler-only (all runs)', sched.flatMap((r) => r.evals)))
   console.log(`\n${table(['per evaluation', 'n', 'p50 ms', 'p99 ms', 'max ms', 'µs/placement p50'], evalRows)}`)
 
-  for (const raft of raftRuns) {
+  for (const raft of shown) {
     const sizes = raft.plans.map((p) => p.place)
     const bytes = raft.plans.map((p) => p.bytes)
     console.log(`\nPlanApply (${raft.layout}): ${raft.plans.length} plans; allocations per plan p50 ${fmt(quantile(sizes, 0.5))}, max ${fmt(Math.max(...sizes, 0))}; ` +
