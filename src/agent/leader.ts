@@ -24,7 +24,7 @@ const MAX_PLANS_IN_FLIGHT = 4
 
 export function schedulerView(state: StateStore): SchedulerState {
   return {
-    nodes: () => [...state.nodesSortedById()],
+    nodes: () => state.nodesSortedById(),
     job: (id) => state.get('jobs', id),
     jobVersion: (id, version) => state.get('jobVersions', jobVersionKey(id, version)),
     allocsOfJob: (id) => state.allocsOfJob(id),

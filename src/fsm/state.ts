@@ -61,7 +61,7 @@ export class StateStore implements StateReader {
   #usageByNode = new Map<string, UsageEntry>()
   #evalsByJob = new Map<string, Set<string>>()
   #evalsByStatus = new Map<EvalStatus, Set<string>>()
-  #nodesSorted: Node[] | null = null
+  #nodesSorted: readonly Node[] | null = null
   appliedIndex = 0
 
   get<T extends TableName>(table: T, key: string): Rows[T] | undefined {
@@ -80,9 +80,9 @@ export class StateStore implements StateReader {
     return this.#collect(this.#allocsByNode.get(nodeId))
   }
 
-  /** Every node, sorted by id (kept until the nodes change). Do not modify: copy it. */
+  /** Every node, sorted by id: one frozen array, kept until the nodes change. */
   nodesSortedById(): readonly Node[] {
-    this.#nodesSorted ??= [...this.tables.nodes.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+    this.#nodesSorted ??= Object.freeze([...this.tables.nodes.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)))
     return this.#nodesSorted
   }
 

@@ -14,7 +14,8 @@ import { NodeWalk, rankLimit, type Choice } from './select.ts'
 import { UsageTracker, type NodeUsage } from './usage.ts'
 
 export interface SchedulerState {
-  nodes(): Node[]
+  /** Every node, in any order (sorted by id spares a sort; a frozen sorted array is checked once). Not modified. */
+  nodes(): readonly Node[]
   job(id: string): Job | undefined
   /** A past version of a job (to tell in-place from destructive updates). */
   jobVersion(id: string, version: number): Job | undefined
@@ -234,9 +235,14 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
 
 const byId = (a: Node, b: Node) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 
+/** Frozen node arrays found sorted by id: they cannot change, so they are checked once. */
+const sortedArrays = new WeakSet<readonly Node[]>()
+
 /** The nodes sorted by id; views usually hand them over sorted already, which is checked in one pass. */
-function sortedById(nodes: Node[]): Node[] {
-  for (let i = 1; i < nodes.length; i++) if (nodes[i - 1]!.id > nodes[i]!.id) return nodes.sort(byId)
+function sortedById(nodes: readonly Node[]): readonly Node[] {
+  if (sortedArrays.has(nodes)) return nodes
+  for (let i = 1; i < nodes.length; i++) if (nodes[i - 1]!.id > nodes[i]!.id) return [...nodes].sort(byId)
+  if (Object.isFrozen(nodes)) sortedArrays.add(nodes)
   return nodes
 }
 
