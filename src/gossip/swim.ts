@@ -184,7 +184,7 @@ const STATUSES = new Set<string>(['alive', 'suspect', 'dead', 'left'])
 const MAX_ID_LENGTH = 256
 const MAX_ADDRS = 32
 const MAX_ADDR_LENGTH = 1024
-const MAX_UPDATES = 4096
+const MAX_UPDATES = 16_384
 const MAX_RELAYS = 1024
 /** Largest incarnation accepted from the network: refuting it must still yield a safe integer. */
 const MAX_INCARNATION = Number.MAX_SAFE_INTEGER - 1
@@ -205,6 +205,8 @@ interface MemberState {
   suspicion?: Suspicion
   lastHintTick: number
   lastProbeTick: number
+  /** Added by addMember and not heard from or about since: its incarnation (0) is a placeholder. */
+  unconfirmed?: boolean
 }
 
 interface Probe {
@@ -480,7 +482,7 @@ export class Swim {
     if (!isId(id) || id === this.id) return
     this.#removed.delete(id)
     if (this.#members.has(id)) return
-    this.#insert(id, 'alive', 0, undefined)
+    this.#insert(id, 'alive', 0, undefined).unconfirmed = true
     // push-pull: learn its incarnation and everyone it knows
     if (!this.#left) this.#send(id, { type: 'sync', reply: true, updates: this.#state() })
   }
@@ -581,6 +583,7 @@ export class Swim {
     const sender = this.#members.get(from)
     if (sender !== undefined) {
       sender.lastHeardTick = this.#now
+      sender.unconfirmed = undefined
       if (sender.status === 'dead' || sender.status === 'left') {
         // it talks, so our own verdict about it should not spread further; the
         // reply carries the verdict to it (see #piggyback) so it can refute
@@ -836,7 +839,8 @@ export class Swim {
   /** Full state for a sync: ourselves first. */
   #state(): SwimUpdate[] {
     const out = [this.#selfUpdate()]
-    for (const m of this.#members.values()) out.push(this.#updateOf(m))
+    // not members we were merely told about: others would probe them without an address
+    for (const m of this.#members.values()) if (m.unconfirmed !== true) out.push(this.#updateOf(m))
     return out
   }
 
@@ -873,6 +877,7 @@ export class Swim {
       return
     }
     const m = this.#members.get(u.id)
+    if (m !== undefined) m.unconfirmed = undefined
     if (m === undefined) {
       // only a live member is worth adding; verdicts about strangers are ignored
       if (u.status !== 'alive') return

@@ -506,7 +506,7 @@ test('malformed messages are dropped and counted, never thrown', (t) => {
     { type: 'ping', seq: 1, updates: [{ id: 'x', status: 'alive', incarnation: 1, addrs: [1] }] },
     { type: 'ping', seq: 1, updates: [{ id: 'x', status: 'suspect', incarnation: 1, from: 5 }] },
     { type: 'ping', seq: 1, updates: [{ id: 'x'.repeat(300), status: 'alive', incarnation: 1 }] },
-    { type: 'ping', seq: 1, updates: Array.from({ length: 5000 }, () => ({ id: 'x', status: 'alive', incarnation: 1 })) },
+    { type: 'ping', seq: 1, updates: Array.from({ length: 20_000 }, () => ({ id: 'x', status: 'alive', incarnation: 1 })) },
     { type: 'ping-req', seq: 1 }, { type: 'ping-req', seq: 1, target: '' },
     { type: 'gossip' }, { type: 'gossip', updates: {} },
     { type: 'sync', updates: [] }, { type: 'sync', reply: 'yes', updates: [] },
