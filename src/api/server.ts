@@ -180,6 +180,7 @@ export class ApiServer {
       .on('GET', '/v1/allocation/:id', async (req) => allocDetail(state, one(state.findByPrefix('allocs', req.params.id!), 'allocation', req.params.id!)))
       .on('GET', '/v1/client/allocation/:id/logs', (req) => this.#logs(req))
       .on('POST', '/v1/client/allocation/:id/exec', (req) => this.#exec(req))
+      .on('GET', '/v1/client/allocation/:id/stats', (req) => this.#stats(req))
       .on('GET', '/v1/vars', async (req) => {
         const prefix = req.query.get('prefix') ?? ''
         return state.list('vars').filter((v) => v.path.startsWith(prefix)).sort((a, b) => (a.path < b.path ? -1 : 1))
@@ -290,6 +291,44 @@ export class ApiServer {
     return undefined
   }
 
+  /**
+   * One usage sample of each running task of the allocation, beside what it reserved:
+   * {tasks: {<name>: {state, cpu: {percent, mhz}, memory: {rssBytes, usageBytes?}, reserved: {cpu, memoryMB}, timestamp} | {state, error}}}.
+   */
+  async #stats(req: Request): Promise<unknown> {
+    const state = this.#agent.fsm.state
+    const alloc = one(state.findByPrefix('allocs', req.params.id!), 'allocation', req.params.id!)
+    if (alloc.nodeId !== this.#agent.nodeId) return proxyTo(req, this.#proxyToNode(req, alloc.nodeId, 'stats').toString())
+    const runner = this.#agent.client.runner(alloc.id)
+    if (!runner) throw new HttpError(404, `stats of allocation ${alloc.id} are not available: its tasks were removed`)
+    const taskFilter = req.query.get('task')
+    const names = taskFilter ? [this.#localTask(alloc.id, taskFilter, 'stats').name] : runner.taskNames
+    const mhzPerCore = Number(state.get('nodes', this.#agent.nodeId)?.attributes['cpu.frequency']) || 1000
+    const tasks: Record<string, unknown> = {}
+    await Promise.all(names.map(async (name) => {
+      const task = runner.task(name)!
+      const spec = task.spec.task
+      const reserved = { cpu: spec.resources.cpu, memoryMB: spec.resources.memoryMB }
+      const handle = task.handle
+      if (!handle || task.state.state !== 'running') {
+        tasks[name] = { state: task.state.state, reserved }
+        return
+      }
+      try {
+        const s = await this.#agent.driver(handle.driver).stats(handle)
+        tasks[name] = {
+          state: task.state.state,
+          cpu: { percent: round(s.cpuPercent, 2), mhz: round((s.cpuPercent / 100) * mhzPerCore, 1) },
+          memory: { rssBytes: s.memoryRssBytes, ...(s.memoryUsageBytes !== undefined ? { usageBytes: s.memoryUsageBytes } : {}) },
+          reserved, timestamp: s.timestamp,
+        }
+      } catch (err) {
+        tasks[name] = { state: task.state.state, reserved, error: err instanceof Error ? err.message : String(err) }
+      }
+    }))
+    return { allocId: alloc.id, tasks }
+  }
+
   async #logs(req: Request): Promise<undefined> {
     const state = this.#agent.fsm.state
     const alloc = one(state.findByPrefix('allocs', req.params.id!), 'allocation', req.params.id!)
@@ -342,6 +381,11 @@ async function proxyPost(req: Request, url: string, body: unknown): Promise<unde
   }
   req.res.end()
   return undefined
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits
+  return Math.round(n * f) / f
 }
 
 /** The body of an exec request, checked. */

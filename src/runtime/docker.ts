@@ -25,6 +25,7 @@ import {
   type RecoveredTask,
   type TaskHandle,
   type TaskStartSpec,
+  type TaskStats,
 } from './driver.ts'
 import {
   DemuxTransform,
@@ -698,6 +699,28 @@ export class DockerDriver implements Driver {
       await sleep(20)
     }
     return { exitCode: -1, stdout: out.toString(), stderr: err.toString(), timedOut: true }
+  }
+
+  /** One sample from the engine's stats API (it compares two readings about a second apart). */
+  async stats(handle: TaskHandle): Promise<TaskStats> {
+    let s: Docker.ContainerStats
+    try {
+      s = (await this.docker.getContainer(handle.id).stats({ stream: false })) as Docker.ContainerStats
+    } catch (err) {
+      if (statusCode(err) === 404) throw new DriverError(`container ${handle.id.slice(0, 12)} of task "${handle.taskName}" no longer exists`, false)
+      throw new DriverError(`stats of container ${handle.id.slice(0, 12)}: ${apiMessage(err)}`, isConnectionError(err))
+    }
+    const cpu = s.cpu_stats
+    const pre = s.precpu_stats
+    const cpuDelta = (cpu?.cpu_usage?.total_usage ?? 0) - (pre?.cpu_usage?.total_usage ?? 0)
+    const systemDelta = (cpu?.system_cpu_usage ?? 0) - (pre?.system_cpu_usage ?? 0)
+    const cores = cpu?.online_cpus || cpu?.cpu_usage?.percpu_usage?.length || 1
+    const cpuPercent = cpuDelta > 0 && systemDelta > 0 ? (cpuDelta / systemDelta) * cores * 100 : 0
+    const mem = s.memory_stats as { usage?: number; stats?: Record<string, number> } | undefined
+    // cgroup v1 reports rss; v2 reports anon.
+    const rss = mem?.stats?.total_rss ?? mem?.stats?.rss ?? mem?.stats?.anon ?? 0
+    if (!s.read || Date.parse(s.read) <= 0) throw new DriverError(`task "${handle.taskName}" is not running`, false)
+    return { cpuPercent, memoryRssBytes: rss, ...(mem?.usage !== undefined ? { memoryUsageBytes: mem.usage } : {}), timestamp: Date.parse(s.read) }
   }
 
   /**

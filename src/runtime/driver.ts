@@ -124,6 +124,17 @@ export function raceDeadline<T>(p: Promise<T>, timeoutMs: number | undefined, si
   })
 }
 
+/** One sample of a running task's resource usage. */
+export interface TaskStats {
+  /** CPU used over the sample, in percent of one core (above 100 when several cores are busy). */
+  cpuPercent: number
+  /** Resident memory (RSS) in bytes. */
+  memoryRssBytes: number
+  /** Memory as its cgroup counts it (with page cache), when known. */
+  memoryUsageBytes?: number
+  timestamp: number
+}
+
 export interface DriverFingerprint {
   healthy: boolean
   detail: string
@@ -173,6 +184,8 @@ export interface Driver {
    * code and output. DriverError when the task is not running or the command cannot start.
    */
   exec(handle: TaskHandle, command: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>
+  /** Samples the running task's CPU and memory use (takes about a second). DriverError when it is not running. */
+  stats(handle: TaskHandle): Promise<TaskStats>
   /**
    * Drivers that can give a group one network namespace (docker: a pause container).
    * Idempotent per allocation: an existing one is returned (re-attached).

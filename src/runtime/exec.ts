@@ -30,9 +30,10 @@ import {
   type RecoveredTask,
   type TaskHandle,
   type TaskStartSpec,
+  type TaskStats,
 } from './driver.ts'
 import { FileLogStream, tailOffset } from './file-log.ts'
-import { bootId, isRunning, processGroupMembers, readCwd, readEnviron, readProcStat, signalProcess } from './proc.ts'
+import { bootId, CLOCK_TICKS_PER_SECOND, isRunning, processGroupMembers, readCpuTicks, readCwd, readEnviron, readProcStat, readRssBytes, signalProcess } from './proc.ts'
 
 export interface ExecDriverOptions {
   /** Directory for handle and exit-status files; created when missing. */
@@ -462,6 +463,24 @@ export class ExecDriver implements Driver {
     const signal = outcome.signal ? SIGNAL_NUMBERS[outcome.signal] : undefined
     const exitCode = outcome.code ?? (signal !== undefined ? 128 + signal : -1)
     return { exitCode, stdout: out.toString(), stderr: err.toString() }
+  }
+
+  /** CPU and RSS of the task's process group, from /proc, over a half-second sample. */
+  async stats(handle: TaskHandle): Promise<TaskStats> {
+    const pid = Number(handle.id)
+    const record = await this.recordOf(handle)
+    if (!this.running(pid, record)) throw new DriverError(`task "${handle.taskName}" is not running`, false)
+    const ticks = () => processGroupMembers(pid).reduce((n, p) => n + (readCpuTicks(p) ?? 0), 0)
+    const t0 = performance.now()
+    const before = ticks()
+    await sleep(500)
+    const after = ticks()
+    const seconds = (performance.now() - t0) / 1000
+    const members = processGroupMembers(pid)
+    const rss = members.reduce((n, p) => n + (readRssBytes(p) ?? 0), 0)
+    const cpuPercent = Math.max(0, ((after - before) / CLOCK_TICKS_PER_SECOND / seconds) * 100)
+    const usage = record?.cgroup ? await readFile(join(record.cgroup, 'memory.current'), 'utf8').then((t) => Number(t.trim()), () => undefined) : undefined
+    return { cpuPercent, memoryRssBytes: rss, ...(usage !== undefined && Number.isFinite(usage) ? { memoryUsageBytes: usage } : {}), timestamp: Date.now() }
   }
 
   async recover(nodeId: string): Promise<RecoveredTask[]> {

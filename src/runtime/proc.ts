@@ -111,3 +111,31 @@ export function readCwd(pid: number): string | undefined {
     return undefined
   }
 }
+
+/** utime + stime + cutime + cstime of a process, in clock ticks (USER_HZ); undefined when gone. */
+export function readCpuTicks(pid: number): number | undefined {
+  let text: string
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  } catch {
+    return undefined
+  }
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ')
+  // Fields 14-17 of stat(5); rest starts at field 3.
+  return Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14])
+}
+
+/** Resident memory of a process in bytes (VmRSS), 0 for kernel threads and zombies; undefined when gone. */
+export function readRssBytes(pid: number): number | undefined {
+  let text: string
+  try {
+    text = readFileSync(`/proc/${pid}/status`, 'utf8')
+  } catch {
+    return undefined
+  }
+  const m = /^VmRSS:\s+(\d+)\s+kB$/m.exec(text)
+  return m ? Number(m[1]) * 1024 : 0
+}
+
+/** Clock ticks per second of /proc times; 100 on every Linux Shoal runs on. */
+export const CLOCK_TICKS_PER_SECOND = 100

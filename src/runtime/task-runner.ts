@@ -56,6 +56,10 @@ export class TaskRunner {
     return this.#state
   }
 
+  get spec(): TaskStartSpec {
+    return this.#o.spec
+  }
+
   get handle(): TaskHandle | undefined {
     return this.#handle
   }

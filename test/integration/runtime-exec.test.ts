@@ -92,7 +92,7 @@ test('alloc exec runs commands in docker and exec tasks with output and exit cod
   t.regex(noAlloc.stderr, /allocation "ffffffff" not found/)
 })
 
-test('alloc exec on an allocation of another node goes through that node\'s agent', async (t) => {
+test('alloc exec and stats of an allocation on another node go through that node\'s agent', async (t) => {
   const dir = await tempDir('exec-proxy')
   const bind = async (host: string) => `${host}:${await freePort(host)}`
   const a = await AgentProcess.start({ dataDir: join(dir, 'a'), name: 'exec-a', bind: await bind('127.0.0.45'), httpPort: await freePort(), dev: false })
@@ -115,4 +115,7 @@ test('alloc exec on an allocation of another node goes through that node\'s agen
   t.is(r.code, 2, r.stderr)
   const nodeB = (await b.get<{ nodeId: string }>('/v1/agent/self')).nodeId
   t.is(r.stdout, `on ${nodeB}\n`)
+  // Stats too come from the allocation's node.
+  const stats = await a.get<{ tasks: Record<string, { memory?: { rssBytes: number } }> }>(`/v1/client/allocation/${id}/stats`)
+  t.true(stats.tasks.proc!.memory!.rssBytes > 0, JSON.stringify(stats))
 })
