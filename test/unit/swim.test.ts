@@ -539,3 +539,17 @@ test('the same seed gives the same run', (t) => {
   t.true(a.length > 10)
   t.deepEqual(run(), a)
 })
+
+test('a member we were only told about is not passed on until we hear from or about it', (t) => {
+  const core = new Swim({ id: 'me', members: ['seed'], incarnation: 3 })
+  core.addMember('told')
+  core.ready()
+  const stateIds = (): string[] => {
+    core.step('seed', { type: 'sync', reply: true, updates: [] })
+    const reply = core.ready().messages.find((m) => m.message.type === 'sync')?.message
+    return (reply?.updates ?? []).map((u) => u.id).sort()
+  }
+  t.deepEqual(stateIds(), ['me', 'seed'])
+  core.step('told', { type: 'gossip', updates: [] })
+  t.deepEqual(stateIds(), ['me', 'seed', 'told'])
+})
