@@ -2,6 +2,7 @@
 // Same state + same command → same changes, on every member, every time.
 import { isDeepStrictEqual } from 'node:util'
 import type { Job, JobSpec } from '../structs/index.ts'
+import { isLive } from '../structs/index.ts'
 import type { ApplyResult, Command, NewEval } from './commands.ts'
 import { jobVersionKey, type Change, type Rows, type StateReader, type StateStore, type TableName } from './state.ts'
 
@@ -82,6 +83,44 @@ function putEval(tx: Tx, index: number, ev: NewEval): void {
   tx.put('evals', ev.id, { ...ev, createIndex: prev?.createIndex ?? index, modifyIndex: index })
 }
 
+/**
+ * The leader's plan was computed against the state of a moment ago; before it
+ * commits, every placement must still fit: its node ready, and CPU, memory
+ * and host ports not overcommitted once this plan's stops are taken off.
+ * (Deterministic, so every member reaches the same verdict.)
+ */
+function planConflict(tx: Tx, cmd: Extract<Command, { type: 'PlanApply' }>): string | null {
+  const stopping = new Set(cmd.stop.map((s) => s.allocId))
+  const byNode = new Map<string, NewAllocLike[]>()
+  for (const a of cmd.place) {
+    const list = byNode.get(a.nodeId) ?? []
+    list.push(a)
+    byNode.set(a.nodeId, list)
+  }
+  for (const [nodeId, placed] of byNode) {
+    const node = tx.get('nodes', nodeId)
+    if (!node) return `node ${nodeId} is not registered`
+    if (node.status !== 'ready') return `node ${node.name} is ${node.status}`
+    let cpu = 0
+    let memoryMB = 0
+    const ports = new Set<number>()
+    const live = tx.allocsOfNode(nodeId).filter((a) => isLive(a) && !stopping.has(a.id))
+    for (const a of [...live, ...placed]) {
+      cpu += a.resources.cpu
+      memoryMB += a.resources.memoryMB
+      for (const p of a.resources.ports) {
+        if (ports.has(p.value)) return `port ${p.value} on node ${node.name} would be used twice`
+        ports.add(p.value)
+      }
+    }
+    if (cpu > node.resources.cpu) return `node ${node.name} would be overcommitted on cpu (${cpu} > ${node.resources.cpu} MHz)`
+    if (memoryMB > node.resources.memoryMB) return `node ${node.name} would be overcommitted on memory (${memoryMB} > ${node.resources.memoryMB} MB)`
+  }
+  return null
+}
+
+type NewAllocLike = Pick<Rows['allocs'], 'resources'>
+
 function specOf(job: Job): JobSpec {
   return { id: job.id, type: job.type, priority: job.priority, groups: job.groups }
 }
@@ -130,6 +169,8 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
     case 'PlanApply': {
       const ev = tx.get('evals', cmd.evalId)
       if (!ev) return fail(index, 'not-found', `evaluation ${cmd.evalId} not found`)
+      const conflict = planConflict(tx, cmd)
+      if (conflict) return fail(index, 'conflict', `plan refused: ${conflict}`)
       for (const a of cmd.place) tx.put('allocs', a.id, { ...a, createIndex: index, modifyIndex: index })
       for (const s of cmd.stop) {
         const a = tx.get('allocs', s.allocId)

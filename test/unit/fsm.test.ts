@@ -159,22 +159,23 @@ test('PlanApply moves allocations to a new job version in place', (t) => {
     state.applyChanges(changes, index)
     return result
   }
-  apply(1, { type: 'JobRegister', spec: spec('web', [group('fe', 1)]), time: 1, eval: newEval('e1', 'web') })
-  apply(2, {
+  apply(1, { type: 'NodeRegister', node: newNode('n1'), time: 0 })
+  apply(2, { type: 'JobRegister', spec: spec('web', [group('fe', 1)]), time: 1, eval: newEval('e1', 'web') })
+  apply(3, {
     type: 'PlanApply', evalId: 'e1', time: 2, newEvals: [], stop: [],
     evalUpdate: { status: 'complete', statusDescription: '', failedGroups: {}, modifyTime: 2 },
     place: [{
-      id: 'a1', name: 'web.fe[0]', jobId: 'web', jobVersion: 0, group: 'fe', index: 0, nodeId: 'n', evalId: 'e1',
+      id: 'a1', name: 'web.fe[0]', jobId: 'web', jobVersion: 0, group: 'fe', index: 0, nodeId: 'id-n1', evalId: 'e1',
       desiredStatus: 'run', desiredDescription: '', clientStatus: 'running', clientDescription: '', taskStates: {},
       resources: { cpu: 100, memoryMB: 64, ports: [] }, rescheduleCount: 0, createTime: 2, modifyTime: 2,
     }],
   })
-  apply(3, { type: 'JobRegister', spec: spec('web', [group('fe', 2)]), time: 3, eval: newEval('e2', 'web') })
-  apply(4, {
+  apply(4, { type: 'JobRegister', spec: spec('web', [group('fe', 2)]), time: 3, eval: newEval('e2', 'web') })
+  apply(5, {
     type: 'PlanApply', evalId: 'e2', time: 4, newEvals: [], stop: [], place: [], inPlace: [{ allocId: 'a1', jobVersion: 1 }],
     evalUpdate: { status: 'complete', statusDescription: '', failedGroups: {}, modifyTime: 4 },
   })
-  t.like(state.get('allocs', 'a1'), { jobVersion: 1, clientStatus: 'running', createIndex: 2, modifyIndex: 4 })
+  t.like(state.get('allocs', 'a1'), { jobVersion: 1, clientStatus: 'running', createIndex: 3, modifyIndex: 5 })
 })
 
 test('applyBatch: one write for many commands, each seeing the ones before it; listeners hear each', async (t) => {
@@ -213,4 +214,34 @@ test('a large state snapshots without blocking the event loop for long', async (
   t.is(other.fsm.state.list('vars').length, 20_000)
   await other.fsm.close()
   await fsm.close()
+})
+
+test('PlanApply is refused, changing nothing, when a placement would overcommit its node or its node is not ready', (t) => {
+  const state = new StateStore()
+  let index = 0
+  const apply = (cmd: Command) => {
+    const { changes, result } = applyCommand(state, ++index, cmd)
+    state.applyChanges(changes, index)
+    return result
+  }
+  apply({ type: 'NodeRegister', node: newNode('n1', { resources: { cpu: 300, memoryMB: 1024 } }), time: 0 })
+  apply({ type: 'JobRegister', spec: spec('web', [group('fe', 3)]), time: 1, eval: newEval('e1', 'web') })
+  const placed = (id: string, port: number, nodeId = 'id-n1') => ({
+    id, name: `web.fe[${id}]`, jobId: 'web', jobVersion: 0, group: 'fe', index: 0, nodeId, evalId: 'e1',
+    desiredStatus: 'run' as const, desiredDescription: '', clientStatus: 'pending' as const, clientDescription: '', taskStates: {},
+    resources: { cpu: 100, memoryMB: 64, ports: [{ label: 'http', value: port, to: 80, hostIp: '127.0.0.1' }] }, rescheduleCount: 0, createTime: 1, modifyTime: 1,
+  })
+  const plan = (place: ReturnType<typeof placed>[], stop: string[] = []) => apply({
+    type: 'PlanApply', evalId: 'e1', time: 2, newEvals: [], place, stop: stop.map((allocId) => ({ allocId, description: 'x' })),
+    evalUpdate: { status: 'complete', statusDescription: '', failedGroups: {}, modifyTime: 2 },
+  })
+  t.like(plan([placed('a', 20001), placed('b', 20002), placed('c', 20003)]), { ok: true })
+  const over = plan([placed('d', 20004)])
+  t.like(over, { ok: false, code: 'conflict' })
+  t.regex((over as { error: string }).error, /overcommitted on cpu \(400 > 300 MHz\)/)
+  t.is(state.get('allocs', 'd'), undefined)
+  t.like(plan([placed('e', 20001)], ['a']), { ok: true }, 'a stop in the same plan frees cpu and the port')
+  t.like(plan([placed('f', 20005, 'nope')]), { ok: false, code: 'conflict' })
+  apply({ type: 'NodeStatusUpdate', nodeId: 'id-n1', status: 'down', description: 'gone', time: 3, evals: [] })
+  t.regex((plan([placed('g', 20006)]) as { error: string }).error, /node n1 is down/)
 })

@@ -36,7 +36,8 @@ function store(): { state: StateStore; apply(cmd: Command): void } {
     state,
     apply(cmd) {
       const r = applyCommand(state, ++index, cmd)
-      if (!r.result.ok) throw new Error(r.result.error)
+      // A plan the FSM refuses (it would overcommit a node) changes nothing: a legitimate outcome here.
+      if (!r.result.ok && !(cmd.type === 'PlanApply' && r.result.code === 'conflict')) throw new Error(r.result.error)
       state.applyChanges(r.changes, index)
     },
   }
