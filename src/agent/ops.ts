@@ -42,10 +42,10 @@ export class ClusterOps {
     this.#now = now
   }
 
-  async registerJob(spec: JobSpec): Promise<{ evalId: string; index: number }> {
+  async registerJob(spec: JobSpec, checkIndex?: number): Promise<{ evalId: string; index: number }> {
     const time = this.#now()
     const ev = newEval(spec.id, 'job-register', time)
-    const index = check(await this.#proposer.propose({ type: 'JobRegister', spec, time, eval: ev }))
+    const index = check(await this.#proposer.propose({ type: 'JobRegister', spec, time, eval: ev, ...(checkIndex !== undefined ? { checkIndex } : {}) }))
     return { evalId: ev.id, index }
   }
 

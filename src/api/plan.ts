@@ -7,6 +7,7 @@ import type { StateStore } from '../fsm/state.ts'
 import { validateJob } from '../jobspec/index.ts'
 import { schedule, type DesiredUpdates, type SchedulerState } from '../scheduler/index.ts'
 import type { Evaluation, Job, JobSpec, PlacementFailure } from '../structs/index.ts'
+import { specOf } from '../structs/index.ts'
 import { HttpError, type Request } from './http.ts'
 
 export interface PlannedPlacement {
@@ -47,10 +48,6 @@ export interface JobPlan {
 }
 
 /** What registering `spec` would change, like the JobRegister command computes it. */
-function specOf(job: Job): JobSpec {
-  return { id: job.id, type: job.type, priority: job.priority, groups: job.groups }
-}
-
 /** The job plan of `spec` against the state as it is: pure but for reading `state`. */
 export function planJob(state: StateStore, spec: JobSpec, now: number): JobPlan {
   const current = state.get('jobs', spec.id)

@@ -9,7 +9,7 @@ import { NotLeaderError, OutcomeUnknownError } from '../raft/node.ts'
 import { validateJob } from '../jobspec/index.ts'
 import type { StateStore } from '../fsm/state.ts'
 import type { JobSpec } from '../structs/index.ts'
-import { groupResources, MAX_VAR_VALUE_BYTES, varPathProblem } from '../structs/index.ts'
+import { groupResources, MAX_VAR_VALUE_BYTES, specOf, varPathProblem } from '../structs/index.ts'
 import type { LogStream } from '../runtime/driver.ts'
 import { HttpError, Router, readJsonBody, sendError, sendJson, type Request } from './http.ts'
 import { planRoute } from './plan.ts'
@@ -32,12 +32,18 @@ function varPath(raw: string | undefined): string {
   return path
 }
 
-function casParam(query: URLSearchParams): number | undefined {
-  const raw = query.get('cas')
+/** A non-negative integer query parameter (cas=, check_index=), if given. */
+function indexParam(query: URLSearchParams, name: string): number | undefined {
+  const raw = query.get(name)
   if (raw === null) return undefined
   const n = Number(raw)
-  if (raw.trim() === '' || !Number.isInteger(n) || n < 0) throw new HttpError(400, `cas: must be a non-negative integer (got "${raw}")`, 'cas')
+  if (raw.trim() === '' || !Number.isInteger(n) || n < 0) throw new HttpError(400, `${name}: must be a non-negative integer (got "${raw}")`, name)
   return n
+}
+
+function objectBody(body: unknown): Record<string, unknown> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'body: must be a JSON object', 'body')
+  return body as Record<string, unknown>
 }
 
 function jobOr404(state: StateStore, id: string) {
@@ -160,9 +166,35 @@ export class ApiServer {
           throw new HttpError(400, result.errors.map((e) => `${e.field}: ${e.message}`).join('\n'), first.field, result.errors)
         }
         checkFitsSomeNode(state, result.spec)
-        const { evalId, index } = await agent.ops.registerJob(result.spec)
+        const { evalId, index } = await agent.ops.registerJob(result.spec, indexParam(req.query, 'check_index'))
         const job = state.get('jobs', result.spec.id)!
         return { jobId: job.id, evalId, index, version: job.version }
+      })
+      .on('POST', '/v1/job/:id/scale', async (req) => {
+        const job = jobOr404(state, req.params.id!)
+        const body = objectBody(await req.body())
+        const group = body.group
+        const count = body.count
+        if (typeof group !== 'string' || !job.groups.some((g) => g.name === group)) {
+          throw new HttpError(400, `group: job "${job.id}" has no group ${JSON.stringify(group)} (groups: ${job.groups.map((g) => g.name).join(', ')})`, 'group')
+        }
+        if (typeof count !== 'number' || !Number.isInteger(count) || count < 0) throw new HttpError(400, `count: must be an integer ≥ 0 (got ${JSON.stringify(count)})`, 'count')
+        if (job.type === 'system') throw new HttpError(400, `job "${job.id}" is a system job: it runs one allocation per node and has no count to scale`, 'group')
+        const spec = { ...specOf(job), groups: job.groups.map((g) => (g.name === group ? { ...g, count } : g)) }
+        checkFitsSomeNode(state, spec)
+        const { evalId, index } = await agent.ops.registerJob(spec, job.modifyIndex)
+        return { jobId: job.id, evalId, index, version: state.get('jobs', job.id)!.version }
+      })
+      .on('POST', '/v1/job/:id/revert', async (req) => {
+        const job = jobOr404(state, req.params.id!)
+        const version = objectBody(await req.body()).version
+        const versions = state.jobVersions(job.id)
+        const target = versions.find((v) => v.version === version)
+        if (!target) {
+          throw new HttpError(400, `version: job "${job.id}" has no version ${JSON.stringify(version)} (versions: ${versions.map((v) => v.version).join(', ')})`, 'version')
+        }
+        const { evalId, index } = await agent.ops.registerJob(specOf(target), job.modifyIndex)
+        return { jobId: job.id, evalId, index, version: state.get('jobs', job.id)!.version, revertedTo: target.version }
       })
       .on('POST', '/v1/job/plan', (req) => planRoute(state, req))
       .on('GET', '/v1/job/:id', async (req) => jobDetail(state, jobOr404(state, req.params.id!)))
@@ -194,7 +226,7 @@ export class ApiServer {
       })
       .on('PUT', '/v1/var/*path', async (req) => {
         const path = varPath(req.params.path)
-        const cas = casParam(req.query)
+        const cas = indexParam(req.query, 'cas')
         const body = await req.body()
         const value = (body as { value?: unknown } | null)?.value
         if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'body: must be a JSON object like {"value": "..."}', 'body')
@@ -205,7 +237,7 @@ export class ApiServer {
       })
       .on('DELETE', '/v1/var/*path', async (req) => {
         const path = varPath(req.params.path)
-        const modifyIndex = await agent.ops.deleteVar(path, casParam(req.query))
+        const modifyIndex = await agent.ops.deleteVar(path, indexParam(req.query, 'cas'))
         return { path, modifyIndex }
       })
       .on('GET', '/v1/nodes', async () => state.list('nodes').sort((a, b) => a.name.localeCompare(b.name)))

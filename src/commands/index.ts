@@ -2,10 +2,13 @@ import Agent from './agent.ts'
 import AllocExec from './alloc/exec.ts'
 import AllocLogs from './alloc/logs.ts'
 import AllocStatus from './alloc/status.ts'
+import JobHistory from './job/history.ts'
 import JobPlan from './job/plan.ts'
+import JobRevert from './job/revert.ts'
 import JobRun from './job/run.ts'
 import Keygen from './keygen.ts'
 import Members from './members.ts'
+import JobScale from './job/scale.ts'
 import JobStatus from './job/status.ts'
 import JobStop from './job/stop.ts'
 import NodeJoin from './node/join.ts'
@@ -22,6 +25,9 @@ export const COMMANDS = {
   'job:run': JobRun,
   'job:status': JobStatus,
   'job:stop': JobStop,
+  'job:scale': JobScale,
+  'job:history': JobHistory,
+  'job:revert': JobRevert,
   'job:plan': JobPlan,
   'alloc:status': AllocStatus,
   'alloc:logs': AllocLogs,

@@ -1,5 +1,6 @@
 // Follows an evaluation and the allocations it placed until they run, fail or
 // the timeout passes: what `job run` and `job stop` show the user.
+import type { Command } from '@oclif/core'
 import type { ApiClient } from '../api/client.ts'
 import type { Evaluation, PlacementFailure } from '../structs/index.ts'
 import { shortId } from './format.ts'
@@ -64,4 +65,18 @@ export async function monitorEval(api: ApiClient, evalId: string, jobId: string,
   }
   const ok = ev.status === 'complete' && mine.every((a) => a.clientStatus === 'running' || a.clientStatus === 'complete')
   return { evaluation: ev, allocations: mine, ok }
+}
+
+/**
+ * After a job write: follow its evaluation and allocations, then exit as
+ * Nomad does: 0 all running, 2 some allocations could not be placed, 1 otherwise.
+ */
+export async function followSubmission(cmd: Command, api: ApiClient, submitted: { jobId: string; evalId: string }, timeoutSeconds: number): Promise<MonitorResult> {
+  const result = await monitorEval(api, submitted.evalId, submitted.jobId, { timeoutMs: timeoutSeconds * 1000, log: (s) => cmd.log(s), waitForRunning: true })
+  if (result.evaluation.status === 'blocked') cmd.exit(2)
+  if (!result.ok) {
+    process.stderr.write('Error: not every allocation is running; see "shoal job status" and "shoal alloc status"\n')
+    cmd.exit(1)
+  }
+  return result
 }

@@ -1,8 +1,8 @@
 // apply(): the deterministic transition function of the cluster state.
 // Same state + same command → same changes, on every member, every time.
 import { isDeepStrictEqual } from 'node:util'
-import type { Job, JobSpec } from '../structs/index.ts'
-import { isLive } from '../structs/index.ts'
+import type { Job } from '../structs/index.ts'
+import { isLive, specOf } from '../structs/index.ts'
 import type { ApplyResult, Command, NewEval } from './commands.ts'
 import { jobVersionKey, type Change, type Rows, type StateReader, type StateStore, type TableName } from './state.ts'
 
@@ -121,10 +121,6 @@ function planConflict(tx: Tx, cmd: Extract<Command, { type: 'PlanApply' }>): str
 
 type NewAllocLike = Pick<Rows['allocs'], 'resources'>
 
-function specOf(job: Job): JobSpec {
-  return { id: job.id, type: job.type, priority: job.priority, groups: job.groups }
-}
-
 function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
   switch (cmd.type) {
     case 'NodeRegister': {
@@ -141,6 +137,12 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
     }
     case 'JobRegister': {
       const prev = tx.get('jobs', cmd.spec.id)
+      if (cmd.checkIndex !== undefined && (prev?.modifyIndex ?? 0) !== cmd.checkIndex) {
+        const at = prev?.modifyIndex ?? 0
+        return fail(index, 'conflict', prev
+          ? `job "${cmd.spec.id}" was modified at index ${at}, not ${cmd.checkIndex}`
+          : `job "${cmd.spec.id}" does not exist (check index ${cmd.checkIndex} expects it at that index)`, at)
+      }
       const unchanged = prev && !prev.stop && isDeepStrictEqual(specOf(prev), cmd.spec)
       if (!unchanged) {
         const version = prev ? prev.version + 1 : 0

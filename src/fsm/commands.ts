@@ -31,7 +31,8 @@ export interface AllocClientUpdate {
 export type Command =
   | { type: 'NodeRegister'; node: NewNode; time: number }
   | { type: 'NodeStatusUpdate'; nodeId: string; status: NodeStatus; description: string; time: number; evals: NewEval[] }
-  | { type: 'JobRegister'; spec: JobSpec; time: number; eval: NewEval }
+  /** `checkIndex`: register only if the job's modify index is this (0: only if it does not exist). */
+  | { type: 'JobRegister'; spec: JobSpec; time: number; eval: NewEval; checkIndex?: number }
   | { type: 'JobDeregister'; jobId: string; purge: boolean; time: number; eval: NewEval }
   | {
       type: 'PlanApply'

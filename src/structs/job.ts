@@ -25,8 +25,17 @@ export interface RestartPolicy {
 export interface Resources {
   /** CPU in MHz, as Nomad counts it; becomes Docker CPU shares. */
   cpu: number
-  /** Hard memory limit in MB. */
+  /** Memory in MB: what placement reserves, and the hard limit unless memoryMaxMB is set. */
   memoryMB: number
+  /** Tasks only: hard memory limit above the reservation (Nomad's memory_max); absent when not set. */
+  memoryMaxMB?: number
+}
+
+/** A host directory bind-mounted into a docker task. */
+export interface VolumeMount {
+  hostPath: string
+  containerPath: string
+  readOnly: boolean
 }
 
 export interface DockerTaskConfig {
@@ -35,11 +44,17 @@ export interface DockerTaskConfig {
   args: string[]
   /** Port labels of the group network this task publishes. */
   ports: string[]
+  /** Host bind mounts; absent when none. */
+  volumes?: VolumeMount[]
+  /** Enforce the CPU reservation as a hard quota (CFS), not only as shares; absent when false. */
+  cpuHardLimit?: boolean
 }
 
 export interface ExecTaskConfig {
   command: string
   args: string[]
+  /** Enforce the CPU reservation as a hard quota (cgroup v2 cpu.max); absent when false. */
+  cpuHardLimit?: boolean
 }
 
 /**
@@ -167,6 +182,8 @@ interface TaskBase {
   dependsOn?: TaskDependency[]
   /** false: the task may finish or fail without stopping the group. Absent: true. */
   essential?: boolean
+  /** Environment variables whose values come from the variables store: name → variable path. */
+  envFromVar?: Record<string, string>
 }
 
 export type Task =
@@ -235,4 +252,9 @@ export function groupConstraints(group: TaskGroup): Constraint[] {
 /** Every affinity of the group's placements: job and group level, then each task's. */
 export function groupAffinities(group: TaskGroup): Affinity[] {
   return [...(group.affinities ?? []), ...group.tasks.flatMap((t) => t.affinities ?? [])]
+}
+
+/** The spec a job was registered with (what versions are compared on). */
+export function specOf(job: Job): JobSpec {
+  return { id: job.id, type: job.type, priority: job.priority, groups: job.groups }
 }

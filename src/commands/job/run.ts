@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core'
 import { readFile } from 'node:fs/promises'
 import { parseJobText } from '../../jobspec/index.ts'
 import { ApiCommand, fail } from '../base.ts'
-import { monitorEval } from '../monitor.ts'
+import { followSubmission } from '../monitor.ts'
 
 export default class JobRun extends ApiCommand {
   static override description = `Submit a job file and follow its placement.
@@ -15,6 +15,7 @@ Exit codes: 0 placed and running, 1 error or allocation failed,
   static override args = { file: Args.string({ description: 'job file (JSON)', required: true }) }
   static override flags = {
     detach: Flags.boolean({ description: 'return once the job is submitted', default: false }),
+    'check-index': Flags.integer({ description: 'register only if the job\'s modify index is N (0: only if it does not exist yet)', min: 0 }),
     timeout: Flags.integer({ description: 'seconds to wait for allocations to start', default: 60, min: 1 }),
   }
 
@@ -33,12 +34,11 @@ Exit codes: 0 placed and running, 1 error or allocation failed,
       this.exit(1)
     }
     const api = this.api(flags.address)
-    const submitted = await api.post<{ jobId: string; evalId: string; version: number }>('/v1/jobs', JSON.parse(text.replace(/^\uFEFF/, '')))
+    const q = flags['check-index'] !== undefined ? `?check_index=${flags['check-index']}` : ''
+    const submitted = await api.post<{ jobId: string; evalId: string; version: number }>(`/v1/jobs${q}`, JSON.parse(text.replace(/^\uFEFF/, '')))
     this.log(`==> Job "${submitted.jobId}" version ${submitted.version} submitted; evaluation ${submitted.evalId}`)
     if (flags.detach) return submitted
-    const result = await monitorEval(api, submitted.evalId, submitted.jobId, { timeoutMs: flags.timeout * 1000, log: (s) => this.log(s), waitForRunning: true })
-    if (result.evaluation.status === 'blocked') this.exit(2)
-    if (!result.ok) fail(this, 'not every allocation is running; see "shoal job status" and "shoal alloc status"', 1)
+    const result = await followSubmission(this, api, submitted, flags.timeout)
     return { ...submitted, allocations: result.allocations }
   }
 }

@@ -1,0 +1,34 @@
+import { Args, Flags } from '@oclif/core'
+import { ApiCommand, fail } from '../base.ts'
+import { followSubmission } from '../monitor.ts'
+
+export default class JobScale extends ApiCommand {
+  static override description = `Change the count of a group.
+
+This makes a new job version; running allocations are kept (moved to the new
+version in place), new ones are placed, or the highest-numbered are stopped.`
+
+  static override examples = ['<%= config.bin %> job scale web frontend 5']
+  static override enableJsonFlag = true
+  static override args = {
+    job: Args.string({ description: 'job id', required: true }),
+    group: Args.string({ description: 'group name', required: true }),
+    count: Args.string({ description: 'new count (integer ≥ 0)', required: true }),
+  }
+  static override flags = {
+    detach: Flags.boolean({ description: 'return once the change is submitted', default: false }),
+    timeout: Flags.integer({ description: 'seconds to wait for allocations to start', default: 60, min: 1 }),
+  }
+
+  async run(): Promise<unknown> {
+    const { args, flags } = await this.parse(JobScale)
+    const count = Number(args.count)
+    if (!/^\d+$/.test(args.count) || !Number.isSafeInteger(count)) fail(this, `count: must be an integer ≥ 0 (got "${args.count}")`)
+    const api = this.api(flags.address)
+    const res = await api.post<{ jobId: string; evalId: string; version: number }>(`/v1/job/${encodeURIComponent(args.job)}/scale`, { group: args.group, count })
+    this.log(`==> Job "${res.jobId}" group "${args.group}" scaled to ${count} (version ${res.version}); evaluation ${res.evalId}`)
+    if (flags.detach) return res
+    await followSubmission(this, api, res, flags.timeout)
+    return res
+  }
+}
