@@ -133,6 +133,7 @@ export class Client {
     const r = new AllocRunner({
       alloc, job, nodeId: this.#o.nodeId, allocsDir: this.allocsDir, drivers: this.#drivers,
       recovered: this.#recovered.get(alloc.id) ?? new Map(), onUpdate: (u) => this.#queue(u),
+      variable: (path) => this.#o.fsm.state.get('vars', path)?.value,
     })
     this.#runners.set(alloc.id, r)
     r.start().catch((err: Error) => {

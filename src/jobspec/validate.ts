@@ -31,6 +31,8 @@ import {
   type TaskDependency,
   type TaskGroup,
   type TaskLifecycle,
+  type VolumeMount,
+  varPathProblem,
 } from '../structs/index.ts'
 import { parseTarget, TARGET_FORMS, valueProblem } from '../scheduler/constraints.ts'
 import { DURATION_HINT, tryParseDuration } from './duration.ts'
@@ -62,14 +64,14 @@ const NETWORK_FIELDS = ['port'] as const
 const PORT_FIELDS = ['to', 'static'] as const
 const RESTART_FIELDS = ['attempts', 'interval', 'delay', 'mode'] as const
 const TASK_FIELDS = ['driver', 'config', 'env', 'resources', 'kill_timeout', 'constraint', 'affinity', 'check', 'check_restart',
-  'lifecycle', 'depends_on', 'essential'] as const
+  'lifecycle', 'depends_on', 'essential', 'env_from_var'] as const
 const LIFECYCLE_FIELDS = ['hook', 'sidecar'] as const
 const DEPENDENCY_FIELDS = ['task', 'condition'] as const
 const CHECK_FIELDS = ['type', 'port', 'path', 'expected_status', 'command', 'args', 'interval', 'timeout', 'retries', 'start_period'] as const
 const CHECK_RESTART_FIELDS = ['limit', 'grace'] as const
-const DOCKER_FIELDS = ['image', 'command', 'args', 'ports'] as const
-const EXEC_FIELDS = ['command', 'args'] as const
-const RESOURCE_FIELDS = ['cpu', 'memory'] as const
+const DOCKER_FIELDS = ['image', 'command', 'args', 'ports', 'volumes', 'cpu_hard_limit'] as const
+const EXEC_FIELDS = ['command', 'args', 'cpu_hard_limit'] as const
+const RESOURCE_FIELDS = ['cpu', 'memory', 'memory_max'] as const
 const CONSTRAINT_FIELDS = ['attribute', 'operator', 'value'] as const
 const AFFINITY_FIELDS = ['attribute', 'operator', 'value', 'weight'] as const
 const SPREAD_FIELDS = ['attribute', 'weight', 'target'] as const
@@ -108,6 +110,7 @@ const TASK_HINTS: Hints = {
 const EXEC_HINTS: Hints = {
   image: '"image" is a docker driver option; the exec driver runs a command on the host',
   ports: 'exec tasks find their ports in the environment; "ports" is a docker driver option',
+  volumes: 'exec tasks run on the host and see its files; "volumes" is a docker driver option',
 }
 const CONSTRAINT_HINTS: Hints = {
   weight: 'constraints are hard rules; for a weighted preference use an "affinity" block',
@@ -116,7 +119,6 @@ const CONSTRAINT_HINTS: Hints = {
 }
 const AFFINITY_HINTS: Hints = { l_target: CONSTRAINT_HINTS.l_target!, r_target: CONSTRAINT_HINTS.r_target! }
 const RESOURCE_HINTS: Hints = {
-  memory_max: 'Shoal has no memory_max; "memory" is already a hard limit',
   cores: 'Shoal reserves CPU in MHz only; use "cpu"',
 }
 
@@ -470,6 +472,7 @@ function checkTask(
   const lifecycle = checkLifecycle(c, own(o, 'lifecycle'), [...path, 'lifecycle'])
   const dependsOn = checkDependsOn(c, own(o, 'depends_on'), [...path, 'depends_on'])
   const essential = booleanField(c, o, 'essential', path)
+  const envFromVar = checkEnvFromVar(c, own(o, 'env_from_var'), [...path, 'env_from_var'], env)
 
   const base = {
     name, env, resources, killTimeoutMs,
@@ -480,6 +483,7 @@ function checkTask(
     ...(lifecycle !== undefined ? { lifecycle } : {}),
     ...(dependsOn.length > 0 ? { dependsOn } : {}),
     ...(essential === false ? { essential } : {}),
+    ...(envFromVar !== undefined ? { envFromVar } : {}),
   }
   if (docker !== undefined) return { ...base, driver: 'docker', config: docker }
   if (exec !== undefined) return { ...base, driver: 'exec', config: exec }
@@ -521,10 +525,79 @@ function checkDockerConfig(
     })
   }
 
+  const volumes = checkVolumes(c, own(o, 'volumes'), [...path, 'volumes'])
+  const cpuHardLimit = booleanField(c, o, 'cpu_hard_limit', path)
+
   if (image === undefined) return undefined
   const config: DockerTaskConfig = { image, args, ports }
   if (command !== undefined) config.command = command
+  if (volumes.length > 0) config.volumes = volumes
+  if (cpuHardLimit) config.cpuHardLimit = true
   return config
+}
+
+const VOLUME_EXAMPLE = '"/srv/data:/data" or "/etc/app:/etc/app:ro"'
+
+/** "/host/path:/container/path[:ro|rw]" → a VolumeMount. */
+function checkVolumes(c: Checker, v: unknown, path: Path): VolumeMount[] {
+  if (v === undefined) return []
+  const list = c.array(v, path, `an array of strings like [${VOLUME_EXAMPLE}]`)
+  if (list === undefined) return []
+  const out: VolumeMount[] = []
+  const targets = new Set<string>()
+  list.forEach((item: unknown, i) => {
+    const at = [...path, i]
+    if (typeof item !== 'string') return c.add(at, `must be a string like ${VOLUME_EXAMPLE} (got ${describe(item)})`)
+    const parts = item.split(':')
+    if (parts.length < 2 || parts.length > 3) return c.add(at, `must be "HOST_PATH:CONTAINER_PATH" with an optional ":ro" or ":rw", like ${VOLUME_EXAMPLE} (got ${describe(item)})`)
+    const [hostPath, containerPath, mode] = parts as [string, string, string | undefined]
+    let ok = true
+    if (!hostPath.startsWith('/')) {
+      c.add(at, `host path must be absolute (got ${describe(hostPath)})`)
+      ok = false
+    }
+    if (!containerPath.startsWith('/')) {
+      c.add(at, `container path must be absolute (got ${describe(containerPath)})`)
+      ok = false
+    }
+    if (mode !== undefined && mode !== 'ro' && mode !== 'rw') {
+      c.add(at, `mode must be "ro" or "rw" (got ${describe(mode)})`)
+      ok = false
+    }
+    if (item.includes('\0')) {
+      c.add(at, 'must not contain a NUL character')
+      ok = false
+    }
+    if (ok && targets.has(containerPath)) {
+      c.add(at, `container path ${JSON.stringify(containerPath)} is mounted more than once`)
+      ok = false
+    }
+    if (!ok) return
+    targets.add(containerPath)
+    out.push({ hostPath, containerPath, readOnly: mode === 'ro' })
+  })
+  return out
+}
+
+function checkEnvFromVar(c: Checker, v: unknown, path: Path, env: Record<string, string>): Record<string, string> | undefined {
+  if (v === undefined) return undefined
+  const o = c.object(v, path, 'an object of variable paths, like {"DB_PASSWORD": "app/db/password"}')
+  if (o === undefined) return undefined
+  const entries: [string, string][] = []
+  for (const [key, value] of Object.entries(o)) {
+    const at = [...path, key]
+    if (key === '') c.add(at, 'environment variable name must not be empty')
+    else if (/[=\0]/.test(key)) c.add(at, `invalid environment variable name ${JSON.stringify(key)}: must not contain "=" or NUL`)
+    else if (Object.hasOwn(env, key)) c.add(at, `${JSON.stringify(key)} is also set in "env"; set it in one place`)
+    if (typeof value !== 'string') {
+      c.add(at, `must be the path of a variable, a string like "app/db/password" (got ${describe(value)})`)
+      continue
+    }
+    const problem = varPathProblem(value)
+    if (problem) c.add(at, `variable path ${problem}`)
+    else entries.push([key, value])
+  }
+  return entries.length > 0 ? Object.fromEntries(entries) : undefined
 }
 
 function unknownPortMessage(label: string, groupName: string, labels: ReadonlySet<string>): string {
@@ -548,7 +621,9 @@ function checkExecConfig(c: Checker, v: unknown, path: Path): ExecTaskConfig | u
   c.fields(o, path, EXEC_FIELDS, EXEC_HINTS)
   const command = c.string(o, 'command', path, true)
   const args = c.strings(o, 'args', path)
-  return command === undefined ? undefined : { command, args }
+  const cpuHardLimit = booleanField(c, o, 'cpu_hard_limit', path)
+  if (command === undefined) return undefined
+  return cpuHardLimit ? { command, args, cpuHardLimit } : { command, args }
 }
 
 function checkEnv(c: Checker, v: unknown, path: Path): Record<string, string> {
@@ -578,10 +653,17 @@ function checkResources(c: Checker, v: unknown, path: Path): Resources {
   const o = c.object(v, path)
   if (o === undefined) return { ...DEFAULT_RESOURCES }
   c.fields(o, path, RESOURCE_FIELDS, RESOURCE_HINTS)
-  return {
+  const resources: Resources = {
     cpu: c.integer(o, 'cpu', path, 1) ?? DEFAULT_RESOURCES.cpu,
     memoryMB: c.integer(o, 'memory', path, 1) ?? DEFAULT_RESOURCES.memoryMB,
   }
+  const max = c.integer(o, 'memory_max', path, 1)
+  if (max !== undefined && max < resources.memoryMB) {
+    c.add([...path, 'memory_max'], `must be at least "memory" (${resources.memoryMB} MB): it is the hard limit above the reservation (got ${max})`)
+  } else if (max !== undefined) {
+    resources.memoryMaxMB = max
+  }
+  return resources
 }
 
 function booleanField(c: Checker, o: Obj, key: string, path: Path): boolean | undefined {

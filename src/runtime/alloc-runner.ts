@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import type { AllocClientUpdate } from '../fsm/commands.ts'
 import type { Allocation, ClientStatus, Job, Task, TaskDependency, TaskState } from '../structs/index.ts'
 import { isEphemeralTask, isEssentialTask } from '../structs/index.ts'
-import type { Driver, TaskHandle } from './driver.ts'
+import { SetupError, type Driver, type TaskHandle } from './driver.ts'
 import { taskEnv } from './env.ts'
 import { TaskRunner } from './task-runner.ts'
 
@@ -30,6 +30,8 @@ export interface AllocRunnerOptions {
   drivers: ReadonlyMap<string, Driver>
   /** Handles found at agent start, by task name. */
   recovered: ReadonlyMap<string, TaskHandle>
+  /** The value of a variable of the variables store (env_from_var), or undefined. */
+  variable?: (path: string) => string | undefined
   onUpdate: (update: AllocClientUpdate) => void
 }
 
@@ -124,6 +126,7 @@ export class AllocRunner {
         recovered: this.#o.recovered.get(task.name),
         previous: alloc.taskStates[task.name],
         completeOnSuccess: isEphemeralTask(task) || !isEssentialTask(task),
+        ...(task.envFromVar ? { resolveEnv: () => this.#varEnv(task.envFromVar!) } : {}),
         onChange: () => this.#onTaskChange(),
         spec: {
           allocId: alloc.id, jobId: alloc.jobId, group: alloc.group, nodeId: this.#o.nodeId, task,
@@ -191,6 +194,17 @@ export class AllocRunner {
     await this.#releaseNetwork()
     await rm(this.allocDir, { recursive: true, force: true })
     if (this.#status !== 'failed') this.#report('complete', reason)
+  }
+
+  /** env_from_var, read from the variables store at each start. */
+  #varEnv(spec: Record<string, string>): Record<string, string> {
+    const env: Record<string, string> = {}
+    for (const [name, path] of Object.entries(spec)) {
+      const value = this.#o.variable?.(path)
+      if (value === undefined) throw new SetupError(`env_from_var ${name}: variable "${path}" not found`)
+      env[name] = value
+    }
+    return env
   }
 
   /** Kills a launched task; marks one that never started as dead. */

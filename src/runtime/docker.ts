@@ -1,6 +1,7 @@
 // The docker task driver: one container per (allocation, task), driven through the
 // engine API with dockerode. Containers carry shoal.* labels so that an agent that
 // restarts finds its tasks again (recover) and never starts a second copy (start).
+import { stat } from 'node:fs/promises'
 import { posix } from 'node:path'
 import { pipeline, Readable, type Duplex } from 'node:stream'
 import Docker from 'dockerode'
@@ -35,6 +36,7 @@ import {
   timestampToSince,
 } from './docker-logs.ts'
 import { kernelLogShowsOomKill } from './kmsg.ts'
+import { CPU_PERIOD_US, cpuQuota } from './limits.ts'
 
 export interface DockerDriverOptions {
   /** Engine socket; default /var/run/docker.sock. */
@@ -131,6 +133,19 @@ function exitResult(exitCode: number, oomKilled: boolean, error?: string): ExitR
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
+/** Every volume's host path must exist: docker would otherwise create an empty directory there. */
+async function checkVolumes(volumes: readonly { hostPath: string }[]): Promise<void> {
+  for (const v of volumes) {
+    try {
+      await stat(v.hostPath)
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      if (code === 'ENOENT' || code === 'ENOTDIR') throw new DriverError(`volume host path "${v.hostPath}" does not exist`, false)
+      throw new DriverError(`volume host path "${v.hostPath}": ${(err as Error).message}`, false)
+    }
+  }
+}
+
 /** Go's os.FileMode bits as sent in X-Docker-Container-Path-Stat. */
 const MODE_DIR = 2 ** 31
 const MODE_SYMLINK = 2 ** 27
@@ -218,6 +233,7 @@ export class DockerDriver implements Driver {
     const existing = await this.inspectOrUndefined(name, spec)
     if (existing) return this.startExisting(existing, spec)
 
+    await checkVolumes(task.config.volumes ?? [])
     const image = await this.ensureImage(task.config.image, spec)
     const options = this.createOptions(spec, name)
 
@@ -304,6 +320,17 @@ export class DockerDriver implements Driver {
       throw new DriverError(`memory limit of ${memoryMB} MB is below docker's minimum of ${MIN_MEMORY_MB} MB`)
     }
     const memory = memoryMB > 0 ? Math.round(memoryMB * 1024 * 1024) : 0
+    // memory_max: the hard limit; memory stays the (soft) reservation.
+    const maxMB = task.resources.memoryMaxMB
+    const limits: Docker.HostConfig = maxMB !== undefined && maxMB > memoryMB
+      ? { Memory: maxMB * 1024 * 1024, MemorySwap: maxMB * 1024 * 1024, ...(memory > 0 ? { MemoryReservation: memory } : {}) }
+      : memory > 0 ? { Memory: memory, MemorySwap: memory } : {}
+    if (cfg.cpuHardLimit) {
+      // As Nomad: the task's MHz as a share of one core's, of each 100 ms period.
+      limits.CpuPeriod = CPU_PERIOD_US
+      limits.CpuQuota = cpuQuota(task.resources.cpu)
+    }
+    if (cfg.volumes?.length) limits.Binds = cfg.volumes.map((v) => `${v.hostPath}:${v.containerPath}${v.readOnly ? ':ro' : ''}`)
 
     // In a group's shared namespace the pause container publishes the ports.
     const network: Pick<ContainerCreateOptions, 'ExposedPorts'> & { HostConfig: Docker.HostConfig } = spec.networkMode
@@ -325,7 +352,7 @@ export class DockerDriver implements Driver {
         ...network.HostConfig,
         CpuShares: Math.max(2, Math.round(task.resources.cpu)),
         Init: this.init,
-        ...(memory > 0 ? { Memory: memory, MemorySwap: memory } : {}),
+        ...limits,
       },
     }
     if (cmd) options.Cmd = cmd

@@ -159,6 +159,14 @@ export class DriverError extends Error {
   }
 }
 
+/** The task cannot be set up to start (a variable of env_from_var is missing, ...): never retried. */
+export class SetupError extends DriverError {
+  override name = 'SetupError'
+  constructor(message: string) {
+    super(message, false)
+  }
+}
+
 export interface Driver {
   readonly name: DriverName
   fingerprint(): Promise<DriverFingerprint>

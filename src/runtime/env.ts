@@ -14,6 +14,7 @@ export function taskEnv(alloc: Allocation, task: Task, nodeId: string): Record<s
     SHOAL_CPU_LIMIT: String(task.resources.cpu),
     SHOAL_MEMORY_LIMIT: String(task.resources.memoryMB),
   }
+  if (task.resources.memoryMaxMB !== undefined) env.SHOAL_MEMORY_MAX_LIMIT = String(task.resources.memoryMaxMB)
   for (const p of alloc.resources.ports) {
     env[`SHOAL_PORT_${p.label}`] = String(task.driver === 'docker' ? p.to : p.value)
     env[`SHOAL_HOST_PORT_${p.label}`] = String(p.value)

@@ -33,6 +33,7 @@ import {
   type TaskStats,
 } from './driver.ts'
 import { FileLogStream, tailOffset } from './file-log.ts'
+import { CPU_PERIOD_US, cpuQuota } from './limits.ts'
 import { bootId, CLOCK_TICKS_PER_SECOND, isRunning, processGroupMembers, readCpuTicks, readCwd, readEnviron, readProcStat, readRssBytes, signalProcess } from './proc.ts'
 
 export interface ExecDriverOptions {
@@ -185,7 +186,7 @@ export class ExecDriver implements Driver {
     await mkdir(this.stateDir, { recursive: true })
     const logDir = join(allocDir, 'logs')
     await mkdir(logDir, { recursive: true })
-    const cgroup = await this.prepareCgroup(key, task.resources.cpu, task.resources.memoryMB)
+    const cgroup = await this.prepareCgroup(key, task.resources.cpu, task.resources.memoryMB, task.resources.memoryMaxMB, task.config.cpuHardLimit ?? false)
 
     const out = openSync(join(logDir, `${task.name}.stdout`), 'a')
     let err: number
@@ -538,17 +539,21 @@ export class ExecDriver implements Driver {
   }
 
   /** Creates the task's cgroup with its limits; undefined (task runs unlimited) on failure. */
-  private async prepareCgroup(key: string, cpu: number, memoryMB: number): Promise<string | undefined> {
+  private async prepareCgroup(key: string, cpu: number, memoryMB: number, memoryMaxMB?: number, cpuHardLimit = false): Promise<string | undefined> {
     const support = await this.cgroups()
     if (!support.ok) return undefined
     const dir = join(support.parent, key)
     try {
       await mkdir(dir, { recursive: true })
       if (memoryMB > 0) {
-        await writeFile(join(dir, 'memory.max'), String(Math.round(memoryMB * 1024 * 1024)))
+        // memory_max: the hard limit above the reservation, which the kernel protects (memory.low).
+        const hard = memoryMaxMB !== undefined && memoryMaxMB > memoryMB ? memoryMaxMB : memoryMB
+        await writeFile(join(dir, 'memory.max'), String(Math.round(hard * 1024 * 1024)))
+        if (hard > memoryMB) await writeFile(join(dir, 'memory.low'), String(Math.round(memoryMB * 1024 * 1024)))
         // No swap; the file is absent without swap accounting.
         await writeFile(join(dir, 'memory.swap.max'), '0').catch(() => undefined)
       }
+      if (cpuHardLimit) await writeFile(join(dir, 'cpu.max'), `${cpuQuota(cpu)} ${CPU_PERIOD_US}`)
       // Docker's conversion of CPU shares (2..262144) to cgroup v2 weight (1..10000).
       const shares = Math.min(262_144, Math.max(2, Math.round(cpu)))
       await writeFile(join(dir, 'cpu.weight'), String(1 + Math.floor(((shares - 2) * 9999) / 262_142)))

@@ -1,7 +1,7 @@
 // Runs one task through its driver for the life of its allocation: start,
 // wait, and restart in place per the restart policy, recording task events.
 import type { JobType, RestartPolicy, TaskEvent, TaskState } from '../structs/index.ts'
-import { DriverError, type Driver, type ExitResult, type TaskHandle, type TaskStartSpec } from './driver.ts'
+import { DriverError, SetupError, type Driver, type ExitResult, type TaskHandle, type TaskStartSpec } from './driver.ts'
 import { HealthMonitor, type HealthUpdate } from './health.ts'
 import { RestartTracker } from './restart.ts'
 
@@ -18,6 +18,8 @@ export interface TaskRunnerOptions {
   previous?: TaskState
   /** Exit 0 completes the task even in a service job (lifecycle hooks, non-essential tasks). */
   completeOnSuccess?: boolean
+  /** Environment added at each start (env_from_var); throws SetupError when it cannot be. */
+  resolveEnv?: () => Record<string, string>
   onChange: () => void
   now?: () => number
 }
@@ -120,13 +122,14 @@ export class TaskRunner {
       if (!this.#handle || this.#state.state !== 'running') {
         started = true
         try {
-          this.#handle = await driver.start(spec)
+          const extra = this.#o.resolveEnv?.()
+          this.#handle = await driver.start(extra ? { ...spec, env: { ...spec.env, ...extra } } : spec)
           if (this.#killed) break
           this.#event('Started', `task started by ${driver.name} driver`, undefined, { state: 'running', startedAt: this.#now() })
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err)
           unrecoverable = err instanceof DriverError && !err.recoverable
-          this.#event('Driver Failure', message)
+          this.#event(err instanceof SetupError ? 'Setup Failure' : 'Driver Failure', message)
           exit = { exitCode: -1, oomKilled: false, error: message }
         }
       }

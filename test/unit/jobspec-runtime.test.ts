@@ -159,3 +159,59 @@ test('cycles are errors, through depends_on and through the waits lifecycle hook
     'job.web.group.fe.task: needs at least one main task (a task without a lifecycle block)',
   ])
 })
+
+// --- Resources and env -----------------------------------------------------------------
+
+test('volumes, cpu_hard_limit, memory_max and env_from_var are normalised; absent when not given', (t) => {
+  const spec = specOf(file({
+    a: {
+      config: { image: 'busybox', ports: ['http'], volumes: ['/srv/data:/data', '/etc/app:/etc/app:ro', '/x:/y:rw'], cpu_hard_limit: true },
+      resources: { cpu: 200, memory: 64, memory_max: 128 },
+      env: { A: '1' },
+      env_from_var: { DB_PASSWORD: 'app/db/password' },
+    },
+    b: exec({ config: { command: '/bin/true', cpu_hard_limit: true } }),
+    c: {},
+  }))
+  const [a, b, c] = spec.groups[0]!.tasks
+  t.deepEqual(a!.config, {
+    image: 'busybox', args: [], ports: ['http'], cpuHardLimit: true,
+    volumes: [
+      { hostPath: '/srv/data', containerPath: '/data', readOnly: false },
+      { hostPath: '/etc/app', containerPath: '/etc/app', readOnly: true },
+      { hostPath: '/x', containerPath: '/y', readOnly: false },
+    ],
+  })
+  t.deepEqual(a!.resources, { cpu: 200, memoryMB: 64, memoryMaxMB: 128 })
+  t.deepEqual(a!.envFromVar, { DB_PASSWORD: 'app/db/password' })
+  t.deepEqual(b!.config, { command: '/bin/true', args: [], cpuHardLimit: true })
+  t.deepEqual(c!.config, { image: 'busybox', args: [], ports: ['http'] })
+  t.deepEqual(c!.resources, { cpu: 100, memoryMB: 300 })
+  t.false('envFromVar' in c!)
+  t.false('cpuHardLimit' in specOf(file({ a: { config: { image: 'busybox', ports: ['http'], cpu_hard_limit: false } } })).groups[0]!.tasks[0]!.config)
+})
+
+test('volume, memory_max and env_from_var problems name the field', (t) => {
+  expectErrors(t, file({
+    a: {
+      config: { image: 'busybox', ports: ['http'], volumes: ['data:/data', '/a:b', '/a:/b:rx', '/a', '/c:/b', '/d:/b', 7], cpu_hard_limit: 'yes' },
+      resources: { memory: 64, memory_max: 32 },
+      env: { SAME: 'x' },
+      env_from_var: { SAME: 'app/x', BAD: 'no//path', NUM: 3 },
+    },
+    b: exec({ config: { command: '/bin/true', volumes: ['/a:/b'] } }),
+  }), [
+    `${T}.a.config.volumes[0]: host path must be absolute (got "data")`,
+    `${T}.a.config.volumes[1]: container path must be absolute (got "b")`,
+    `${T}.a.config.volumes[2]: mode must be "ro" or "rw" (got "rx")`,
+    `${T}.a.config.volumes[3]: must be "HOST_PATH:CONTAINER_PATH" with an optional ":ro" or ":rw", like "/srv/data:/data" or "/etc/app:/etc/app:ro" (got "/a")`,
+    `${T}.a.config.volumes[5]: container path "/b" is mounted more than once`,
+    `${T}.a.config.volumes[6]: must be a string like "/srv/data:/data" or "/etc/app:/etc/app:ro" (got 7)`,
+    `${T}.a.config.cpu_hard_limit: must be true or false (got "yes")`,
+    `${T}.a.resources.memory_max: must be at least "memory" (64 MB): it is the hard limit above the reservation (got 32)`,
+    `${T}.a.env_from_var.SAME: "SAME" is also set in "env"; set it in one place`,
+    `${T}.a.env_from_var.BAD: variable path "no//path" must be segments of letters, digits, "_", "-", ".", "@" separated by single "/"`,
+    `${T}.a.env_from_var.NUM: must be the path of a variable, a string like "app/db/password" (got 3)`,
+    `${T}.b.config.volumes: unknown field (exec tasks run on the host and see its files; "volumes" is a docker driver option)`,
+  ])
+})
