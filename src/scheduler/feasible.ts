@@ -145,7 +145,17 @@ export function checkNodeOnly(node: Node, ctx: FeasibilityContext): Rejection | 
   return run(NODE_CHECKS, node, ctx)
 }
 
-/** PLAN_CHECKS only, for a node that passed checkNodeOnly. */
-export function checkPlan(node: Node, ctx: FeasibilityContext): Rejection | null {
-  return run(PLAN_CHECKS, node, ctx)
+/** PLAN_CHECKS only (or those of planChecksFor), for a node that passed checkNodeOnly. */
+export function checkPlan(node: Node, ctx: FeasibilityContext, checks: readonly FeasibilityCheck[] = PLAN_CHECKS): Rejection | null {
+  return run(checks, node, ctx)
+}
+
+/** The PLAN_CHECKS that can reject a node for this group, in chain order: the others pass every node. */
+export function planChecksFor(rules: GroupRules): FeasibilityCheck[] {
+  return PLAN_CHECKS.filter((check) => {
+    if (check === distinctHosts) return rules.distinctHosts !== null
+    if (check === distinctProperty) return rules.distinctProperties.length > 0
+    if (check === staticPortsFree) return rules.staticPorts.length > 0
+    return true
+  })
 }

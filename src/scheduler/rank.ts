@@ -113,11 +113,22 @@ export const RANKING: Readonly<Record<string, RankComponent>> = {
 
 const RANKING_LIST = Object.entries(RANKING)
 
-/** rankNode(node, ctx).score, without collecting the components (the same sum in the same order: the same number). */
-export function scoreNode(node: Node, ctx: RankContext): number {
+const ALL_COMPONENTS = RANKING_LIST.map(([, c]) => c)
+
+/** The components that can score nodes for this group, in RANKING order: the others have nothing to say about any node. */
+export function componentsFor(rules: GroupRules): RankComponent[] {
+  return ALL_COMPONENTS.filter((c) => (c === nodeAffinity ? rules.affinities.length > 0 : c === allocationSpread ? rules.spreads.length > 0 : true))
+}
+
+/**
+ * rankNode(node, ctx).score, without collecting the components: the same sum
+ * in the same order, so the same number (`components`: all of RANKING, or
+ * componentsFor the group).
+ */
+export function scoreNode(node: Node, ctx: RankContext, components: readonly RankComponent[] = ALL_COMPONENTS): number {
   let sum = 0
   let n = 0
-  for (const [, component] of RANKING_LIST) {
+  for (const component of components) {
     const s = component(node, ctx)
     if (s === null) continue
     sum += s

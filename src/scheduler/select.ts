@@ -10,8 +10,8 @@
 // When every feasible node fits within the limit (small clusters) the choice
 // is the one a full scan makes: the highest score, ties to the lowest node id.
 import type { Node } from '../structs/index.ts'
-import { checkNodeOnly, checkPlan, type FeasibilityContext } from './feasible.ts'
-import { rankNode, scoreNode, spreadValues, type NodeScore } from './rank.ts'
+import { checkNodeOnly, checkPlan, planChecksFor, type FeasibilityCheck, type FeasibilityContext } from './feasible.ts'
+import { componentsFor, rankNode, scoreNode, spreadValues, type NodeScore, type RankComponent } from './rank.ts'
 import type { GroupRules } from './rules.ts'
 
 export const SKIP_SCORE_THRESHOLD = 0
@@ -65,14 +65,23 @@ const UNKNOWN = 0
 const PASSES = 1
 const FILTERED = 2
 
+/** What the walk keeps per group for one evaluation. */
+interface GroupWalk {
+  /** Per node: whether it passes the checks that depend only on the node (NODE_CHECKS). */
+  nodeChecks: Uint8Array
+  /** The plan-dependent checks that can reject nodes for the group. */
+  planChecks: FeasibilityCheck[]
+  /** The ranking components that can score nodes for the group. */
+  components: RankComponent[]
+}
+
 /** One evaluation's walk over the cluster's nodes. */
 export class NodeWalk {
   /** The nodes, sorted by id. */
   readonly nodes: readonly Node[]
   readonly #order: Uint32Array
   #cursor = 0
-  /** Per group: whether each node passes the checks that depend only on the node (NODE_CHECKS). */
-  readonly #nodeChecks = new Map<GroupRules, Uint8Array>()
+  readonly #groups = new Map<GroupRules, GroupWalk>()
   /** Groups for which no node was feasible: later placements of them cannot fit either (see schedule()). */
   readonly noFit = new Set<GroupRules>()
 
@@ -82,14 +91,14 @@ export class NodeWalk {
   }
 
   /** Whether the node at `index` passes every feasibility check now (checkNode(...) === null). */
-  #feasible(index: number, ctx: FeasibilityContext, nodeChecks: Uint8Array): boolean {
+  #feasible(index: number, ctx: FeasibilityContext, g: GroupWalk): boolean {
     const node = this.nodes[index]!
-    let state = nodeChecks[index]!
+    let state = g.nodeChecks[index]!
     if (state === UNKNOWN) {
       state = checkNodeOnly(node, ctx) === null ? PASSES : FILTERED
-      nodeChecks[index] = state
+      g.nodeChecks[index] = state
     }
-    return state === PASSES && checkPlan(node, ctx) === null
+    return state === PASSES && checkPlan(node, ctx, g.planChecks) === null
   }
 
   /**
@@ -101,18 +110,19 @@ export class NodeWalk {
     const n = this.nodes.length
     if (n === 0) return null
     const rules = ctx.rules
-    let nodeChecks = this.#nodeChecks.get(rules)
-    if (!nodeChecks) this.#nodeChecks.set(rules, (nodeChecks = new Uint8Array(n)))
+    let g = this.#groups.get(rules)
+    if (!g) this.#groups.set(rules, (g = { nodeChecks: new Uint8Array(n), planChecks: planChecksFor(rules), components: componentsFor(rules) }))
     const start = this.#cursor
     // Spread scores depend on the values among all feasible nodes: those need the whole walk.
     let feasible: number[] | null = null
     if (rules.spreads.length > 0) {
       feasible = []
-      for (let k = 0; k < n; k++) if (this.#feasible(this.#order[(start + k) % n]!, ctx, nodeChecks)) feasible.push(k)
+      for (let k = 0; k < n; k++) if (this.#feasible(this.#order[(start + k) % n]!, ctx, g)) feasible.push(k)
     }
     const rank = { ...ctx, need, spreadValues: feasible ? spreadValues(rules.spreads, feasible.map((k) => this.nodes[this.#order[(start + k) % n]!]!)) : [] }
 
     // Candidates are compared by score alone; the winner's components are collected at the end.
+    const components = g.components
     let best = -1
     let bestScore = 0
     let seen = 0
@@ -127,7 +137,7 @@ export class NodeWalk {
     }
     const visit = (index: number) => {
       anyFeasible = true
-      const score = scoreNode(this.nodes[index]!, rank)
+      const score = scoreNode(this.nodes[index]!, rank, components)
       if (score <= SKIP_SCORE_THRESHOLD && skipped.length < MAX_SKIP) skipped.push({ index, score })
       else consider(index, score)
     }
@@ -142,7 +152,7 @@ export class NodeWalk {
       let k = 0
       for (; k < n && seen < limit; k++) {
         const index = this.#order[(start + k) % n]!
-        if (this.#feasible(index, ctx, nodeChecks)) visit(index)
+        if (this.#feasible(index, ctx, g)) visit(index)
       }
       pulled = k
     }
