@@ -78,6 +78,8 @@ export class AllocRunner {
   /** Set once the group's long-running tasks are being stopped (an essential task ended). */
   #ending: string | undefined
   #started: Promise<void> | undefined
+  /** While set, task changes are not folded (several are being made at once). */
+  #quiet = false
   /** The driver holding the group's shared network namespace, until released. */
   #network: Driver | undefined
 
@@ -138,7 +140,11 @@ export class AllocRunner {
     }
     for (const e of this.#entries) e.waits = this.#waitsOf(e)
     if (setupError !== undefined) {
+      // Every task fails with the reason (not with "sibling failed"): fold the states once, after.
+      this.#quiet = true
       for (const e of this.#entries) e.runner.skip('Setup Failure', setupError, true)
+      this.#quiet = false
+      this.#onTaskChange()
       return
     }
     // Tasks found running at agent start are re-attached whatever they wait for.
@@ -259,7 +265,7 @@ export class AllocRunner {
   }
 
   #onTaskChange(): void {
-    if (this.#entries.length === 0) return
+    if (this.#entries.length === 0 || this.#quiet) return
     // An essential task failed, or a long-running essential task ended, or every main task ended: stop the rest.
     if (!this.#stopping && this.#ending === undefined) {
       const failed = this.#entries.find((e) => e.runner.state.failed && isEssentialTask(e.task))

@@ -369,7 +369,7 @@ export class DockerDriver implements Driver {
       await this.pull(image)
       return await this.docker.getImage(image).inspect()
     } catch (err) {
-      const reason = err instanceof PullError ? err.message : apiMessage(err)
+      const reason = (err instanceof PullError ? err.message : apiMessage(err)).trim()
       throw new DriverError(`image "${image}" not found locally and could not be pulled: ${reason}`, false)
     }
   }
