@@ -69,7 +69,13 @@ export class RaftProposer implements Proposer {
 
   async propose(command: Command): Promise<ApplyResult> {
     const bytes = encode(command)
-    return this.#toLeader(async () => (await this.#raft.propose(bytes)).result as ApplyResult, 'propose', bytes)
+    const result = await this.#toLeader(async () => (await this.#raft.propose(bytes)).result as ApplyResult, 'propose', bytes)
+    // Read your writes: a write forwarded to the leader is answered once this
+    // agent has applied it too, so what the caller reads next includes it.
+    if (!(await this.#raft.waitApplied(result.index, WRITE_DEADLINE_MS))) {
+      throw new OutcomeUnknownError(`write committed at index ${result.index} but not yet applied on this agent`)
+    }
+    return result
   }
 
   /** Resolves once this agent's state reflects every write acknowledged before the call. */
