@@ -158,7 +158,9 @@ export class Agent {
       })
       transport = await RaftTransport.create(host, { logger: consoleLogger('raft-transport') })
       rpc = new ClusterRpc(transport, errorCode)
-      membership = await Membership.create(host, { logger: consoleLogger('gossip') })
+      // A closed connection (kill -9 closes the victim's sockets) is strong evidence:
+      // suspect for half the usual time; a live member still has > 0.8 s to refute.
+      membership = await Membership.create(host, { logger: consoleLogger('gossip'), hintedSuspicionFactor: 0.5 })
     }
     const bootstrap = fresh && (config.dev || config.join.length === 0)
     const raft = await openRaft(config, nodeId, storage, fsm, transport, bootstrap)
@@ -186,7 +188,7 @@ export class Agent {
   }
 
   async #registerNode(): Promise<void> {
-    const fp = await fingerprint(this.#drivers)
+    const fp = await fingerprint(this.#drivers, this.config.dataDir)
     const existing = this.fsm.state.get('nodes', this.nodeId)
     const duplicate = this.fsm.state.list('nodes').find((n) => n.name === this.config.name && n.id !== this.nodeId && n.status !== 'down')
     if (duplicate) throw new Error(`--name: a node named "${this.config.name}" already exists (${duplicate.id}); choose another name`)
@@ -393,6 +395,7 @@ export class Agent {
       await this.raft.changeMembership(change)
       this.log.info(change.type === 'promote' ? `promoted ${name} to voter`
         : change.type === 'addLearner' ? `${name} is back: added as a learner`
+        : change.type === 'demote' ? `demoted ${name} to learner (more voters than --voters ${this.config.voters})`
         : `removed ${name} from the Raft configuration (gone for ${DEAD_MEMBER_GRACE_MS / 1000}s+)`)
     } catch (err) {
       this.log.warn(`voter change ${change.type} ${name} failed: ${(err as Error).message}`)

@@ -1,4 +1,5 @@
 // What this machine offers: resources, attributes and healthy drivers.
+import { statfs } from 'node:fs/promises'
 import os from 'node:os'
 import type { NodeResources } from '../structs/index.ts'
 import type { Driver } from '../runtime/driver.ts'
@@ -9,7 +10,7 @@ export interface Fingerprint {
   drivers: string[]
 }
 
-export async function fingerprint(drivers: readonly Driver[]): Promise<Fingerprint> {
+export async function fingerprint(drivers: readonly Driver[], dataDir: string): Promise<Fingerprint> {
   const cpus = os.cpus()
   const mhz = cpus[0]?.speed || 1000
   const attributes: Record<string, string> = {
@@ -19,6 +20,12 @@ export async function fingerprint(drivers: readonly Driver[]): Promise<Fingerpri
     'cpu.numcores': String(cpus.length),
     'cpu.frequency': String(mhz),
     'unique.hostname': os.hostname(),
+  }
+  // Disk where allocations live (their directories and logs are under the data dir).
+  const fs = await statfs(dataDir).catch(() => null)
+  if (fs) {
+    attributes['storage.bytestotal'] = String(fs.blocks * fs.bsize)
+    attributes['storage.bytesfree'] = String(fs.bavail * fs.bsize)
   }
   const healthy: string[] = []
   for (const d of drivers) {

@@ -56,9 +56,11 @@ export class ClusterOps {
     return { evalId: ev.id, index }
   }
 
+  /** A node (re)joining: every system job is evaluated, so it gets its allocation there. */
   async registerNode(node: NewNode): Promise<number> {
     const time = this.#now()
-    return check(await this.#proposer.propose({ type: 'NodeRegister', node, time }))
+    const evals = this.#state.list('jobs').filter((j) => j.type === 'system' && !j.stop).map((j) => newEval(j.id, 'node-update', time, { nodeId: node.id }))
+    return check(await this.#proposer.propose({ type: 'NodeRegister', node, time, evals }))
   }
 
   /**

@@ -3,7 +3,7 @@
 // the configuration (removed during a partition) as a learner; promote a
 // caught-up, active learner while fewer than `desired` voters are healthy;
 // remove voters (and learners) that gossip has declared dead or gone for
-// longer than a grace period. Removing a dead
+// longer than a grace period; demote a voter beyond `desired`. Removing a dead
 // voter never costs quorum: the live voters that formed a majority of the old
 // configuration form one of the smaller configuration too. Pure: the leader
 // calls it on a timer.
@@ -52,5 +52,13 @@ export function nextVoterChange(i: VoterInputs): ConfChange | null {
   if (deadVoter) return { type: 'remove', nodeId: deadVoter }
   const deadLearner = status.conf.learners.find(expired)
   if (deadLearner) return { type: 'remove', nodeId: deadLearner }
+  // More healthy voters than wanted (a dead voter came back after its
+  // replacement was promoted): demote one, never the leader, the least
+  // caught up first. An even count adds no fault tolerance, only latency.
+  if (healthyVoters.length > i.desired) {
+    const extra = healthyVoters.filter((id) => id !== status.id)
+      .sort((a, b) => (status.progress![a]?.match ?? 0) - (status.progress![b]?.match ?? 0) || (a < b ? 1 : -1))[0]
+    if (extra) return { type: 'demote', nodeId: extra }
+  }
   return null
 }

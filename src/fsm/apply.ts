@@ -126,6 +126,7 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
     case 'NodeRegister': {
       const prev = tx.get('nodes', cmd.node.id)
       tx.put('nodes', cmd.node.id, { ...cmd.node, createIndex: prev?.createIndex ?? index, modifyIndex: index })
+      for (const ev of cmd.evals ?? []) putEval(tx, index, ev)
       return { ok: true, index }
     }
     case 'NodeStatusUpdate': {

@@ -29,7 +29,8 @@ export interface AllocClientUpdate {
 }
 
 export type Command =
-  | { type: 'NodeRegister'; node: NewNode; time: number }
+  /** `evals`: system jobs to evaluate for the node (absent in entries written before they existed). */
+  | { type: 'NodeRegister'; node: NewNode; time: number; evals?: NewEval[] }
   | { type: 'NodeStatusUpdate'; nodeId: string; status: NodeStatus; description: string; time: number; evals: NewEval[] }
   /** `checkIndex`: register only if the job's modify index is this (0: only if it does not exist). */
   | { type: 'JobRegister'; spec: JobSpec; time: number; eval: NewEval; checkIndex?: number }

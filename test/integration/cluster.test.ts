@@ -79,6 +79,14 @@ test('5 agents: chain of joins, convergence, voters heal after kill -9, reschedu
   t.log(`voters healed after ${Date.now() - killedAt} ms`)
   t.is((await runCli(['var', 'put', 'after/heal', 'ok'], observer.address)).code, 0, 'writes keep working')
 
+  // A system job: one allocation on every alive node.
+  const sys = execJob('everywhere', 1, [])
+  ;(sys.job.everywhere as Record<string, unknown>).type = 'system'
+  const sysFile = join(dir, 'everywhere.json')
+  await writeFile(sysFile, JSON.stringify(sys))
+  const sysRun = await runCli(['job', 'run', sysFile], observer.address)
+  t.is(sysRun.code, 0, sysRun.stdout + sysRun.stderr)
+
   // A job nothing fits is accepted, blocked with the reason, and starts when a node that fits joins.
   const gpu = join(dir, 'gpu.json')
   await writeFile(gpu, JSON.stringify(execJob('gpu', 1, [{ attribute: '${meta.gpu}', value: 'yes' }])))
@@ -95,5 +103,10 @@ test('5 agents: chain of joins, convergence, voters heal after kill -9, reschedu
     const a = (await observer.get<AllocStub[]>('/v1/job/gpu/allocations')).find((x) => x.desiredStatus === 'run')
     return a?.nodeName === 'n6' && a.clientStatus === 'running'
   }, { what: 'the blocked job running on the new node', timeoutMs: 20_000 })
+  // The system job placed before n6 existed runs there too.
+  await eventually(async () => {
+    const on = (await observer.get<AllocStub[]>('/v1/job/everywhere/allocations')).filter((x) => x.desiredStatus === 'run' && x.clientStatus === 'running').map((x) => x.nodeName)
+    return on.includes('n6') && on.length === alive().length
+  }, { what: 'the system job on every alive node, the new one included', timeoutMs: 20_000 })
   t.true(alive().length === 5)
 })

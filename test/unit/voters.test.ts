@@ -41,3 +41,9 @@ test('a known member that is alive again but no longer in the configuration rejo
   t.deepEqual(nextVoterChange(i), { type: 'addLearner', nodeId: 'd' })
   t.is(nextVoterChange({ ...i, liveness: (id: string) => (id === 'd' ? 'dead' : undefined) }), null, 'not while dead')
 })
+
+test('a voter beyond the target is demoted (never the leader), once nothing more urgent is pending', (t) => {
+  t.deepEqual(nextVoterChange(inputs(status(['a', 'b', 'c', 'd'], [], { b: 100, c: 90, d: 100 }))), { type: 'demote', nodeId: 'c' })
+  t.is(nextVoterChange(inputs(status(['a', 'b', 'c', 'd'], []), { d: 'dead' }, { d: 99_000 })), null, 'a dead voter inside its grace: wait')
+  t.deepEqual(nextVoterChange(inputs(status(['a', 'b', 'c', 'd'], []), { d: 'dead' }, { d: 0 })), { type: 'remove', nodeId: 'd' })
+})
