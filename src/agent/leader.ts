@@ -5,10 +5,11 @@
 // Plans are pipelined: while one commits (Raft round trips and fsyncs) the
 // next evaluation is scheduled against the state plus the placements still in
 // flight, so it neither counts on capacity they take nor reuses their ports.
-// Only plans that merely add allocations overlap, and never two of one job: if
-// such a plan fails to commit, those scheduled after it only assumed less free
-// capacity than there is. A plan that stops or updates allocations waits for
-// the plans before it and holds back the ones after it.
+// Plans overlap only when those in flight merely add allocations, and never
+// two of one job: if such a plan fails to commit, those scheduled after it only
+// assumed less free capacity than there is. While a plan that stops or updates
+// allocations is in flight, nothing else is scheduled (its stops free capacity
+// that a later plan must not count on before they commit).
 import { randomUUID } from 'node:crypto'
 import type { AppliedEvent, Fsm } from '../fsm/fsm.ts'
 import type { NewAlloc } from '../fsm/commands.ts'
