@@ -8,8 +8,9 @@
 // Plans overlap only when those in flight merely add allocations, and never
 // two of one job: if such a plan fails to commit, those scheduled after it only
 // assumed less free capacity than there is. While a plan that stops or updates
-// allocations is in flight, nothing else is scheduled (its stops free capacity
-// that a later plan must not count on before they commit).
+// allocations is in flight nothing else is scheduled: not needed for safety (a
+// later plan sees stopped allocations as live until the stop applies), it keeps
+// the overlap to the common case, plans that only place.
 import { randomUUID } from 'node:crypto'
 import type { AppliedEvent, Fsm } from '../fsm/fsm.ts'
 import type { NewAlloc } from '../fsm/commands.ts'
