@@ -2,6 +2,7 @@
 // Every problem found is reported, each with the dotted path of its field.
 
 import {
+  defaultReschedulePolicy,
   AFFINITY_OPERATORS,
   CHECK_TYPES,
   CONSTRAINT_OPERATORS,
@@ -22,6 +23,8 @@ import {
   type JobType,
   type PortSpec,
   type Resources,
+  type DelayFunction,
+  type ReschedulePolicy,
   type RestartMode,
   type RestartPolicy,
   type Spread,
@@ -58,8 +61,10 @@ export function defaultRestartPolicy(type: JobType): RestartPolicy {
 }
 
 const ROOT_FIELDS = ['job'] as const
-const JOB_FIELDS = ['type', 'priority', 'constraint', 'affinity', 'spread', 'group'] as const
-const GROUP_FIELDS = ['count', 'network', 'restart', 'constraint', 'affinity', 'spread', 'task'] as const
+const JOB_FIELDS = ['type', 'priority', 'reschedule', 'constraint', 'affinity', 'spread', 'group'] as const
+const GROUP_FIELDS = ['count', 'network', 'restart', 'reschedule', 'constraint', 'affinity', 'spread', 'task'] as const
+const RESCHEDULE_FIELDS = ['attempts', 'interval', 'delay', 'delay_function', 'max_delay', 'unlimited'] as const
+export const DELAY_FUNCTIONS: readonly DelayFunction[] = ['constant', 'exponential', 'fibonacci']
 const NETWORK_FIELDS = ['port'] as const
 const PORT_FIELDS = ['to', 'static'] as const
 const RESTART_FIELDS = ['attempts', 'interval', 'delay', 'mode'] as const
@@ -326,10 +331,11 @@ function checkJob(c: Checker, id: string, v: unknown, path: Path): JobSpec | und
     affinities: checkAffinities(c, own(o, 'affinity'), [...path, 'affinity']),
     spreads: checkSpreads(c, own(o, 'spread'), [...path, 'spread']),
   }
+  const jobReschedule = checkReschedule(c, own(o, 'reschedule'), [...path, 'reschedule'], defaultReschedulePolicy(type))
   const groups: TaskGroup[] = []
   const example = '{"frontend": {"task": {...}}}'
   for (const [name, g] of c.blocks(own(o, 'group'), [...path, 'group'], 'group', example)) {
-    const group = checkGroup(c, name, g, [...path, 'group', name], type, jobRules)
+    const group = checkGroup(c, name, g, [...path, 'group', name], type, jobRules, jobReschedule)
     if (group !== undefined) groups.push(group)
   }
   return { id, type, priority, groups }
@@ -341,7 +347,7 @@ interface PlacementRules {
   spreads: Spread[]
 }
 
-function checkGroup(c: Checker, name: string, v: unknown, path: Path, jobType: JobType, jobRules: PlacementRules): TaskGroup | undefined {
+function checkGroup(c: Checker, name: string, v: unknown, path: Path, jobType: JobType, jobRules: PlacementRules, jobReschedule: ReschedulePolicy): TaskGroup | undefined {
   c.name(name, path, 'group')
   const o = c.object(v, path)
   if (o === undefined) return undefined
@@ -349,6 +355,7 @@ function checkGroup(c: Checker, name: string, v: unknown, path: Path, jobType: J
   const count = c.integer(o, 'count', path, 0) ?? DEFAULT_COUNT
   const { ports, labels } = checkNetwork(c, own(o, 'network'), [...path, 'network'])
   const restart = checkRestart(c, own(o, 'restart'), [...path, 'restart'], jobType)
+  const reschedule = checkReschedule(c, own(o, 'reschedule'), [...path, 'reschedule'], jobReschedule)
   const constraints = [...jobRules.constraints, ...checkConstraints(c, own(o, 'constraint'), [...path, 'constraint'])]
   const affinities = [...jobRules.affinities, ...checkAffinities(c, own(o, 'affinity'), [...path, 'affinity'])]
   const spreads = [...jobRules.spreads, ...checkSpreads(c, own(o, 'spread'), [...path, 'spread'])]
@@ -362,7 +369,7 @@ function checkGroup(c: Checker, name: string, v: unknown, path: Path, jobType: J
   checkPublishedCheckPorts(c, tasks, path, labels)
   checkTaskOrder(c, tasks, taskBlocks.map(([n]) => n), path, name)
   return {
-    name, count, ports, restart, tasks,
+    name, count, ports, restart, reschedule, tasks,
     ...(constraints.length > 0 ? { constraints } : {}),
     ...(affinities.length > 0 ? { affinities } : {}),
     ...(spreads.length > 0 ? { spreads } : {}),
@@ -410,6 +417,29 @@ function checkNetwork(c: Checker, v: unknown, path: Path): NetworkResult {
   }
   // Labels whose blocks were broken still count as declared: no second error for their uses.
   return { ports, labels: new Set(Object.keys(portMap)) }
+}
+
+/** A reschedule block; its fields override `base` (the job's block, or the type's defaults). */
+function checkReschedule(c: Checker, v: unknown, path: Path, base: ReschedulePolicy): ReschedulePolicy {
+  if (v === undefined) return base
+  const o = c.object(v, path, 'an object like {"delay": "30s", "delay_function": "exponential", "max_delay": "1h", "unlimited": true}')
+  if (o === undefined) return base
+  c.fields(o, path, RESCHEDULE_FIELDS)
+  const unlimited = own(o, 'unlimited')
+  if (unlimited !== undefined && typeof unlimited !== 'boolean') c.add([...path, 'unlimited'], `must be true or false (got ${describe(unlimited)})`)
+  const policy: ReschedulePolicy = {
+    attempts: c.integer(o, 'attempts', path, 0) ?? base.attempts,
+    intervalMs: c.duration(o, 'interval', path) ?? base.intervalMs,
+    delayMs: c.duration(o, 'delay', path) ?? base.delayMs,
+    delayFunction: c.oneOf(o, 'delay_function', path, DELAY_FUNCTIONS) ?? base.delayFunction,
+    maxDelayMs: c.duration(o, 'max_delay', path) ?? base.maxDelayMs,
+    unlimited: typeof unlimited === 'boolean' ? unlimited : base.unlimited,
+  }
+  if (policy.delayFunction !== 'constant' && policy.maxDelayMs > 0 && policy.maxDelayMs < policy.delayMs) {
+    c.add([...path, 'max_delay'], `must be at least the delay (${policy.delayMs} ms)`)
+  }
+  if (!policy.unlimited && policy.attempts > 0 && policy.intervalMs <= 0) c.add([...path, 'interval'], 'must be set (> 0) when attempts are limited')
+  return policy
 }
 
 function checkRestart(c: Checker, v: unknown, path: Path, jobType: JobType): RestartPolicy {

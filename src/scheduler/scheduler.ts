@@ -3,12 +3,12 @@
 import { isDeepStrictEqual } from 'node:util'
 import type { AllocStop, AllocVersionUpdate, NewAlloc, NewEval } from '../fsm/commands.ts'
 import type { Allocation, Evaluation, Job, Node, PlacementFailure, TaskGroup } from '../structs/index.ts'
-import { isTerminal } from '../structs/index.ts'
+import { defaultReschedulePolicy, isTerminal } from '../structs/index.ts'
 import { checkNode, type FeasibilityContext } from './feasible.ts'
 import { JobAllocTracker } from './job-allocs.ts'
 import { assignPorts } from './ports.ts'
 import { rankNode, spreadValues, type NodeScore } from './rank.ts'
-import { rescheduleDelay } from './reschedule.ts'
+import { mayReschedule, rescheduleDelay } from './reschedule.ts'
 import { groupRules, type GroupRules } from './rules.ts'
 import { NodeWalk, rankLimit, type Choice } from './select.ts'
 import { UsageTracker, type NodeUsage } from './usage.ts'
@@ -141,6 +141,7 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
     const rules = rulesOf.get(group.name)!
     updates(group.name)
     const mine = allocs.filter((a) => a.group === group.name && a.desiredStatus === 'run')
+    const reschedule = group.reschedule ?? defaultReschedulePolicy(job.type)
     const occupying: Allocation[] = []
     const replaceable: Allocation[] = []
     for (const a of mine) {
@@ -155,8 +156,10 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
         stop(a, `updated to job version ${job.version}`)
         outdated.add(a.id)
         replaceable.push(a)
+      } else if (a.clientStatus === 'failed' && !mayReschedule(reschedule, a, ctx.now)) {
+        occupying.push(a) // out of reschedule attempts: it stays failed, holding its slot
       } else if (a.clientStatus === 'failed' || a.clientStatus === 'lost') {
-        const due = a.modifyTime + rescheduleDelay(a.rescheduleCount)
+        const due = a.modifyTime + rescheduleDelay(reschedule, a.rescheduleCount)
         if (due <= ctx.now || a.clientStatus === 'lost') {
           stop(a, 'rescheduled after failure')
           replaceable.push(a)
@@ -340,6 +343,7 @@ function placeOne(
     taskStates: {}, resources: { ...need, ports },
     rescheduleCount: p.previous ? p.previous.rescheduleCount + (p.rescheduled ? 1 : 0) : 0,
     ...(p.previous ? { previousAllocId: p.previous.id } : {}),
+    ...(p.previous && p.rescheduled ? { rescheduleHistory: [...(p.previous.rescheduleHistory ?? []), ctx.now].slice(-32) } : {}),
     createTime: ctx.now, modifyTime: ctx.now,
   }
   trackers.usage.place(best.node, alloc)

@@ -62,6 +62,8 @@ export interface Allocation {
   /** The allocation this one replaced, and how many replacements led here. */
   previousAllocId?: string
   rescheduleCount: number
+  /** When each replacement after a failure in this chain was placed (ms), for the reschedule interval. */
+  rescheduleHistory?: number[]
   createIndex: number
   modifyIndex: number
   createTime: number

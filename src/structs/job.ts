@@ -22,6 +22,26 @@ export interface RestartPolicy {
   mode: RestartMode
 }
 
+export type DelayFunction = 'constant' | 'exponential' | 'fibonacci'
+
+/** When a failed allocation is replaced (on any node), as Nomad's reschedule block. */
+export interface ReschedulePolicy {
+  /** Replacements allowed within `intervalMs` (ignored when unlimited). */
+  attempts: number
+  intervalMs: number
+  /** Wait before the first replacement; grows per `delayFunction` up to `maxDelayMs`. */
+  delayMs: number
+  delayFunction: DelayFunction
+  maxDelayMs: number
+  unlimited: boolean
+}
+
+export function defaultReschedulePolicy(type: JobType): ReschedulePolicy {
+  return type === 'batch'
+    ? { attempts: 1, intervalMs: 24 * 3_600_000, delayMs: 5_000, delayFunction: 'constant', maxDelayMs: 0, unlimited: false }
+    : { attempts: 0, intervalMs: 0, delayMs: 30_000, delayFunction: 'exponential', maxDelayMs: 3_600_000, unlimited: true }
+}
+
 export interface Resources {
   /** CPU in MHz, as Nomad counts it; becomes Docker CPU shares. */
   cpu: number
@@ -198,6 +218,8 @@ export interface TaskGroup {
   count: number
   ports: PortSpec[]
   restart: RestartPolicy
+  /** Absent in jobs stored before it existed: the job type's default applies. */
+  reschedule?: ReschedulePolicy
   tasks: Task[]
   /** The job's rules (copied in, `scope: 'job'`) followed by the group's own. Absent when none. */
   constraints?: Constraint[]

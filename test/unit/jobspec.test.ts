@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava'
-import type { JobSpec } from '../../src/structs/index.ts'
+import { defaultReschedulePolicy, type JobSpec } from '../../src/structs/index.ts'
 import {
   formatErrors,
   parseJobText,
@@ -28,6 +28,7 @@ const EXAMPLE_SPEC: JobSpec = {
       count: 2,
       ports: [{ label: 'http', to: 80 }],
       restart: { attempts: 3, intervalMs: 300_000, delayMs: 2_000, mode: 'fail' },
+      reschedule: defaultReschedulePolicy('service'),
       tasks: [
         {
           name: 'httpd',
@@ -115,6 +116,7 @@ test('defaults are applied to a minimal job', (t) => {
         count: 1,
         ports: [],
         restart: { attempts: 2, intervalMs: 30 * 60_000, delayMs: 15_000, mode: 'fail' },
+        reschedule: defaultReschedulePolicy('service'),
         tasks: [
           {
             name: 't',
@@ -191,6 +193,7 @@ test('explicit values replace the defaults', (t) => {
         count: 0,
         ports: [{ label: 'a' }, { label: 'b', static: 8080 }, { label: 'c', to: 9000, static: 9001 }],
         restart: { attempts: 0, intervalMs: 5_400_000, delayMs: 500, mode: 'delay' },
+        reschedule: defaultReschedulePolicy('batch'),
         tasks: [
           {
             name: 't',
@@ -616,7 +619,7 @@ test('unknown fields with nothing close list what is allowed', (t) => {
   job.datacenters = ['dc1']
   task.vault = {}
   expectErrors(t, root, [
-    'job.web.datacenters: unknown field (expected one of "type", "priority", "constraint", "affinity", "spread", "group")',
+    'job.web.datacenters: unknown field (expected one of "type", "priority", "reschedule", "constraint", "affinity", "spread", "group")',
     `${T}.vault: unknown field (expected one of "driver", "config", "env", "resources", "kill_timeout", "constraint", "affinity", "check", "check_restart", "lifecycle", "depends_on", "essential", "env_from_var")`,
   ])
 })

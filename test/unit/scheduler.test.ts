@@ -1,5 +1,5 @@
 import test from 'ava'
-import { schedule, type SchedulerState } from '../../src/scheduler/index.ts'
+import { rescheduleDelay, schedule, type SchedulerState } from '../../src/scheduler/index.ts'
 import type { Allocation, Evaluation, Job, Node } from '../../src/structs/index.ts'
 import { alloc, evaluation, group, idSource, job, node, spec } from './fixtures.ts'
 
@@ -77,16 +77,34 @@ test('allocations on a down node are lost and replaced elsewhere at once', (t) =
   t.like(plan.place[0], { nodeId: 'id-n2', name: 'web.fe[0]', previousAllocId: 'x0' })
 })
 
-test('a failed allocation is replaced only after its reschedule delay, with backoff', (t) => {
+test('a failed allocation is replaced only after its reschedule delay, with backoff (Nomad defaults: 30 s exponential)', (t) => {
   const j = job(spec('web', [group('fe', 1)]))
   const failed = alloc('x0', j, 'fe', 0, 'id-n1', { clientStatus: 'failed', modifyTime: 1_000_000, rescheduleCount: 1 })
   const early = schedule(stateOf([j], [node('n1')], [failed]), evaluation('e1', 'web'), ctx(1_000_000 + 1_000))
   t.deepEqual(early.place, [])
   t.is(early.newEvals.length, 1)
-  t.is(early.newEvals[0]!.waitUntil, 1_000_000 + 10_000, 'second failure waits 2 × 5 s')
-  const late = schedule(stateOf([j], [node('n1')], [failed]), evaluation('e2', 'web'), ctx(1_000_000 + 10_000))
-  t.like(late.place[0], { previousAllocId: 'x0', rescheduleCount: 2 })
+  t.is(early.newEvals[0]!.waitUntil, 1_000_000 + 60_000, 'second failure waits 2 × 30 s')
+  const late = schedule(stateOf([j], [node('n1')], [failed]), evaluation('e2', 'web'), ctx(1_000_000 + 60_000))
+  t.like(late.place[0], { previousAllocId: 'x0', rescheduleCount: 2, rescheduleHistory: [1_060_000] })
   t.deepEqual(late.stop, [{ allocId: 'x0', description: 'rescheduled after failure' }])
+})
+
+test('the group reschedule policy: delay function, and attempts within the interval', (t) => {
+  const g = group('fe', 1, { reschedule: { attempts: 2, intervalMs: 600_000, delayMs: 1_000, delayFunction: 'constant', maxDelayMs: 0, unlimited: false } })
+  const j = job(spec('web', [g]))
+  const twice = alloc('x0', j, 'fe', 0, 'id-n1', { clientStatus: 'failed', modifyTime: 500_000, rescheduleCount: 2, rescheduleHistory: [100_000, 400_000] })
+  const none = schedule(stateOf([j], [node('n1')], [twice]), evaluation('e1', 'web'), ctx(600_000))
+  t.deepEqual(none.place, [], 'two replacements in the last 10 minutes: out of attempts')
+  t.deepEqual(none.newEvals, [], 'and nothing scheduled for later')
+  const later = schedule(stateOf([j], [node('n1')], [twice]), evaluation('e2', 'web'), ctx(750_000))
+  t.like(later.place[0], { previousAllocId: 'x0', rescheduleHistory: [100_000, 400_000, 750_000] }, 'the first attempt left the interval')
+})
+
+test('delay functions', (t) => {
+  const base = { attempts: 0, intervalMs: 0, delayMs: 10, maxDelayMs: 100, unlimited: true }
+  t.deepEqual([0, 1, 2, 3, 4].map((n) => rescheduleDelay({ ...base, delayFunction: 'exponential' }, n)), [10, 20, 40, 80, 100])
+  t.deepEqual([0, 1, 2, 3, 4, 5].map((n) => rescheduleDelay({ ...base, delayFunction: 'fibonacci' }, n)), [10, 10, 20, 30, 50, 80])
+  t.deepEqual([0, 5].map((n) => rescheduleDelay({ ...base, delayFunction: 'constant' }, n)), [10, 10])
 })
 
 test('a new job version that changes a task replaces allocations of the old one', (t) => {
