@@ -28,6 +28,12 @@ export interface ClientOptions {
   stop: () => boolean
   /** Prefix for written values, unique to the run. */
   valuePrefix: string
+  /**
+   * 'consistent' (default): `?consistent` reads through ReadIndex. 'local': plain GETs
+   * answered from the agent's own state — not linearizable by design, used to show the
+   * checker catches stale reads on a real cluster.
+   */
+  reads?: 'consistent' | 'local'
 }
 
 interface Outcome {
@@ -55,8 +61,8 @@ async function request(url: string, init: RequestInit, timeoutMs: number): Promi
   }
 }
 
-export async function doRead(agent: Agent, key: string, timeoutMs: number): Promise<Outcome> {
-  const r = await request(`${agent.address}/v1/var/${key}?consistent`, {}, timeoutMs)
+export async function doRead(agent: Agent, key: string, timeoutMs: number, mode: 'consistent' | 'local' = 'consistent'): Promise<Outcome> {
+  const r = await request(`${agent.address}/v1/var/${key}${mode === 'consistent' ? '?consistent' : ''}`, {}, timeoutMs)
   if ('error' in r) return { type: 'fail', error: r.error }
   if (r.status === 200) return { type: 'ok', value: String(r.body.value), modifyIndex: Number(r.body.modifyIndex) }
   if (r.status === 404) return { type: 'ok', value: null }
@@ -99,7 +105,7 @@ export async function runClients(o: ClientOptions): Promise<ClientStats> {
       let outcome: Outcome
       if (f === 'read') {
         o.recorder.add({ type: 'invoke', process: proc, f, key, node: agent.name })
-        outcome = await doRead(agent, key, o.timeoutMs)
+        outcome = await doRead(agent, key, o.timeoutMs, o.reads)
         if (outcome.type === 'ok') seen.set(key, { value: outcome.value ?? null, index: outcome.value === null ? 0 : outcome.modifyIndex! })
       } else {
         const value = `${o.valuePrefix}${w}-${n++}`

@@ -31,13 +31,19 @@ export interface SelfView {
 
 export interface MemberView { name: string; status: string; role: string }
 
+export interface AgentExit { agent: string; wall: string; incarnation: number; code: number | null; signal: string | null; lastLine: string }
+
 export class Agent {
   readonly spec: AgentSpec
   readonly address: string
   proc: ChildProcess | null = null
   paused = false
   incarnation = 0
+  /** Called when the process exits without kill() having been asked to end it. */
+  onUnexpectedExit: ((exit: AgentExit) => void) | undefined
   readonly #log: WriteStream
+  #expectExit = false
+  #tail = ''
 
   constructor(spec: AgentSpec, logFile: string) {
     this.spec = spec
@@ -63,7 +69,18 @@ export class Agent {
     const proc = spawn(SHOAL, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
     proc.stdout.pipe(this.#log, { end: false })
     proc.stderr.pipe(this.#log, { end: false })
-    proc.on('exit', (code, signal) => this.#log.write(`${new Date().toISOString()} [JEPSEN] ---- exit #${this.incarnation}: ${signal ?? code}\n`))
+    this.#tail = ''
+    const keep = (d: Buffer) => (this.#tail = (this.#tail + d.toString()).slice(-2000))
+    proc.stdout.on('data', keep)
+    proc.stderr.on('data', keep)
+    const incarnation = this.incarnation
+    this.#expectExit = false
+    proc.on('exit', (code, signal) => {
+      this.#log.write(`${new Date().toISOString()} [JEPSEN] ---- exit #${incarnation}: ${signal ?? code}\n`)
+      if (this.#expectExit || proc !== this.proc) return
+      const lastLine = this.#tail.split('\n').map((l) => l.trim()).filter(Boolean).pop() ?? ''
+      this.onUnexpectedExit?.({ agent: this.name, wall: new Date().toISOString(), incarnation, code, signal, lastLine })
+    })
     this.proc = proc
     this.paused = false
   }
@@ -76,6 +93,7 @@ export class Agent {
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const p = this.proc
     if (!p || !this.alive) return
+    this.#expectExit = true
     const gone = new Promise((r) => p.once('exit', r))
     if (this.paused && signal !== 'SIGKILL') p.kill('SIGCONT')
     p.kill(signal)
@@ -110,10 +128,25 @@ export class Cluster {
   readonly agents: Agent[]
   readonly net = new Partitions()
   readonly dir: string
+  /** Agents that exited without the nemesis killing them (each restarted by the supervisor). */
+  readonly exits: AgentExit[] = []
+  #stopping = false
 
   private constructor(dir: string, agents: Agent[]) {
     this.dir = dir
     this.agents = agents
+    // A supervisor like systemd's Restart=always, RestartSec=2: an agent that exits on
+    // its own is a finding (recorded), and is started again so the run goes on.
+    for (const a of agents) {
+      a.onUnexpectedExit = (exit) => {
+        if (this.#stopping) return
+        this.exits.push(exit)
+        a.note(`supervisor: ${a.name} exited on its own (${exit.signal ?? `code ${exit.code}`}: ${exit.lastLine}); restarting in 2 s`)
+        setTimeout(() => {
+          if (!this.#stopping && !a.alive) a.spawn()
+        }, 2_000)
+      }
+    }
   }
 
   /** Starts `hosts.length` agents (the first bootstraps, the others join it) and waits for a healthy cluster. */
@@ -196,6 +229,7 @@ export class Cluster {
 
   /** Stops everything this cluster started: partitions, agents, then any task process the agents left behind. */
   async stop(): Promise<void> {
+    this.#stopping = true
     this.net.heal()
     for (const a of this.agents) a.resume()
     await Promise.all(this.agents.map((a) => a.kill('SIGKILL')))

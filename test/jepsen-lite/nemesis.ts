@@ -147,7 +147,9 @@ export async function runNemesis(cluster: Cluster, plan: readonly PlannedFault[]
       const pickFrom = (n: number) => f.order.map((i) => agents[i]!).filter((a) => !busy.has(a)).slice(0, n)
       let leader: Agent | undefined
       if (f.kind.endsWith('-leader')) {
-        leader = await cluster.leader()
+        // Right after a heal the cluster may still be electing: give it a few seconds.
+        const until = performance.now() + 4_000
+        while (!(leader = await cluster.leader()) && performance.now() < until) await sleep(250)
         if (!leader || busy.has(leader)) {
           const fallback = pickFrom(1)[0]!
           record(p.id, 'start', f.kind, `no leader known${leader ? ' (already targeted)' : ''}; targeting ${fallback.name}`)

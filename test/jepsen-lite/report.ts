@@ -4,6 +4,7 @@
 import { readFile } from 'node:fs/promises'
 import { formatOp, type CheckResult } from './checker.ts'
 import type { Operation } from './history.ts'
+import type { AgentExit } from './cluster.ts'
 import type { InvariantResult } from './invariants.ts'
 
 export function describeCheck(result: CheckResult, ops: readonly Operation[], t0 = ops.length ? Math.min(...ops.map((o) => o.invoke)) : 0): string {
@@ -28,6 +29,8 @@ export interface RunSummary {
   seed: number
   startedAt: string
   resultsDir: string
+  git: { head: string; dirtySrc: string[] }
+  reads: 'consistent' | 'local'
   nemeses: string[]
   clients: number
   keys: number
@@ -39,6 +42,8 @@ export interface RunSummary {
   jobUpdates: { ok: number; fail: number; info: number }
   linearizability: { verdict: string; ms: number; keys: { key: string; verdict: string; ok: number; info: number; fail: number; steps: number }[] }
   invariants: InvariantResult[]
+  /** Agents that exited without being killed by the nemesis (a finding; the supervisor restarted them). */
+  agentExits: AgentExit[]
   verdict: 'valid' | 'invalid' | 'unknown'
   error?: string
 }
@@ -47,7 +52,8 @@ export function formatSummary(s: RunSummary): string {
   const lines = [
     `jepsen-lite run — seed ${s.seed} — ${s.verdict.toUpperCase()}`,
     `  started ${s.startedAt}, ${s.seconds}s of faults, ${s.wallSeconds.toFixed(0)}s in all; results in ${s.resultsDir}`,
-    `  nemesis: ${s.nemeses.join(',') || 'none'}; ${s.clients} clients on ${s.keys} keys`,
+    `  shoal at ${s.git.head.slice(0, 10)}${s.git.dirtySrc.length ? ` with uncommitted changes in ${s.git.dirtySrc.join(', ')}` : ''}`,
+    `  nemesis: ${s.nemeses.join(',') || 'none'}; ${s.clients} clients on ${s.keys} keys${s.reads === 'local' ? '; LOCAL reads (no ?consistent): expected to be caught' : ''}`,
     `  ops: ${s.ops.total} (${s.ops.ok} ok, ${s.ops.fail} fail, ${s.ops.info} info)` +
       ` — ${Object.entries(s.ops.byF).map(([f, c]) => `${f} ${c.ok}/${c.fail}/${c.info}`).join(', ')} (ok/fail/info)`,
     `  faults injected: ${s.faults.injected} (${Object.entries(s.faults.byKind).map(([k, n]) => `${k} ${n}`).join(', ') || 'none'})`,
@@ -55,6 +61,17 @@ export function formatSummary(s: RunSummary): string {
     `  linearizability: ${s.linearizability.verdict} in ${s.linearizability.ms} ms (${s.linearizability.keys.map((k) => `${k.key} ${k.verdict}`).join(', ')})`,
     ...s.invariants.map((i) => `  ${i.ok ? 'ok  ' : 'FAIL'} ${i.name}${i.ok ? '' : ` [${i.kind}]`}: ${i.detail.split('\n').join('\n       ')}`),
   ]
+  if (s.agentExits.length) {
+    const byAgent = new Map<string, number>()
+    for (const e of s.agentExits) byAgent.set(e.agent, (byAgent.get(e.agent) ?? 0) + 1)
+    const reasons = new Map<string, number>()
+    for (const e of s.agentExits) {
+      const reason = e.lastLine.replace(/12D3KooW\w+/g, '<peer>').replace(/within \d+ ms/, 'within N ms')
+      reasons.set(reason, (reasons.get(reason) ?? 0) + 1)
+    }
+    lines.push(`  finding: agents exited on their own ${s.agentExits.length} time(s) (${[...byAgent].map(([a, n]) => `${a} ×${n}`).join(', ')}); restarted after 2 s by the harness's supervisor`)
+    for (const [r, n] of reasons) lines.push(`    ×${n}: ${r}`)
+  }
   if (s.error) lines.push(`  error: ${s.error}`)
   return lines.join('\n')
 }

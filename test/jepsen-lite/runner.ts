@@ -8,6 +8,7 @@
 //   summary.json/.txt the run's summary and verdict
 //   anomaly.txt       when invalid: the smallest failing windows and agents' logs around them
 //   logs/<agent>.log  agent output (every incarnation), data/<agent>/ data dirs
+import { execFileSync } from 'node:child_process'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -36,12 +37,24 @@ export interface RunOptions {
   keepData?: boolean
   log?: (line: string) => void
   hosts?: string[]
+  /** 'local' drops `?consistent` from the clients' reads (see client.ts): a deliberately broken read path. */
+  reads?: 'consistent' | 'local'
 }
 
 /** Clusters of runs in progress, so an interrupted runner can still heal and stop them. */
 export const activeClusters = new Set<Cluster>()
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/** The commit under test, and the src/ files that differ from it (others may be editing the tree). */
+function gitInfo(): { head: string; dirtySrc: string[] } {
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: fileURLToPath(new URL('../..', import.meta.url)), encoding: 'utf8' })
+  try {
+    return { head: git('rev-parse', 'HEAD').trim(), dirtySrc: git('status', '--porcelain', '--', 'src').split('\n').filter(Boolean).map((l) => l.slice(3)) }
+  } catch {
+    return { head: 'unknown', dirtySrc: [] }
+  }
+}
 
 export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   const log = o.log ?? ((line: string) => process.stdout.write(line + '\n'))
@@ -53,16 +66,17 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
   const jobId = 'jepsen-sleep'
   const rand = new Random(o.seed)
   const plan = planSchedule({ seed: o.seed, seconds: o.seconds, families: o.nemeses, agents: (o.hosts ?? []).length || 5 })
-  log(`seed ${o.seed}: ${o.seconds}s, nemesis ${o.nemeses.join(',') || 'none'}, ${o.clients} clients; results in ${dir}`)
+  log(`seed ${o.seed}: ${o.seconds}s, nemesis ${o.nemeses.join(',') || 'none'}, ${o.clients} clients${o.reads === 'local' ? ', LOCAL (non-linearizable) reads' : ''}; results in ${dir}`)
   for (const p of plan) log(`  planned ${describeFault(p)}`)
 
   const summary: RunSummary = {
-    seed: o.seed, startedAt, resultsDir: dir, nemeses: o.nemeses, clients: o.clients, keys: keys.length, seconds: o.seconds, wallSeconds: 0,
+    seed: o.seed, startedAt, resultsDir: dir, git: gitInfo(), reads: o.reads ?? 'consistent', nemeses: o.nemeses, clients: o.clients, keys: keys.length, seconds: o.seconds, wallSeconds: 0,
     ops: { total: 0, ok: 0, fail: 0, info: 0, byF: {} },
     faults: { injected: 0, byKind: {}, schedule: plan.map(describeFault) },
     jobUpdates: { ok: 0, fail: 0, info: 0 },
     linearizability: { verdict: 'unknown', ms: 0, keys: [] },
     invariants: [],
+    agentExits: [],
     verdict: 'unknown',
   }
   const recorder = new HistoryRecorder()
@@ -83,10 +97,19 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
     t0 = performance.now()
     const clients = runClients({
       agents: c.agents, keys, workers: o.clients, rand: rand.fork('clients'), recorder, timeoutMs: o.timeoutMs ?? 10_000,
-      stop: () => stopClients, valuePrefix: `s${o.seed}-`,
+      stop: () => stopClients, valuePrefix: `s${o.seed}-`, reads: o.reads ?? 'consistent',
     })
     const churn = o.nemeses.length ? jobChurn(c, jobId, rand.fork('jobs'), () => stopChurn, jobLog) : Promise.resolve()
-    nemesisLog = await runNemesis(c, plan, { t0, log })
+    const progress = setInterval(() => {
+      const counts = { ok: 0, fail: 0, info: 0 }
+      for (const e of recorder.events) if (e.type !== 'invoke') counts[e.type]++
+      log(`progress t0+${((performance.now() - t0) / 1000).toFixed(0)}s: ${counts.ok} ok, ${counts.fail} fail, ${counts.info} info`)
+    }, 60_000)
+    try {
+      nemesisLog = await runNemesis(c, plan, { t0, log })
+    } finally {
+      clearInterval(progress)
+    }
     // Let the faults finish playing out under the (now healed) cluster for the rest of the window.
     const remaining = t0 + o.seconds * 1000 - performance.now()
     if (remaining > 0) await sleep(remaining)
@@ -111,7 +134,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
 
     // The history.
     const events = recorder.events
-    await writeFile(join(dir, 'history.jsonl'), serializeHistory({ seed: o.seed, timeOrigin: performance.timeOrigin, t0, keys, nemeses: o.nemeses, clients: o.clients }, events))
+    await writeFile(join(dir, 'history.jsonl'), serializeHistory({ seed: o.seed, timeOrigin: performance.timeOrigin, t0, keys, nemeses: o.nemeses, clients: o.clients, reads: o.reads ?? 'consistent' }, events))
     const ops = pairOperations(events)
     summary.ops = {
       total: ops.length, ok: ops.filter((x) => x.status === 'ok').length, fail: ops.filter((x) => x.status === 'fail').length,
@@ -145,6 +168,7 @@ export async function runJepsen(o: RunOptions): Promise<RunSummary> {
     for (const j of jobLog) summary.jobUpdates[j.result]++
     await writeFile(join(dir, 'jobs.jsonl'), jobLog.map((j) => JSON.stringify(j)).join('\n') + (jobLog.length ? '\n' : ''))
     if (cluster) {
+      summary.agentExits = [...cluster.exits]
       await stopJob(cluster, jobId)
       await cluster.stop()
       activeClusters.delete(cluster)
