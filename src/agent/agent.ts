@@ -182,9 +182,35 @@ export class Agent {
     this.#watchRaft(this.#raft)
     this.#raft.start()
     if (this.#fresh && !this.config.dev && this.config.join.length > 0) await this.#joinThrough(this.config.join)
-    await this.#registerMember()
-    await this.#registerNode()
+    const register = async () => {
+      await this.#registerMember()
+      await this.#registerNode()
+    }
+    // A new agent comes up registered or says why. A restarted one must not
+    // die because the cluster has no leader for a moment (voters restarting
+    // one after another): it runs its tasks and registers once it can.
+    if (this.#fresh) await register()
+    else void this.#registerWhenPossible(register)
     await this.client.start()
+  }
+
+  async #registerWhenPossible(register: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; !this.#closed; attempt++) {
+      try {
+        await register()
+        if (attempt > 1) this.log.info(`registered with the cluster after ${attempt} attempts`)
+        return
+      } catch (err) {
+        const message = (err as Error).message
+        if (message.startsWith('--name:')) {
+          this.log.warn(message)
+          process.exit(1)
+        }
+        if (this.#closed) return
+        this.log.warn(`registering with the cluster failed (attempt ${attempt}), will retry: ${message}`)
+        await new Promise((r) => setTimeout(r, Math.min(5_000, 500 * attempt)))
+      }
+    }
   }
 
   async #registerNode(): Promise<void> {
