@@ -1,8 +1,7 @@
 import { Args } from '@oclif/core'
-import { readFile } from 'node:fs/promises'
 import type { JobPlan } from '../../api/plan.ts'
-import { parseJobText } from '../../jobspec/index.ts'
-import { ApiCommand, fail } from '../base.ts'
+import { ApiCommand } from '../base.ts'
+import { readJobFile } from '../job-file.ts'
 import { describeFailures } from '../monitor.ts'
 
 /** The plan as text: the job line, the changes per group, where allocations would go, and what would not be placed. */
@@ -53,20 +52,9 @@ Exit codes: 0 every allocation would be placed, 1 error,
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(JobPlanCommand)
-    let text: string
-    try {
-      text = await readFile(args.file, 'utf8')
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      fail(this, `file: cannot read "${args.file}": ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`, 1)
-    }
-    const parsed = parseJobText(text)
-    if (!parsed.ok) {
-      for (const e of parsed.errors) process.stderr.write(`Error: ${e.field}: ${e.message}\n`)
-      this.exit(1)
-    }
+    const body = await readJobFile(this, args.file)
     const api = this.api(flags.address)
-    const plan = await api.post<JobPlan>('/v1/job/plan', JSON.parse(text.replace(/^\uFEFF/, '')))
+    const plan = await api.post<JobPlan>('/v1/job/plan', body)
     const unplaced = Object.values(plan.placementFailures).reduce((n, f) => n + f.unplaced, 0)
     if (this.jsonEnabled()) {
       // oclif prints the returned plan; the exit code still tells whether everything places.

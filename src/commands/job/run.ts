@@ -1,7 +1,6 @@
 import { Args, Flags } from '@oclif/core'
-import { readFile } from 'node:fs/promises'
-import { parseJobText } from '../../jobspec/index.ts'
-import { ApiCommand, fail } from '../base.ts'
+import { ApiCommand } from '../base.ts'
+import { readJobFile } from '../job-file.ts'
 import { followSubmission } from '../monitor.ts'
 
 export default class JobRun extends ApiCommand {
@@ -21,21 +20,10 @@ Exit codes: 0 placed and running, 1 error or allocation failed,
 
   async run(): Promise<unknown> {
     const { args, flags } = await this.parse(JobRun)
-    let text: string
-    try {
-      text = await readFile(args.file, 'utf8')
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      fail(this, `file: cannot read "${args.file}": ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`, 1)
-    }
-    const parsed = parseJobText(text)
-    if (!parsed.ok) {
-      for (const e of parsed.errors) process.stderr.write(`Error: ${e.field}: ${e.message}\n`)
-      this.exit(1)
-    }
+    const body = await readJobFile(this, args.file)
     const api = this.api(flags.address)
     const q = flags['check-index'] !== undefined ? `?check_index=${flags['check-index']}` : ''
-    const submitted = await api.post<{ jobId: string; evalId: string; version: number }>(`/v1/jobs${q}`, JSON.parse(text.replace(/^\uFEFF/, '')))
+    const submitted = await api.post<{ jobId: string; evalId: string; version: number }>(`/v1/jobs${q}`, body)
     this.log(`==> Job "${submitted.jobId}" version ${submitted.version} submitted; evaluation ${submitted.evalId}`)
     if (flags.detach) return submitted
     const result = await followSubmission(this, api, submitted, flags.timeout)
