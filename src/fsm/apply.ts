@@ -196,9 +196,12 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
         const a = tx.get('allocs', u.allocId)
         // A lost alloc stays lost: its node was declared down and it was replaced.
         if (!a || a.clientStatus === 'lost') continue
+        // Health is decided once; a canary flag set at placement is kept.
+        const decided = a.deploymentStatus?.healthy !== undefined
+        const health = u.deploymentStatus && !decided ? { deploymentStatus: { ...a.deploymentStatus, ...u.deploymentStatus } } : {}
         tx.put('allocs', a.id, {
           ...a, clientStatus: u.clientStatus, clientDescription: u.clientDescription,
-          taskStates: u.taskStates, modifyIndex: index, modifyTime: cmd.time,
+          taskStates: u.taskStates, ...health, modifyIndex: index, modifyTime: cmd.time,
         })
       }
       for (const ev of cmd.evals) putEval(tx, index, ev)

@@ -26,6 +26,8 @@ export interface AllocClientUpdate {
   clientStatus: ClientStatus
   clientDescription: string
   taskStates: Record<string, TaskState>
+  /** The client's health verdict, once decided (absent in entries written before it existed). */
+  deploymentStatus?: { healthy: boolean; timestamp: number }
 }
 
 export type Command =

@@ -3,6 +3,9 @@
 
 import {
   defaultReschedulePolicy,
+  defaultUpdateStrategy,
+  HEALTH_CHECK_MODES,
+  type UpdateStrategy,
   AFFINITY_OPERATORS,
   CHECK_TYPES,
   CONSTRAINT_OPERATORS,
@@ -38,7 +41,7 @@ import {
   varPathProblem,
 } from '../structs/index.ts'
 import { parseTarget, TARGET_FORMS, valueProblem } from '../scheduler/constraints.ts'
-import { DURATION_HINT, tryParseDuration } from './duration.ts'
+import { DURATION_HINT, formatDuration, tryParseDuration } from './duration.ts'
 import { describe, formatPath, quoteList, suggest, type FieldError, type PathSegment } from './errors.ts'
 
 export type SpecResult = { ok: true; spec: JobSpec } | { ok: false; errors: FieldError[] }
@@ -61,8 +64,10 @@ export function defaultRestartPolicy(type: JobType): RestartPolicy {
 }
 
 const ROOT_FIELDS = ['job'] as const
-const JOB_FIELDS = ['type', 'priority', 'reschedule', 'constraint', 'affinity', 'spread', 'group'] as const
-const GROUP_FIELDS = ['count', 'network', 'restart', 'reschedule', 'constraint', 'affinity', 'spread', 'task'] as const
+const JOB_FIELDS = ['type', 'priority', 'reschedule', 'update', 'constraint', 'affinity', 'spread', 'group'] as const
+const GROUP_FIELDS = ['count', 'network', 'restart', 'reschedule', 'update', 'constraint', 'affinity', 'spread', 'task'] as const
+const UPDATE_FIELDS = ['max_parallel', 'min_healthy_time', 'healthy_deadline', 'progress_deadline', 'health_check',
+  'auto_revert', 'canary', 'auto_promote', 'stagger'] as const
 const RESCHEDULE_FIELDS = ['attempts', 'interval', 'delay', 'delay_function', 'max_delay', 'unlimited'] as const
 export const DELAY_FUNCTIONS: readonly DelayFunction[] = ['constant', 'exponential', 'fibonacci']
 const NETWORK_FIELDS = ['port'] as const
@@ -332,10 +337,11 @@ function checkJob(c: Checker, id: string, v: unknown, path: Path): JobSpec | und
     spreads: checkSpreads(c, own(o, 'spread'), [...path, 'spread']),
   }
   const jobReschedule = checkReschedule(c, own(o, 'reschedule'), [...path, 'reschedule'], defaultReschedulePolicy(type))
+  const jobUpdate = checkUpdate(c, own(o, 'update'), [...path, 'update'], undefined, type)
   const groups: TaskGroup[] = []
   const example = '{"frontend": {"task": {...}}}'
   for (const [name, g] of c.blocks(own(o, 'group'), [...path, 'group'], 'group', example)) {
-    const group = checkGroup(c, name, g, [...path, 'group', name], type, jobRules, jobReschedule)
+    const group = checkGroup(c, name, g, [...path, 'group', name], type, jobRules, jobReschedule, jobUpdate)
     if (group !== undefined) groups.push(group)
   }
   return { id, type, priority, groups }
@@ -347,7 +353,10 @@ interface PlacementRules {
   spreads: Spread[]
 }
 
-function checkGroup(c: Checker, name: string, v: unknown, path: Path, jobType: JobType, jobRules: PlacementRules, jobReschedule: ReschedulePolicy): TaskGroup | undefined {
+function checkGroup(
+  c: Checker, name: string, v: unknown, path: Path, jobType: JobType, jobRules: PlacementRules, jobReschedule: ReschedulePolicy,
+  jobUpdate: UpdateStrategy | undefined,
+): TaskGroup | undefined {
   c.name(name, path, 'group')
   const o = c.object(v, path)
   if (o === undefined) return undefined
@@ -356,6 +365,7 @@ function checkGroup(c: Checker, name: string, v: unknown, path: Path, jobType: J
   const { ports, labels } = checkNetwork(c, own(o, 'network'), [...path, 'network'])
   const restart = checkRestart(c, own(o, 'restart'), [...path, 'restart'], jobType)
   const reschedule = checkReschedule(c, own(o, 'reschedule'), [...path, 'reschedule'], jobReschedule)
+  const update = checkUpdate(c, own(o, 'update'), [...path, 'update'], jobUpdate, jobType)
   const constraints = [...jobRules.constraints, ...checkConstraints(c, own(o, 'constraint'), [...path, 'constraint'])]
   const affinities = [...jobRules.affinities, ...checkAffinities(c, own(o, 'affinity'), [...path, 'affinity'])]
   const spreads = [...jobRules.spreads, ...checkSpreads(c, own(o, 'spread'), [...path, 'spread'])]
@@ -370,6 +380,7 @@ function checkGroup(c: Checker, name: string, v: unknown, path: Path, jobType: J
   checkTaskOrder(c, tasks, taskBlocks.map(([n]) => n), path, name)
   return {
     name, count, ports, restart, reschedule, tasks,
+    ...(update !== undefined ? { update } : {}),
     ...(constraints.length > 0 ? { constraints } : {}),
     ...(affinities.length > 0 ? { affinities } : {}),
     ...(spreads.length > 0 ? { spreads } : {}),
@@ -417,6 +428,42 @@ function checkNetwork(c: Checker, v: unknown, path: Path): NetworkResult {
   }
   // Labels whose blocks were broken still count as declared: no second error for their uses.
   return { ports, labels: new Set(Object.keys(portMap)) }
+}
+
+/**
+ * An update block; its fields override `base` (the job's block), then the
+ * defaults. Undefined when neither level gives one: the defaults apply.
+ */
+function checkUpdate(c: Checker, v: unknown, path: Path, base: UpdateStrategy | undefined, jobType: JobType): UpdateStrategy | undefined {
+  if (v === undefined) return base
+  if (jobType !== 'service') {
+    c.add(path, `is only for service jobs (this is a ${jobType} job): deployments roll out service jobs`)
+    return undefined
+  }
+  const o = c.object(v, path, 'an object like {"max_parallel": 1, "min_healthy_time": "10s", "healthy_deadline": "5m", "auto_revert": true}')
+  if (o === undefined) return base
+  c.fields(o, path, UPDATE_FIELDS)
+  const from = base ?? defaultUpdateStrategy()
+  const u: UpdateStrategy = {
+    maxParallel: c.integer(o, 'max_parallel', path, 1) ?? from.maxParallel,
+    minHealthyTimeMs: c.duration(o, 'min_healthy_time', path) ?? from.minHealthyTimeMs,
+    healthyDeadlineMs: c.duration(o, 'healthy_deadline', path) ?? from.healthyDeadlineMs,
+    progressDeadlineMs: c.duration(o, 'progress_deadline', path) ?? from.progressDeadlineMs,
+    healthCheck: c.oneOf(o, 'health_check', path, HEALTH_CHECK_MODES) ?? from.healthCheck,
+    autoRevert: booleanField(c, o, 'auto_revert', path) ?? from.autoRevert,
+    canary: c.integer(o, 'canary', path, 0) ?? from.canary,
+    autoPromote: booleanField(c, o, 'auto_promote', path) ?? from.autoPromote,
+    staggerMs: c.duration(o, 'stagger', path) ?? from.staggerMs,
+  }
+  if (u.healthyDeadlineMs <= 0) c.add([...path, 'healthy_deadline'], 'must be longer than 0')
+  else if (u.minHealthyTimeMs >= u.healthyDeadlineMs) {
+    c.add([...path, 'min_healthy_time'], `must be shorter than healthy_deadline (${formatDuration(u.healthyDeadlineMs)})`)
+  }
+  if (u.progressDeadlineMs !== 0 && u.progressDeadlineMs < u.healthyDeadlineMs) {
+    c.add([...path, 'progress_deadline'], `must be 0 (none) or at least healthy_deadline (${formatDuration(u.healthyDeadlineMs)})`)
+  }
+  if (u.autoPromote && u.canary === 0 && own(o, 'auto_promote') !== undefined) c.add([...path, 'auto_promote'], 'needs canary ≥ 1')
+  return u
 }
 
 /** A reschedule block; its fields override `base` (the job's block, or the type's defaults). */

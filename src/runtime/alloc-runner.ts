@@ -14,7 +14,8 @@ import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AllocClientUpdate } from '../fsm/commands.ts'
 import type { Allocation, ClientStatus, Job, Task, TaskDependency, TaskState } from '../structs/index.ts'
-import { isEphemeralTask, isEssentialTask } from '../structs/index.ts'
+import { isEphemeralTask, isEssentialTask, updateStrategyOf } from '../structs/index.ts'
+import { AllocHealthTracker } from './alloc-health.ts'
 import { SetupError, type Driver, type TaskHandle } from './driver.ts'
 import { taskEnv } from './env.ts'
 import { TaskRunner } from './task-runner.ts'
@@ -82,6 +83,9 @@ export class AllocRunner {
   #quiet = false
   /** The driver holding the group's shared network namespace, until released. */
   #network: Driver | undefined
+  /** Service allocations whose health is not decided yet (see alloc-health.ts). */
+  #health: AllocHealthTracker | undefined
+  #healthTimer: NodeJS.Timeout | undefined
 
   constructor(o: AllocRunnerOptions) {
     this.#o = o
@@ -112,6 +116,9 @@ export class AllocRunner {
     if (!group) {
       this.#report('failed', `group "${alloc.group}" not in job version ${job.version}`)
       return
+    }
+    if (job.type === 'service' && alloc.deploymentStatus?.healthy === undefined) {
+      this.#health = new AllocHealthTracker(updateStrategyOf(group), group.tasks, Date.now(), alloc.taskStates)
     }
     await mkdir(this.allocDir, { recursive: true })
     const missing = group.tasks.find((t) => !this.#o.drivers.has(t.driver))
@@ -187,6 +194,7 @@ export class AllocRunner {
   /** Stops every task (poststop tasks run after the others) and removes what they left behind. */
   async stop(reason: string): Promise<void> {
     this.#stopping = true
+    clearTimeout(this.#healthTimer)
     await this.#started?.catch(() => undefined)
     const [poststop, others] = partition(this.#entries, (e) => e.hook === 'poststop')
     await Promise.all(others.map((e) => this.#end(e, reason)))
@@ -317,7 +325,26 @@ export class AllocRunner {
     this.#description = description
     const taskStates: Record<string, TaskState> = {}
     for (const e of this.#entries) taskStates[e.runner.name] = e.runner.state
-    this.#o.onUpdate({ allocId: this.alloc.id, clientStatus: status, clientDescription: this.#description, taskStates })
+    const verdict = this.#observeHealth(taskStates)
+    this.#o.onUpdate({
+      allocId: this.alloc.id, clientStatus: status, clientDescription: this.#description, taskStates,
+      // Sent with every later report too: a batch keeps only an allocation's last update.
+      ...(verdict ? { deploymentStatus: { healthy: verdict.healthy, timestamp: verdict.time } } : {}),
+    })
+  }
+
+  /** Folds the task states into the health verdict; looks again when min_healthy_time or the deadline ends. */
+  #observeHealth(taskStates: Record<string, TaskState>) {
+    const tracker = this.#health
+    if (!tracker) return undefined
+    if (tracker.verdict || this.#stopping) return tracker.verdict
+    const seen = tracker.observe(taskStates, Date.now())
+    clearTimeout(this.#healthTimer)
+    if (seen.recheckAt !== undefined) {
+      this.#healthTimer = setTimeout(() => this.#report(this.#status, this.#description), Math.max(0, seen.recheckAt - Date.now()))
+      this.#healthTimer.unref()
+    }
+    return seen.verdict
   }
 }
 

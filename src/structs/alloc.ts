@@ -59,6 +59,13 @@ export interface Allocation {
   clientDescription: string
   taskStates: Record<string, TaskState>
   resources: AllocatedResources
+  /** The deployment that placed (or adopted) it; absent outside deployments. */
+  deploymentId?: string
+  /**
+   * Health as the client decided it (once, per the group's update block), and
+   * whether the deployment placed it as a canary. Absent until either is known.
+   */
+  deploymentStatus?: AllocDeploymentStatus
   /** The allocation this one replaced, and how many replacements led here. */
   previousAllocId?: string
   rescheduleCount: number
@@ -68,6 +75,19 @@ export interface Allocation {
   modifyIndex: number
   createTime: number
   modifyTime: number
+}
+
+export interface AllocDeploymentStatus {
+  /** Undefined until the client decides. */
+  healthy?: boolean
+  /** When health was decided (or the canary placed), ms. */
+  timestamp: number
+  canary?: boolean
+}
+
+/** The client found the allocation healthy (running, checks passing, for min_healthy_time). */
+export function isAllocHealthy(a: Allocation): boolean {
+  return a.deploymentStatus?.healthy === true
 }
 
 export function isTerminal(a: Allocation): boolean {

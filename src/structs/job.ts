@@ -42,6 +42,41 @@ export function defaultReschedulePolicy(type: JobType): ReschedulePolicy {
     : { attempts: 0, intervalMs: 0, delayMs: 30_000, delayFunction: 'exponential', maxDelayMs: 3_600_000, unlimited: true }
 }
 
+/** What a group's health is judged on during an update: task states only, or also their checks. */
+export type HealthCheckMode = 'checks' | 'task_states'
+export const HEALTH_CHECK_MODES: readonly HealthCheckMode[] = ['checks', 'task_states']
+
+/**
+ * How a new job version replaces a group's allocations, and how an allocation's
+ * health is judged (Nomad's update block, with its defaults).
+ */
+export interface UpdateStrategy {
+  /** Allocations replaced at a time; the next batch waits until these are healthy. */
+  maxParallel: number
+  /** How long an allocation must be running (and its checks passing) to count as healthy. */
+  minHealthyTimeMs: number
+  /** An allocation not healthy this long after it started is unhealthy. */
+  healthyDeadlineMs: number
+  /** The deployment fails unless an allocation becomes healthy within this time of the previous progress (0: never). */
+  progressDeadlineMs: number
+  healthCheck: HealthCheckMode
+  /** On failure, register the job's latest stable version again. */
+  autoRevert: boolean
+  /** New-version allocations placed beside the old ones; the rest roll once they are promoted. */
+  canary: number
+  /** Promote once every canary is healthy. */
+  autoPromote: boolean
+  /** Accepted for Nomad compatibility (used by migrations); the rollout waits on health instead. */
+  staggerMs: number
+}
+
+export function defaultUpdateStrategy(): UpdateStrategy {
+  return {
+    maxParallel: 1, minHealthyTimeMs: 10_000, healthyDeadlineMs: 5 * 60_000, progressDeadlineMs: 10 * 60_000,
+    healthCheck: 'checks', autoRevert: false, canary: 0, autoPromote: false, staggerMs: 30_000,
+  }
+}
+
 export interface Resources {
   /** CPU in MHz, as Nomad counts it; becomes Docker CPU shares. */
   cpu: number
@@ -220,6 +255,8 @@ export interface TaskGroup {
   restart: RestartPolicy
   /** Absent in jobs stored before it existed: the job type's default applies. */
   reschedule?: ReschedulePolicy
+  /** The job's and the group's update blocks merged over the defaults; absent when neither was given. */
+  update?: UpdateStrategy
   tasks: Task[]
   /** The job's rules (copied in, `scope: 'job'`) followed by the group's own. Absent when none. */
   constraints?: Constraint[]
@@ -240,11 +277,18 @@ export type JobStatus = 'pending' | 'running' | 'dead'
 /** A registered job: the spec plus what the cluster stamps on it. */
 export interface Job extends JobSpec {
   version: number
+  /** Its deployment succeeded: auto-revert goes back to the latest stable version. Absent: not (yet) stable. */
+  stable?: boolean
   /** Set by `job stop`: the job stays listed but wants nothing running. */
   stop: boolean
   submitTime: number
   createIndex: number
   modifyIndex: number
+}
+
+/** The group's update strategy, or the defaults. */
+export function updateStrategyOf(group: TaskGroup): UpdateStrategy {
+  return group.update ?? defaultUpdateStrategy()
 }
 
 /** A task that runs to completion: prestart, poststart (not sidecars) and poststop tasks. */
