@@ -1,0 +1,249 @@
+// The mesh's pure cores (balancer, PROXY headers, listener sets) and the
+// proxy over real sockets with a catalog given by the test.
+import net from 'node:net'
+import test from 'ava'
+import { Balancer, Ejections, type Backend } from '../../src/mesh/balancer.ts'
+import { desiredListeners, diffListeners, type PublishSpec } from '../../src/mesh/listeners.ts'
+import { Mesh, type MeshCatalog } from '../../src/mesh/mesh.ts'
+import { proxyV1Header, proxyV2Header } from '../../src/mesh/proxy-protocol.ts'
+
+const b = (key: string): Backend => ({ key, address: '127.0.0.1', port: 1 })
+const none = () => 0
+
+test('round-robin takes turns and skips excluded backends', (t) => {
+  const bal = new Balancer()
+  const bs = [b('a'), b('b'), b('c')]
+  const picks = Array.from({ length: 6 }, () => bal.pick(bs, 'round-robin', new Set(), none)!.key)
+  t.deepEqual(picks, ['a', 'b', 'c', 'a', 'b', 'c'])
+  t.is(bal.pick(bs, 'round-robin', new Set(['a']), none)!.key, 'b')
+  t.is(bal.pick(bs, 'round-robin', new Set(['a', 'b', 'c']), none), undefined)
+  t.is(bal.pick([], 'round-robin', new Set(), none), undefined)
+})
+
+test('round-robin survives the instance list shrinking', (t) => {
+  const bal = new Balancer()
+  const bs = [b('a'), b('b'), b('c')]
+  bal.pick(bs, 'round-robin', new Set(), none)
+  bal.pick(bs, 'round-robin', new Set(), none)
+  bal.pick(bs, 'round-robin', new Set(), none)
+  const two = [b('a'), b('b')]
+  const picks = Array.from({ length: 4 }, () => bal.pick(two, 'round-robin', new Set(), none)!.key)
+  t.deepEqual(picks.sort(), ['a', 'a', 'b', 'b'])
+})
+
+test('least-conn picks the backend with the fewest open connections; ties take turns', (t) => {
+  const bal = new Balancer()
+  const bs = [b('a'), b('b'), b('c')]
+  const active = new Map([['a', 3], ['b', 1], ['c', 2]])
+  t.is(bal.pick(bs, 'least-conn', new Set(), (k) => active.get(k)!)!.key, 'b')
+  t.is(bal.pick(bs, 'least-conn', new Set(['b']), (k) => active.get(k)!)!.key, 'c')
+  const tie = Array.from({ length: 3 }, () => bal.pick(bs, 'least-conn', new Set(), none)!.key)
+  t.deepEqual([...tie].sort(), ['a', 'b', 'c'])
+})
+
+test('ejections expire', (t) => {
+  const e = new Ejections(1000)
+  e.eject('a', 0)
+  t.deepEqual([...e.active(999)], ['a'])
+  t.deepEqual([...e.active(1000)], [])
+})
+
+test('PROXY v1 header: TCP4, TCP6, IPv4-mapped, unknown', (t) => {
+  const a = { sourceAddress: '192.168.1.5', sourcePort: 51000, destinationAddress: '10.0.0.1', destinationPort: 8080 }
+  t.is(proxyV1Header(a).toString(), 'PROXY TCP4 192.168.1.5 10.0.0.1 51000 8080\r\n')
+  t.is(proxyV1Header({ ...a, sourceAddress: '::ffff:192.168.1.5', destinationAddress: '::ffff:10.0.0.1' }).toString(), 'PROXY TCP4 192.168.1.5 10.0.0.1 51000 8080\r\n')
+  t.is(proxyV1Header({ ...a, sourceAddress: '2001:db8::1', destinationAddress: '::1' }).toString(), 'PROXY TCP6 2001:db8::1 ::1 51000 8080\r\n')
+  t.is(proxyV1Header(null).toString(), 'PROXY UNKNOWN\r\n')
+})
+
+test('PROXY v2 header: signature, command, family, addresses, ports', (t) => {
+  const h = proxyV2Header({ sourceAddress: '192.168.1.5', sourcePort: 51000, destinationAddress: '10.0.0.1', destinationPort: 8080 })
+  t.is(h.length, 28)
+  t.deepEqual([...h.subarray(0, 12)], [0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a])
+  t.is(h[12], 0x21)
+  t.is(h[13], 0x11)
+  t.is(h.readUInt16BE(14), 12)
+  t.deepEqual([...h.subarray(16, 20)], [192, 168, 1, 5])
+  t.deepEqual([...h.subarray(20, 24)], [10, 0, 0, 1])
+  t.is(h.readUInt16BE(24), 51000)
+  t.is(h.readUInt16BE(26), 8080)
+  const h6 = proxyV2Header({ sourceAddress: '2001:db8::1', sourcePort: 1, destinationAddress: '::ffff:10.0.0.1', destinationPort: 2 })
+  t.is(h6[13], 0x21)
+  t.is(h6.readUInt16BE(14), 36)
+  t.is(h6.subarray(16, 32).toString('hex'), '20010db8000000000000000000000001')
+  t.is(h6.subarray(32, 48).toString('hex'), '00000000000000000000ffff0a000001')
+  const local = proxyV2Header(null)
+  t.is(local.length, 16)
+  t.is(local[12], 0x20)
+})
+
+const spec = (service: string, port: number, jobId = service, extra: Partial<PublishSpec> = {}): PublishSpec =>
+  ({ service, jobId, port, balance: 'round-robin', mode: 'tcp', ...extra })
+
+test('one listener per port: the older job keeps a contested port, the other is a conflict naming both', (t) => {
+  const { listeners, conflicts } = desiredListeners([spec('web', 8080, 'a'), spec('api', 8080, 'b'), spec('web', 8080, 'c'), spec('db', 9000)])
+  t.deepEqual([...listeners.keys()], [8080, 9000])
+  t.is(listeners.get(8080)!.service, 'web')
+  t.is(conflicts.length, 1, 'the same service with the same settings shares the listener')
+  t.is(conflicts[0]!.message, 'publish port 8080 of service "api" (job b) is already published by service "web" (job a)')
+  const other = desiredListeners([spec('web', 8080, 'a'), spec('web', 8080, 'c', { balance: 'least-conn' })])
+  t.regex(other.conflicts[0]!.message, /already published by service "web" with other settings \(job a\)/)
+})
+
+test('listener diff: open, close, change in place', (t) => {
+  const current = new Map([[8080, spec('web', 8080)], [9000, spec('db', 9000)]])
+  const desired = new Map([[8080, spec('web', 8080, 'web', { proxyProtocol: 'v1' })], [7000, spec('api', 7000)]])
+  const d = diffListeners(current, desired)
+  t.deepEqual(d.open.map((s) => s.port), [7000])
+  t.deepEqual(d.close, [9000])
+  t.deepEqual(d.update.map((s) => s.port), [8080])
+  t.deepEqual(diffListeners(desired, desired), { open: [], close: [], update: [] })
+})
+
+// ---- real sockets ----
+
+class FakeCatalog implements MeshCatalog {
+  specs: PublishSpec[] = []
+  instances = new Map<string, Backend[]>()
+  published() { return this.specs }
+  backends(s: string) { return this.instances.get(s) ?? [] }
+  known(s: string) { return this.instances.has(s) }
+}
+
+const quiet = { info: () => undefined, warn: () => undefined }
+
+/** A backend that answers every connection with its name and the first line it received. */
+async function echoBackend(host: string, name: string): Promise<{ server: net.Server; backend: Backend; firstLines: string[]; received: string[] }> {
+  const firstLines: string[] = []
+  const received: string[] = []
+  const server = net.createServer((s) => {
+    let buf = ''
+    s.on('data', (d) => {
+      buf += d.toString('latin1')
+      // The client's line ends the request (a v2 PROXY header holds newlines of its own).
+      if (buf.endsWith('hello\n') || buf.endsWith('hi\n')) {
+        firstLines.push(buf.slice(0, buf.indexOf('\n') + 1))
+        received.push(buf)
+        s.end(`${name}\n`)
+      }
+    })
+    s.on('error', () => undefined)
+  })
+  await new Promise<void>((r) => server.listen(0, host, r))
+  const port = (server.address() as net.AddressInfo).port
+  return { server, backend: { key: `${name}/${host}:${port}`, address: host, port }, firstLines, received }
+}
+
+function ask(host: string, port: number, line = 'hello\n'): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, host, () => s.write(line))
+    let out = ''
+    s.on('data', (d) => (out += d.toString()))
+    s.on('end', () => resolve(out.trim()))
+    s.on('error', reject)
+    s.on('close', () => resolve(out.trim()))
+  })
+}
+
+async function freeMeshPort(host: string): Promise<number> {
+  const s = net.createServer()
+  await new Promise<void>((r) => s.listen(0, host, r))
+  const port = (s.address() as net.AddressInfo).port
+  await new Promise((r) => s.close(r))
+  return port
+}
+
+test('the mesh proxies to every instance, retries a dead one, and counts', async (t) => {
+  const host = '127.0.4.201'
+  const one = await echoBackend(host, 'one')
+  const two = await echoBackend(host, 'two')
+  const dead: Backend = { key: 'dead', address: host, port: await freeMeshPort(host) }
+  const port = await freeMeshPort(host)
+  const catalog = new FakeCatalog()
+  catalog.specs = [spec('web', port)]
+  catalog.instances.set('web', [one.backend, dead, two.backend])
+  const mesh = new Mesh({ catalog, bindHost: host, log: quiet })
+  t.teardown(() => { void mesh.close(); one.server.close(); two.server.close() })
+  mesh.refresh()
+  await new Promise((r) => setTimeout(r, 50))
+  const answers = []
+  for (let i = 0; i < 9; i++) answers.push(await ask(host, port))
+  t.deepEqual(new Set(answers), new Set(['one', 'two']), 'the dead instance never surfaces to a client')
+  const st = mesh.status()
+  t.like(st.listeners[0], { service: 'web', port, state: 'listening', instances: 3 })
+  t.like(st.services.web, { requests: 9, failures: 0 })
+  // The catalog drops an instance: it is out of rotation at once.
+  catalog.instances.set('web', [two.backend])
+  mesh.refresh()
+  for (let i = 0; i < 4; i++) t.is(await ask(host, port), 'two')
+  // No instance: the connection is closed, counted as a failure.
+  catalog.instances.set('web', [])
+  mesh.refresh()
+  t.is(await ask(host, port), '')
+  t.is(mesh.status().services.web!.failures, 1)
+  t.is(mesh.status().services.web!.activeConnections, 0)
+})
+
+test('PROXY protocol v1 and v2 reach the backend before the client bytes', async (t) => {
+  const host = '127.0.4.202'
+  const be = await echoBackend(host, 'be')
+  const p1 = await freeMeshPort(host)
+  const p2 = await freeMeshPort(host)
+  const catalog = new FakeCatalog()
+  catalog.specs = [spec('v1svc', p1, 'j1', { proxyProtocol: 'v1' }), spec('v2svc', p2, 'j2', { proxyProtocol: 'v2' })]
+  catalog.instances.set('v1svc', [be.backend])
+  catalog.instances.set('v2svc', [be.backend])
+  const mesh = new Mesh({ catalog, bindHost: host, log: quiet })
+  t.teardown(() => { void mesh.close(); be.server.close() })
+  mesh.refresh()
+  await new Promise((r) => setTimeout(r, 50))
+  // Connect from a chosen source address so the header has something to prove.
+  const fromAddress = '127.0.4.203'
+  await new Promise<void>((resolve, reject) => {
+    const s = net.connect({ host, port: p1, localAddress: fromAddress }, () => s.write('hi\n'))
+    s.on('close', () => resolve())
+    s.on('error', reject)
+    s.resume()
+  })
+  t.regex(be.firstLines[0]!, new RegExp(`^PROXY TCP4 127\\.0\\.4\\.203 127\\.0\\.4\\.202 \\d+ ${p1}\\r\\n$`))
+  await new Promise<void>((resolve, reject) => {
+    const s = net.connect({ host, port: p2, localAddress: fromAddress }, () => s.write('hi\n'))
+    s.on('close', () => resolve())
+    s.on('error', reject)
+    s.resume()
+  })
+  const v2 = Buffer.from(be.received[1]!, 'latin1')
+  t.is(v2.subarray(28).toString(), 'hi\n', 'the client bytes follow the header')
+  t.is(v2[12], 0x21)
+  t.deepEqual([...v2.subarray(16, 20)], [127, 0, 4, 203])
+  t.is(v2.readUInt16BE(26), p2)
+})
+
+test('a publish port taken on the host is reported and retried; the other listeners serve', async (t) => {
+  const host = '127.0.4.204'
+  const be = await echoBackend(host, 'be')
+  const squatter = net.createServer()
+  await new Promise<void>((r) => squatter.listen(0, host, r))
+  const taken = (squatter.address() as net.AddressInfo).port
+  const free = await freeMeshPort(host)
+  const catalog = new FakeCatalog()
+  catalog.specs = [spec('a', taken), spec('b', free), spec('c', free)]
+  catalog.instances.set('a', [be.backend])
+  catalog.instances.set('b', [be.backend])
+  const warnings: string[] = []
+  const mesh = new Mesh({ catalog, bindHost: host, log: { info: () => undefined, warn: (m) => warnings.push(m) } })
+  t.teardown(() => { void mesh.close(); be.server.close(); squatter.close() })
+  mesh.refresh()
+  await new Promise((r) => setTimeout(r, 100))
+  const st = mesh.status()
+  const a = st.listeners.find((l) => l.service === 'a')!
+  t.is(a.state, 'error')
+  t.is(a.error, `publish port ${taken} of service "a" (job a): ${host}:${taken} is already in use on this host`)
+  t.like(st.listeners.find((l) => l.service === 'c'), { state: 'conflict' })
+  t.true(warnings.some((w) => w.includes('already in use')))
+  t.is(await ask(host, free), 'be')
+  // Job gone: its listener (and its error) go too.
+  catalog.specs = [spec('b', free)]
+  mesh.refresh()
+  t.deepEqual(mesh.status().listeners.map((l) => l.service), ['b'])
+})
