@@ -13,7 +13,7 @@
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AllocClientUpdate } from '../fsm/commands.ts'
-import type { Allocation, ClientStatus, Job, Task, TaskDependency, TaskState } from '../structs/index.ts'
+import type { Allocation, ClientStatus, Job, Task, TaskDependency, TaskGroup, TaskState } from '../structs/index.ts'
 import { isEphemeralTask, isEssentialTask, updateStrategyOf } from '../structs/index.ts'
 import { AllocHealthTracker } from './alloc-health.ts'
 import { SetupError, type Driver, type TaskHandle } from './driver.ts'
@@ -34,6 +34,26 @@ export interface AllocRunnerOptions {
   /** The value of a variable of the variables store (env_from_var), or undefined. */
   variable?: (path: string) => string | undefined
   onUpdate: (update: AllocClientUpdate) => void
+  /** Network set up around the tasks (the mesh's upstream listeners). */
+  network?: AllocNetworkHooks
+}
+
+/** What an allocation's network hook is given once the group's namespace exists, before any task starts. */
+export interface AllocNetworkContext {
+  alloc: Allocation
+  group: TaskGroup
+  /** A process in the group's shared namespace (docker pause container), when the group has one. */
+  netnsPid?: number
+  /** Records a task event. */
+  note(task: string, type: string, message: string): void
+}
+
+export interface AllocNetworkHooks {
+  /** Whether the group needs a shared namespace even with a single docker task. */
+  wantsGroupNamespace(group: TaskGroup): boolean
+  setup(ctx: AllocNetworkContext): Promise<void>
+  /** The allocation's tasks are gone (stopped, or all dead): release what setup made. */
+  teardown(allocId: string): void
 }
 
 type Hook = 'prestart' | 'main' | 'poststart' | 'poststop'
@@ -126,7 +146,7 @@ export class AllocRunner {
       this.#report('failed', `driver "${missing.driver}" is not available on this node`)
       return
     }
-    const { networkMode, setupError } = await this.#createNetwork(group.tasks)
+    const { networkMode, netnsPid, setupError } = await this.#createNetwork(group)
     if (this.#stopping) return
     for (const task of group.tasks) {
       const driver = this.#o.drivers.get(task.driver)!
@@ -154,6 +174,14 @@ export class AllocRunner {
       this.#onTaskChange()
       return
     }
+    const hooks = this.#o.network
+    if (hooks) {
+      await hooks.setup({
+        alloc, group, ...(netnsPid !== undefined ? { netnsPid } : {}),
+        note: (task, type, message) => this.task(task)?.note(type, message),
+      }).catch((err: Error) => this.#entries[0]?.runner.note('Network Failure', err.message))
+      if (this.#stopping) return
+    }
     // Tasks found running at agent start are re-attached whatever they wait for.
     for (const e of this.#entries) if (this.#o.recovered.has(e.task.name)) void e.runner.run()
     this.#advance()
@@ -162,12 +190,14 @@ export class AllocRunner {
 
   /**
    * Two or more docker tasks share one network namespace (a pause container that
-   * publishes the group's ports), as the containers of an ECS task do.
+   * publishes the group's ports), as the containers of an ECS task do; so does
+   * one docker task when the network hook asks (upstream listeners live there).
    */
-  async #createNetwork(tasks: readonly Task[]): Promise<{ networkMode?: string; setupError?: string }> {
-    const docker = tasks.filter((t) => t.driver === 'docker')
+  async #createNetwork(group: TaskGroup): Promise<{ networkMode?: string; netnsPid?: number; setupError?: string }> {
+    const docker = group.tasks.filter((t) => t.driver === 'docker')
     const driver = this.#o.drivers.get('docker')
-    if (docker.length < 2 || !driver?.createNetwork) return {}
+    const wanted = docker.length >= 2 || (docker.length === 1 && this.#o.network?.wantsGroupNamespace(group) === true)
+    if (!wanted || !driver?.createNetwork) return {}
     const { alloc } = this.#o
     const labels = new Set(docker.flatMap((t) => (t.driver === 'docker' ? t.config.ports : [])))
     const first = docker[0]!
@@ -179,13 +209,14 @@ export class AllocRunner {
       })
       this.#network = driver
       if (this.#stopping) await this.#releaseNetwork()
-      return { networkMode: net.networkMode }
+      return { networkMode: net.networkMode, ...(net.pid !== undefined ? { netnsPid: net.pid } : {}) }
     } catch (err) {
       return { setupError: `shared network: ${err instanceof Error ? err.message : String(err)}` }
     }
   }
 
   async #releaseNetwork(): Promise<void> {
+    this.#o.network?.teardown(this.alloc.id)
     const driver = this.#network
     this.#network = undefined
     await driver?.destroyNetwork?.(this.alloc.id).catch(() => undefined)

@@ -772,7 +772,8 @@ export class DockerDriver implements Driver {
       const e = this.mapError(err, undefined)
       return new DriverError(`pause container: ${e.message}`, e.recoverable)
     }
-    const found = (info: ContainerInspectInfo, existing: boolean): GroupNetwork => ({ id: info.Id, networkMode: `container:${info.Id}`, existing })
+    const found = (info: ContainerInspectInfo, existing: boolean): GroupNetwork =>
+      ({ id: info.Id, networkMode: `container:${info.Id}`, existing, ...(info.State.Pid > 0 ? { pid: info.State.Pid } : {}) })
     let existing: ContainerInspectInfo | undefined
     try {
       existing = await this.docker.getContainer(name).inspect()

@@ -41,6 +41,8 @@ export interface GroupNetwork {
   id: string
   /** True when it already existed (re-attached after an agent restart). */
   existing: boolean
+  /** A process inside the namespace (its /proc/<pid>/ns/net), when the driver knows one. */
+  pid?: number
 }
 
 /** Identifies a started task; plain data so it can be persisted and recovered. */

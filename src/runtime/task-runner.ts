@@ -91,6 +91,11 @@ export class TaskRunner {
     this.#event(type, message, undefined, { state: 'dead', failed, finishedAt: this.#now() })
   }
 
+  /** Records an event from outside the task's own life (the mesh's upstream listeners). */
+  note(type: string, message: string): void {
+    this.#event(type, message)
+  }
+
   /** Stops the task (allocation stopped): signal, kill after the timeout, no restart. */
   async kill(reason: string): Promise<void> {
     if (this.#killed) return this.#done

@@ -247,3 +247,39 @@ test('a publish port taken on the host is reported and retried; the other listen
   mesh.refresh()
   t.deepEqual(mesh.status().listeners.map((l) => l.service), ['b'])
 })
+
+test('upstreams in the host namespace: shared per port and service, a clash and an unknown service are noted, detach closes', async (t) => {
+  const host = '127.0.4.205'
+  const be = await echoBackend(host, 'db-1')
+  const catalog = new FakeCatalog()
+  catalog.instances.set('db', [be.backend])
+  const mesh = new Mesh({ catalog, bindHost: host, log: quiet })
+  mesh.refresh()
+  const { Upstreams } = await import('../../src/mesh/upstreams.ts')
+  const ups = new Upstreams({ proxy: (s, sock) => mesh.proxy(s, sock), known: (s) => catalog.known(s), log: quiet })
+  t.teardown(() => { ups.close(); void mesh.close(); be.server.close() })
+  const local = await freeMeshPort('127.0.0.1')
+  const other = await freeMeshPort('127.0.0.1')
+  const notes: string[] = []
+  const note = (task: string, type: string, message: string) => notes.push(`${task} ${type}: ${message}`)
+  await ups.attach({ allocId: 'a1', upstreams: [{ task: 't', driver: 'exec', service: 'db', localPort: local }, { task: 't', driver: 'exec', service: 'nosuch', localPort: other }], note })
+  await ups.attach({ allocId: 'a2', upstreams: [{ task: 'u', driver: 'exec', service: 'db', localPort: local }], note })
+  await ups.attach({ allocId: 'a3', upstreams: [{ task: 'v', driver: 'exec', service: 'cache', localPort: local }], note })
+  t.is(await ask('127.0.0.1', local), 'db-1')
+  t.is(await ask('127.0.0.1', other), '', 'an unknown service: connection closed')
+  t.deepEqual(new Set(notes), new Set([
+    `t Upstream: upstream service nosuch unknown: connections to localhost:${other} are closed until a job defines it`,
+    `v Upstream Failure: upstream cache on localhost:${local}: the port already carries upstream db on this host`,
+    `v Upstream: upstream service cache unknown: connections to localhost:${local} are closed until a job defines it`,
+  ]))
+  t.like(ups.status().find((u) => u.allocId === 'a3'), { state: 'error' })
+  // The listener is shared: it stays while a2 still wants it.
+  ups.detach('a1')
+  t.is(await ask('127.0.0.1', local), 'db-1')
+  ups.detach('a2')
+  await t.throwsAsync(ask('127.0.0.1', local))
+  // A docker task's upstream with no group namespace cannot listen: noted.
+  notes.length = 0
+  await ups.attach({ allocId: 'a4', upstreams: [{ task: 'w', driver: 'docker', service: 'db', localPort: local }], note })
+  t.is(notes[0], `w Upstream Failure: upstream db on localhost:${local}: the task has no network namespace of its group to listen in`)
+})
