@@ -18,11 +18,11 @@ export class Balancer {
   #cursor = 0
 
   /**
-   * The backend for the next connection, skipping `exclude` (already tried for
-   * this connection, or recently failed); undefined when none is left.
-   * `active(key)` is the number of open connections a backend has.
+   * The backend for the next connection, skipping those `skip` says (already
+   * tried for this connection, or recently failed); undefined when none is
+   * left. `active(key)` is the number of open connections a backend has.
    */
-  pick(backends: readonly Backend[], mode: BalanceMode, exclude: ReadonlySet<string>, active: (key: string) => number): Backend | undefined {
+  pick(backends: readonly Backend[], mode: BalanceMode, skip: (key: string) => boolean, active: (key: string) => number): Backend | undefined {
     const n = backends.length
     if (n === 0) return undefined
     const start = this.#cursor % n
@@ -31,7 +31,7 @@ export class Balancer {
     for (let i = 0; i < n; i++) {
       const idx = (start + i) % n
       const b = backends[idx]!
-      if (exclude.has(b.key)) continue
+      if (skip(b.key)) continue
       if (mode === 'round-robin') {
         best = idx
         break
@@ -62,17 +62,22 @@ export class Ejections {
     this.#forMs = forMs
   }
 
+  /** How many keys are (or were, until looked at) ejected. */
+  get size(): number {
+    return this.#until.size
+  }
+
   eject(key: string, now: number): void {
     this.#until.set(key, now + this.#forMs)
   }
 
-  /** The keys ejected at `now` (expired ones are forgotten). */
-  active(now: number): Set<string> {
-    const keys = new Set<string>()
-    for (const [key, until] of this.#until) {
-      if (until <= now) this.#until.delete(key)
-      else keys.add(key)
-    }
-    return keys
+  /** Whether `key` is ejected at `now` (an expired ejection is forgotten). */
+  has(key: string, now: number): boolean {
+    if (this.#until.size === 0) return false
+    const until = this.#until.get(key)
+    if (until === undefined) return false
+    if (until > now) return true
+    this.#until.delete(key)
+    return false
   }
 }

@@ -67,7 +67,7 @@ export class ServicePool {
       this.counters.activeConnections--
       this.#clients.delete(client)
     })
-    this.#dial(client, route, new Set())
+    this.#dial(client, route, null)
   }
 
   /** Closes every connection this pool proxies (agent shutdown). */
@@ -75,24 +75,21 @@ export class ServicePool {
     for (const c of this.#clients) c.destroy()
   }
 
-  #dial(client: net.Socket, route: Route, tried: Set<string>): void {
+  #dial(client: net.Socket, route: Route, tried: Set<string> | null): void {
     if (client.destroyed) return
     const now = Date.now()
-    const ejected = this.#ejections.active(now)
-    for (const key of tried) ejected.add(key)
     // Recently failed instances are a last resort, not a reason to fail the client.
-    const backend = this.#balancer.pick(this.backends, route.balance, ejected, this.#activeOf)
-      ?? this.#balancer.pick(this.backends, route.balance, tried, this.#activeOf)
+    const backend = this.#balancer.pick(this.backends, route.balance, (key) => (tried !== null && tried.has(key)) || this.#ejections.has(key, now), this.#activeOf)
+      ?? (this.#ejections.size > 0 ? this.#balancer.pick(this.backends, route.balance, (key) => tried !== null && tried.has(key), this.#activeOf) : undefined)
     if (!backend) {
       this.counters.failures++
       this.#warn(now, !this.known
         ? `upstream service ${this.name} unknown: connection closed`
-        : tried.size === 0 ? `service ${this.name} has no healthy instance: connection closed`
+        : tried === null ? `service ${this.name} has no healthy instance: connection closed`
         : `service ${this.name}: no instance accepted the connection (${tried.size} tried)`)
       client.destroy()
       return
     }
-    tried.add(backend.key)
     const upstream = net.connect({ host: backend.address, port: backend.port, allowHalfOpen: true, noDelay: true })
     let connected = false
     const timer = setTimeout(() => upstream.destroy(new Error('connect timed out')), CONNECT_TIMEOUT_MS)
@@ -103,7 +100,9 @@ export class ServicePool {
       clearTimeout(timer)
       client.off('close', onClientGone)
       this.#ejections.eject(backend.key, Date.now())
-      this.#dial(client, route, tried)
+      const next = tried ?? new Set<string>()
+      next.add(backend.key)
+      this.#dial(client, route, next)
     })
     upstream.once('connect', () => {
       connected = true
