@@ -25,6 +25,7 @@ import { EvalBroker, type Logger } from './leader.ts'
 import { consoleLogger } from './log.ts'
 import { ClusterOps } from './ops.ts'
 import { errorCode, fsmStateMachine, RaftProposer } from './raft-proposer.ts'
+import { EventBroker } from './events.ts'
 import { ClusterRpc } from './rpc.ts'
 import { DEAD_MEMBER_GRACE_MS, nextVoterChange, type Liveness } from './voters.ts'
 
@@ -102,6 +103,8 @@ export class Agent {
   readonly proposer: RaftProposer
   readonly ops: ClusterOps
   readonly client: Client
+  /** Cluster changes as topic events (GET /v1/event/stream). */
+  readonly events: EventBroker
   readonly nodeId: string
   readonly log: Logger
   readonly #storage: RaftStorage
@@ -136,6 +139,7 @@ export class Agent {
     this.proposer = new RaftProposer(o.raft, o.rpc)
     this.ops = new ClusterOps(this.proposer, o.fsm.state)
     this.client = new Client({ fsm: o.fsm, writer: this.ops, nodeId: o.nodeId, dataDir: o.config.dataDir, drivers: o.drivers, log: consoleLogger('client') })
+    this.events = new EventBroker(o.fsm)
   }
 
   static async open(config: AgentConfig): Promise<Agent> {

@@ -33,10 +33,21 @@ export interface Request {
 
 export type Handler = (req: Request) => Promise<unknown>
 
+export interface RouteOptions {
+  /**
+   * The index a blocking query (`?index=N`) on this route waits to pass, and
+   * the X-Shoal-Index it answers with; default: the state's applied index.
+   */
+  index?: (req: Request) => number
+  /** `?index` means something else here (the event stream's resume point): never block. */
+  noBlocking?: boolean
+}
+
 interface Route {
   method: string
   parts: string[]
   handler: Handler
+  options: RouteOptions
 }
 
 const MAX_BODY_BYTES = 4 * 2 ** 20
@@ -44,12 +55,12 @@ const MAX_BODY_BYTES = 4 * 2 ** 20
 export class Router {
   readonly #routes: Route[] = []
 
-  on(method: string, path: string, handler: Handler): this {
-    this.#routes.push({ method, parts: path.split('/').filter(Boolean), handler })
+  on(method: string, path: string, handler: Handler, options: RouteOptions = {}): this {
+    this.#routes.push({ method, parts: path.split('/').filter(Boolean), handler, options })
     return this
   }
 
-  match(method: string, path: string): { handler: Handler; params: Record<string, string> } | 'method' | null {
+  match(method: string, path: string): { handler: Handler; params: Record<string, string>; options: RouteOptions } | 'method' | null {
     const parts = path.split('/').filter(Boolean)
     let methodMismatch = false
     for (const r of this.#routes) {
@@ -59,7 +70,7 @@ export class Router {
         methodMismatch = true
         continue
       }
-      return { handler: r.handler, params }
+      return { handler: r.handler, params, options: r.options }
     }
     return methodMismatch ? 'method' : null
   }

@@ -13,6 +13,8 @@ import { groupResources, MAX_VAR_VALUE_BYTES, specOf, varPathProblem } from '../
 import type { LogStream } from '../runtime/driver.ts'
 import { HttpError, Router, readJsonBody, sendError, sendJson, type Request } from './http.ts'
 import { planRoute } from './plan.ts'
+import { checkPublishPorts, serviceRoutes } from './services.ts'
+import { eventStream } from './events.ts'
 import { allocDetail, allocStub, jobDetail, jobListItem } from './views.ts'
 import { parseDuration } from '../jobspec/index.ts'
 import { VERSION } from '../version.ts'
@@ -84,11 +86,13 @@ export class ApiServer {
       if (m === null) return sendError(res, new HttpError(404, `no such endpoint: ${req.method} ${url.pathname}`))
       if (m === 'method') return sendError(res, new HttpError(405, `method ${req.method} not allowed on ${url.pathname}`))
       const request: Request = { raw: req, res, params: m.params, query: url.searchParams, body: () => readJsonBody(req) }
-      this.#blocking(request)
+      const indexOf = m.options.index ?? (() => this.#agent.fsm.appliedIndex)
+      const blocking = m.options.noBlocking ? Promise.resolve() : this.#blocking(request, indexOf)
+      blocking
         .then(() => m.handler(request))
         .then((body) => {
           if (!res.headersSent && body !== undefined) {
-            sendJson(res, 200, body, { 'x-shoal-index': String(this.#agent.fsm.appliedIndex) })
+            sendJson(res, 200, body, { 'x-shoal-index': String(indexOf(request)) })
           }
         })
         .catch((err: unknown) => sendError(res, toHttpError(err)))
@@ -111,7 +115,7 @@ export class ApiServer {
   }
 
   /** `?consistent` reads wait for a ReadIndex barrier; `?index=N&wait=30s` blocks until the state moves past N. */
-  async #blocking(req: Request): Promise<void> {
+  async #blocking(req: Request, indexOf: (req: Request) => number): Promise<void> {
     if (req.query.has('consistent') && req.raw.method === 'GET') await this.#agent.readBarrier()
     const index = req.query.get('index')
     if (index === null || req.raw.method !== 'GET') return
@@ -128,7 +132,7 @@ export class ApiServer {
     }
     const abort = new AbortController()
     req.raw.once('close', () => abort.abort())
-    await this.#agent.fsm.waitForIndex(n + 1, wait, abort.signal)
+    await this.#agent.fsm.waitUntil(() => indexOf(req) > n, wait, abort.signal)
   }
 
   #routes(): void {
@@ -166,6 +170,7 @@ export class ApiServer {
           throw new HttpError(400, result.errors.map((e) => `${e.field}: ${e.message}`).join('\n'), first.field, result.errors)
         }
         checkFitsSomeNode(state, result.spec)
+        checkPublishPorts(state, result.spec)
         const { evalId, index } = await agent.ops.registerJob(result.spec, indexParam(req.query, 'check_index'))
         const job = state.get('jobs', result.spec.id)!
         return { jobId: job.id, evalId, index, version: job.version }
@@ -240,6 +245,9 @@ export class ApiServer {
         const modifyIndex = await agent.ops.deleteVar(path, indexParam(req.query, 'cas'))
         return { path, modifyIndex }
       })
+    serviceRoutes(this.#router, agent)
+    this.#router.on('GET', '/v1/event/stream', (req) => eventStream(req, agent.events), { noBlocking: true })
+    this.#router
       .on('GET', '/v1/nodes', async () => state.list('nodes').sort((a, b) => a.name.localeCompare(b.name)))
       .on('GET', '/v1/node/:id', async (req) => {
         const id = req.params.id!

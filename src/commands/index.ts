@@ -17,6 +17,8 @@ import VarGet from './var/get.ts'
 import VarList from './var/list.ts'
 import VarPut from './var/put.ts'
 import VarRm from './var/rm.ts'
+import ServiceInfo from './service/info.ts'
+import ServiceList from './service/list.ts'
 import Version from './version.ts'
 
 // oclif "explicit" command strategy: ids use ":" and show with spaces.
@@ -40,5 +42,7 @@ export const COMMANDS = {
   'var:get': VarGet,
   'var:list': VarList,
   'var:rm': VarRm,
+  'service:list': ServiceList,
+  'service:info': ServiceInfo,
   version: Version,
 }

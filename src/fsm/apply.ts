@@ -1,7 +1,7 @@
 // apply(): the deterministic transition function of the cluster state.
 // Same state + same command → same changes, on every member, every time.
 import { isDeepStrictEqual } from 'node:util'
-import type { Job } from '../structs/index.ts'
+import type { Job, JobSpec } from '../structs/index.ts'
 import { isLive, specOf } from '../structs/index.ts'
 import type { ApplyResult, Command, NewEval } from './commands.ts'
 import { jobVersionKey, type Change, type Rows, type StateReader, type StateStore, type TableName } from './state.ts'
@@ -27,6 +27,11 @@ class Tx implements StateReader {
 
   delete(table: TableName, key: string): void {
     this.#writes.set(`${table}/${key}`, { table, key, value: null })
+  }
+
+  /** Ports published by other jobs' services (one command registers one job, so the base is current). */
+  publishedPorts() {
+    return this.#base.publishedPorts()
   }
 
   allocsOfJob(jobId: string) {
@@ -121,6 +126,18 @@ function planConflict(tx: Tx, cmd: Extract<Command, { type: 'PlanApply' }>): str
 
 type NewAllocLike = Pick<Rows['allocs'], 'resources'>
 
+/** A port published by a service of another running job cannot be published again. */
+export function publishConflict(state: { publishedPorts: StateStore['publishedPorts'] }, spec: JobSpec): string | null {
+  const taken = new Map(state.publishedPorts().filter((p) => p.jobId !== spec.id).map((p) => [p.port, p]))
+  for (const g of spec.groups) {
+    for (const s of g.services ?? []) {
+      const other = s.publish && taken.get(s.publish.port)
+      if (other) return `port ${other.port} is already published by service "${other.service.name}" of job "${other.jobId}"`
+    }
+  }
+  return null
+}
+
 function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
   switch (cmd.type) {
     case 'NodeRegister': {
@@ -144,6 +161,8 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
           ? `job "${cmd.spec.id}" was modified at index ${at}, not ${cmd.checkIndex}`
           : `job "${cmd.spec.id}" does not exist (check index ${cmd.checkIndex} expects it at that index)`, at)
       }
+      const taken = publishConflict(tx, cmd.spec)
+      if (taken) return fail(index, 'conflict', taken)
       const unchanged = prev && !prev.stop && isDeepStrictEqual(specOf(prev), cmd.spec)
       if (!unchanged) {
         const version = prev ? prev.version + 1 : 0
@@ -202,6 +221,7 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
         tx.put('allocs', a.id, {
           ...a, clientStatus: u.clientStatus, clientDescription: u.clientDescription,
           taskStates: u.taskStates, ...health, modifyIndex: index, modifyTime: cmd.time,
+          ...(u.serviceHealth !== undefined ? { serviceHealth: u.serviceHealth } : {}),
         })
       }
       for (const ev of cmd.evals) putEval(tx, index, ev)

@@ -1,6 +1,6 @@
 // Commands are the only way cluster state changes. The leader stamps every id
 // and time into a command before proposing it, so apply() stays deterministic.
-import type { Allocation, ClientStatus, Evaluation, JobSpec, Member, Node, NodeStatus, TaskState } from '../structs/index.ts'
+import type { Allocation, ClientStatus, Evaluation, JobSpec, Member, Node, NodeStatus, ServiceHealth, TaskState } from '../structs/index.ts'
 
 /** An evaluation as the leader creates it; the store adds the indexes. */
 export type NewEval = Omit<Evaluation, 'createIndex' | 'modifyIndex'>
@@ -28,6 +28,8 @@ export interface AllocClientUpdate {
   taskStates: Record<string, TaskState>
   /** The client's health verdict, once decided (absent in entries written before it existed). */
   deploymentStatus?: { healthy: boolean; timestamp: number }
+  /** Checked services' health by name; absent when the allocation has no checked service. */
+  serviceHealth?: Record<string, ServiceHealth>
 }
 
 export type Command =

@@ -5,6 +5,7 @@ import { Level } from 'level'
 import { applyCommand } from './apply.ts'
 import { decode, decodeAll, encode } from './codec.ts'
 import type { ApplyResult, Command } from './commands.ts'
+import type { CatalogChange } from './catalog.ts'
 import { StateStore, TABLE_NAMES, type Change, type TableName } from './state.ts'
 
 const APPLIED_KEY = 'meta/applied'
@@ -13,6 +14,8 @@ export interface AppliedEvent {
   index: number
   command: Command
   changes: readonly Change[]
+  /** Services whose catalog entry (instances, health, declaration) changed with this command. */
+  services: readonly CatalogChange[]
 }
 
 export interface FsmOptions {
@@ -88,9 +91,9 @@ export class Fsm extends EventEmitter<{ applied: [AppliedEvent]; restored: [numb
         if (c.value === null) batch.del(`${c.table}/${c.key}`)
         else batch.put(`${c.table}/${c.key}`, encode(c.value))
       }
-      this.state.applyChanges(changes, index)
+      const services = this.state.applyChanges(changes, index)
       results.push(result)
-      events.push({ index, command, changes })
+      events.push({ index, command, changes, services })
     }
     if (events.length === 0) return results
     batch.put(APPLIED_KEY, encode(this.state.appliedIndex))
@@ -150,18 +153,26 @@ export class Fsm extends EventEmitter<{ applied: [AppliedEvent]; restored: [numb
 
   /** Resolves once the applied index reaches `index`, or false on timeout. */
   waitForIndex(index: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
-    if (this.state.appliedIndex >= index) return Promise.resolve(true)
+    return this.waitUntil(() => this.state.appliedIndex >= index, timeoutMs, signal)
+  }
+
+  /** Resolves true once `ready()` holds (checked after each applied command and restore), false on timeout or abort. */
+  waitUntil(ready: () => boolean, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (ready()) return Promise.resolve(true)
+    if (signal?.aborted) return Promise.resolve(false)
     return new Promise((resolve) => {
       const done = (ok: boolean) => {
         clearTimeout(timer)
-        this.off('applied', onApplied)
+        this.off('applied', onChange)
+        this.off('restored', onChange)
         signal?.removeEventListener('abort', onAbort)
         resolve(ok)
       }
-      const onApplied = (e: AppliedEvent) => { if (e.index >= index) done(true) }
+      const onChange = () => { if (ready()) done(true) }
       const onAbort = () => done(false)
       const timer = setTimeout(() => done(false), timeoutMs)
-      this.on('applied', onApplied)
+      this.on('applied', onChange)
+      this.on('restored', onChange)
       signal?.addEventListener('abort', onAbort)
     })
   }

@@ -1,7 +1,8 @@
 // In-memory tables of the cluster state, with the secondary indexes the
 // scheduler and API read. Rows are immutable: a change replaces the row.
-import type { Allocation, EvalStatus, Evaluation, Job, Member, Node, Variable } from '../structs/index.ts'
+import type { Allocation, EvalStatus, Evaluation, Job, Member, Node, ServiceInstance, ServiceSummary, Variable } from '../structs/index.ts'
 import { isLive } from '../structs/index.ts'
+import { instancesOf, ServiceCatalog, type CatalogChange, type PublishedPort } from './catalog.ts'
 
 export interface Rows {
   nodes: Node
@@ -62,7 +63,33 @@ export class StateStore implements StateReader {
   #evalsByJob = new Map<string, Set<string>>()
   #evalsByStatus = new Map<EvalStatus, Set<string>>()
   #nodesSorted: readonly Node[] | null = null
+  readonly #catalog = new ServiceCatalog()
   appliedIndex = 0
+
+  /** Instances of a service (healthy or not; `healthy` says), ordered by node name. */
+  serviceInstances(name: string): ServiceInstance[] {
+    return this.#catalog.instances(name)
+  }
+
+  /** Every service declared by a job or with instances, with instance counts. */
+  services(): ServiceSummary[] {
+    return this.#catalog.services()
+  }
+
+  /** Index of the service's last catalog change (0: never seen). */
+  serviceIndex(name: string): number {
+    return this.#catalog.serviceIndex(name)
+  }
+
+  /** Index of the last change of any service. */
+  get catalogIndex(): number {
+    return this.#catalog.index
+  }
+
+  /** Ports published by services of jobs that are not stopped. */
+  publishedPorts(): PublishedPort[] {
+    return this.#catalog.publishedPorts()
+  }
 
   get<T extends TableName>(table: T, key: string): Rows[T] | undefined {
     return this.tables[table].get(key)
@@ -126,6 +153,7 @@ export class StateStore implements StateReader {
     this.#evalsByJob.clear()
     this.#evalsByStatus.clear()
     this.#nodesSorted = null
+    this.#catalog.clear()
     this.applyChanges(rows, index)
   }
 
@@ -138,15 +166,42 @@ export class StateStore implements StateReader {
     return out
   }
 
-  applyChanges(changes: readonly Change[], index: number): void {
+  /** Applies the rows; answers the services whose catalog entry changed. */
+  applyChanges(changes: readonly Change[], index: number): CatalogChange[] {
+    const allocs = new Set<string>()
+    const jobs = new Set<string>()
+    const versionsOf = new Set<string>()
+    const nodes = new Set<string>()
     for (const c of changes) {
-      if (c.table === 'allocs') this.#reindexAlloc(c.key, c.value)
-      else if (c.table === 'evals') this.#reindexEval(c.key, c.value)
-      else if (c.table === 'nodes') this.#nodesSorted = null
+      if (c.table === 'allocs') {
+        this.#reindexAlloc(c.key, c.value)
+        allocs.add(c.key)
+      } else if (c.table === 'evals') this.#reindexEval(c.key, c.value)
+      else if (c.table === 'nodes') {
+        this.#nodesSorted = null
+        nodes.add(c.key)
+      } else if (c.table === 'jobs') jobs.add(c.key)
+      else if (c.table === 'jobVersions') versionsOf.add((c.value?.id ?? c.key.slice(0, c.key.lastIndexOf('@'))))
       if (c.value === null) this.tables[c.table].delete(c.key)
       else (this.tables[c.table] as Map<string, unknown>).set(c.key, c.value)
     }
     this.appliedIndex = index
+    return this.#updateCatalog(allocs, jobs, versionsOf, nodes, index)
+  }
+
+  /** Re-derives the catalog entries the changed rows feed (after all rows are in: a snapshot comes in any order). */
+  #updateCatalog(allocs: Set<string>, jobs: Set<string>, versionsOf: Set<string>, nodes: Set<string>, index: number): CatalogChange[] {
+    const changed = new Set<string>()
+    for (const id of jobs) this.#catalog.setJob(id, this.tables.jobs.get(id), index, changed)
+    for (const id of versionsOf) for (const a of this.allocsOfJob(id)) allocs.add(a.id)
+    for (const id of nodes) for (const a of this.allocsOfNode(id)) allocs.add(a.id)
+    for (const id of allocs) {
+      const a = this.tables.allocs.get(id)
+      const job = a && this.tables.jobVersions.get(jobVersionKey(a.jobId, a.jobVersion))
+      const next = a ? instancesOf(a, job, this.tables.nodes.get(a.nodeId)) : []
+      this.#catalog.setAlloc(id, next, index, changed)
+    }
+    return [...changed].map((service) => ({ service, index, instances: this.#catalog.instances(service) }))
   }
 
   #reindexAlloc(id: string, next: Allocation | null): void {

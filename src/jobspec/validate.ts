@@ -38,6 +38,13 @@ import {
   type TaskGroup,
   type TaskLifecycle,
   type VolumeMount,
+  BALANCE_MODES,
+  PROXY_PROTOCOL_VERSIONS,
+  PUBLISH_MODES,
+  SERVICE_NAME_RE,
+  type ServicePublish,
+  type ServiceSpec,
+  type Upstream,
   varPathProblem,
 } from '../structs/index.ts'
 import { parseTarget, TARGET_FORMS, valueProblem } from '../scheduler/constraints.ts'
@@ -65,7 +72,7 @@ export function defaultRestartPolicy(type: JobType): RestartPolicy {
 
 const ROOT_FIELDS = ['job'] as const
 const JOB_FIELDS = ['type', 'priority', 'reschedule', 'update', 'constraint', 'affinity', 'spread', 'group'] as const
-const GROUP_FIELDS = ['count', 'network', 'restart', 'reschedule', 'update', 'constraint', 'affinity', 'spread', 'task'] as const
+const GROUP_FIELDS = ['count', 'network', 'restart', 'reschedule', 'update', 'constraint', 'affinity', 'spread', 'service', 'task'] as const
 const UPDATE_FIELDS = ['max_parallel', 'min_healthy_time', 'healthy_deadline', 'progress_deadline', 'health_check',
   'auto_revert', 'canary', 'auto_promote', 'stagger'] as const
 const RESCHEDULE_FIELDS = ['attempts', 'interval', 'delay', 'delay_function', 'max_delay', 'unlimited'] as const
@@ -74,7 +81,10 @@ const NETWORK_FIELDS = ['port'] as const
 const PORT_FIELDS = ['to', 'static'] as const
 const RESTART_FIELDS = ['attempts', 'interval', 'delay', 'mode'] as const
 const TASK_FIELDS = ['driver', 'config', 'env', 'resources', 'kill_timeout', 'constraint', 'affinity', 'check', 'check_restart',
-  'lifecycle', 'depends_on', 'essential', 'env_from_var'] as const
+  'lifecycle', 'depends_on', 'essential', 'env_from_var', 'service', 'upstreams'] as const
+const SERVICE_FIELDS = ['name', 'port', 'tags', 'checks', 'publish'] as const
+const PUBLISH_FIELDS = ['port', 'balance', 'proxy_protocol', 'mode'] as const
+const UPSTREAM_FIELDS = ['service', 'local_port'] as const
 const LIFECYCLE_FIELDS = ['hook', 'sidecar'] as const
 const DEPENDENCY_FIELDS = ['task', 'condition'] as const
 const CHECK_FIELDS = ['type', 'port', 'path', 'expected_status', 'command', 'args', 'interval', 'timeout', 'retries', 'start_period'] as const
@@ -103,9 +113,12 @@ const inTask = (key: string) => `"${key}" is a task setting; move it into a task
 const JOB_HINTS: Hints = {
   ...Object.fromEntries(GROUP_FIELDS.map((k) => [k, inGroup(k)])),
   ...Object.fromEntries(TASK_FIELDS.map((k) => [k, inTask(k)])),
+  service: '"service" is a group or task setting; move it into a group or task block',
+  services: '"service" is a group or task setting (an array of service blocks); move it into a group or task block',
 }
 const GROUP_HINTS: Hints = {
-  ...Object.fromEntries(TASK_FIELDS.map((k) => [k, inTask(k)])),
+  ...Object.fromEntries(TASK_FIELDS.filter((k) => k !== 'service').map((k) => [k, inTask(k)])),
+  services: 'the key is "service", an array of service blocks',
   port: 'ports are declared under network.port, like {"network": {"port": {"http": {"to": 80}}}}',
   ports: 'ports are declared under network.port, like {"network": {"port": {"http": {"to": 80}}}}',
 }
@@ -116,6 +129,8 @@ const TASK_HINTS: Hints = {
   network: inGroup('network'),
   spread: '"spread" is a job or group setting; move it into the group block',
   restart: 'Shoal takes the restart policy at the group level; move it into the group block',
+  services: 'the key is "service", an array of service blocks',
+  upstream: 'the key is "upstreams", an array like [{"service": "db", "local_port": 5432}]',
 }
 const EXEC_HINTS: Hints = {
   image: '"image" is a docker driver option; the exec driver runs a command on the host',
@@ -344,6 +359,7 @@ function checkJob(c: Checker, id: string, v: unknown, path: Path): JobSpec | und
     const group = checkGroup(c, name, g, [...path, 'group', name], type, jobRules, jobReschedule, jobUpdate)
     if (group !== undefined) groups.push(group)
   }
+  checkServicesOfJob(c, groups)
   return { id, type, priority, groups }
 }
 
@@ -369,14 +385,16 @@ function checkGroup(
   const constraints = [...jobRules.constraints, ...checkConstraints(c, own(o, 'constraint'), [...path, 'constraint'])]
   const affinities = [...jobRules.affinities, ...checkAffinities(c, own(o, 'affinity'), [...path, 'affinity'])]
   const spreads = [...jobRules.spreads, ...checkSpreads(c, own(o, 'spread'), [...path, 'spread'])]
+  const services = checkServices(c, own(o, 'service'), [...path, 'service'], name, labels, undefined)
   const tasks: Task[] = []
   const example = '{"server": {"driver": "docker", "config": {...}}}'
   const taskBlocks = c.blocks(own(o, 'task'), [...path, 'task'], 'task', example)
   for (const [taskName, t] of taskBlocks) {
-    const task = checkTask(c, taskName, t, [...path, 'task', taskName], name, labels)
+    const task = checkTask(c, taskName, t, [...path, 'task', taskName], name, labels, services)
     if (task !== undefined) tasks.push(task)
   }
   checkPublishedCheckPorts(c, tasks, path, labels)
+  checkServicesOfGroup(c, services, tasks, taskBlocks.length, labels)
   checkTaskOrder(c, tasks, taskBlocks.map(([n]) => n), path, name)
   return {
     name, count, ports, restart, reschedule, tasks,
@@ -384,6 +402,7 @@ function checkGroup(
     ...(constraints.length > 0 ? { constraints } : {}),
     ...(affinities.length > 0 ? { affinities } : {}),
     ...(spreads.length > 0 ? { spreads } : {}),
+    ...(services.length > 0 ? { services } : {}),
   }
 }
 
@@ -510,6 +529,7 @@ function checkTask(
   path: Path,
   groupName: string,
   labels: ReadonlySet<string> | undefined,
+  services: ServiceSpec[],
 ): Task | undefined {
   c.name(name, path, 'task')
   const o = c.object(v, path)
@@ -550,6 +570,8 @@ function checkTask(
   const dependsOn = checkDependsOn(c, own(o, 'depends_on'), [...path, 'depends_on'])
   const essential = booleanField(c, o, 'essential', path)
   const envFromVar = checkEnvFromVar(c, own(o, 'env_from_var'), [...path, 'env_from_var'], env)
+  services.push(...checkServices(c, own(o, 'service'), [...path, 'service'], groupName, labels, name))
+  const upstreams = checkUpstreams(c, own(o, 'upstreams'), [...path, 'upstreams'])
 
   const base = {
     name, env, resources, killTimeoutMs,
@@ -561,6 +583,7 @@ function checkTask(
     ...(dependsOn.length > 0 ? { dependsOn } : {}),
     ...(essential === false ? { essential } : {}),
     ...(envFromVar !== undefined ? { envFromVar } : {}),
+    ...(upstreams.length > 0 ? { upstreams } : {}),
   }
   if (docker !== undefined) return { ...base, driver: 'docker', config: docker }
   if (exec !== undefined) return { ...base, driver: 'exec', config: exec }
@@ -869,11 +892,12 @@ function checkTaskOrder(c: Checker, tasks: readonly Task[], names: readonly stri
 
 const CHECK_EXAMPLE = '[{"type": "http", "port": "http", "path": "/health", "interval": "5s"}]'
 
-function checkChecks(c: Checker, v: unknown, path: Path, groupName: string, labels: ReadonlySet<string> | undefined): TaskCheck[] {
-  return blockList(c, v, path, CHECK_EXAMPLE, (o, at) => checkCheck(c, o, at, groupName, labels))
+function checkChecks(c: Checker, v: unknown, path: Path, groupName: string, labels: ReadonlySet<string> | undefined, defaultPort?: string): TaskCheck[] {
+  return blockList(c, v, path, CHECK_EXAMPLE, (o, at) => checkCheck(c, o, at, groupName, labels, defaultPort))
 }
 
-function checkCheck(c: Checker, o: Obj, path: Path, groupName: string, labels: ReadonlySet<string> | undefined): TaskCheck | undefined {
+/** `defaultPort`: the label an http/tcp check without "port" probes (a service's port). */
+function checkCheck(c: Checker, o: Obj, path: Path, groupName: string, labels: ReadonlySet<string> | undefined, defaultPort?: string): TaskCheck | undefined {
   c.fields(o, path, CHECK_FIELDS, { name: 'checks have no name in Shoal; leave it out' })
   const rawType = own(o, 'type')
   const type = c.oneOf(o, 'type', path, CHECK_TYPES)
@@ -883,8 +907,8 @@ function checkCheck(c: Checker, o: Obj, path: Path, groupName: string, labels: R
   }
   let port: string | undefined
   if (type === 'http' || type === 'tcp') {
-    port = c.string(o, 'port', path, true)
-    if (port !== undefined && labels !== undefined && !labels.has(port)) c.add([...path, 'port'], unknownPortMessage(port, groupName, labels))
+    port = own(o, 'port') === undefined && defaultPort !== undefined ? defaultPort : c.string(o, 'port', path, true)
+    if (port !== undefined && own(o, 'port') !== undefined && labels !== undefined && !labels.has(port)) c.add([...path, 'port'], unknownPortMessage(port, groupName, labels))
   } else {
     only('port', 'http and tcp')
   }
@@ -949,6 +973,148 @@ function checkPublishedCheckPorts(c: Checker, tasks: readonly Task[], groupPath:
       c.add([...groupPath, 'task', t.name, 'check', i, 'port'],
         `port ${JSON.stringify(check.port)} is not published by a docker task of the group; add it to config.ports`)
     })
+  }
+}
+
+// --- Services and upstreams ---------------------------------------------------------
+
+const SERVICE_EXAMPLE = '[{"name": "web", "port": "http", "tags": ["v1"], "checks": [{"type": "http", "path": "/"}]}]'
+const UPSTREAM_EXAMPLE = '[{"service": "db", "local_port": 5432}]'
+
+/** Where each service block was written: its errors found later (across groups) name it. */
+const servicePaths = new WeakMap<ServiceSpec, Path>()
+
+function serviceNameProblem(name: string): string | null {
+  if (SERVICE_NAME_RE.test(name)) return null
+  const lower = name.toLowerCase()
+  const hint = lower !== name && SERVICE_NAME_RE.test(lower) ? ` (did you mean ${JSON.stringify(lower)}?)` : ''
+  return `invalid service name ${JSON.stringify(name)}: it is a DNS label, so use lower-case letters, digits and "-" (not first or last), at most 63 characters${hint}`
+}
+
+function checkServices(c: Checker, v: unknown, path: Path, groupName: string, labels: ReadonlySet<string> | undefined, task: string | undefined): ServiceSpec[] {
+  if (isObj(v)) {
+    c.add(path, `must be an array of service blocks, like ${SERVICE_EXAMPLE} (got an object)`)
+    return []
+  }
+  return blockList(c, v, path, SERVICE_EXAMPLE, (o, at) => checkService(c, o, at, groupName, labels, task))
+}
+
+function checkService(c: Checker, o: Obj, path: Path, groupName: string, labels: ReadonlySet<string> | undefined, task: string | undefined): ServiceSpec | undefined {
+  c.fields(o, path, SERVICE_FIELDS, {
+    check: 'the key is "checks", an array of check blocks',
+    address_mode: 'instances register the host address and port of their port label',
+    upstreams: '"upstreams" is a task setting, beside "service" in the task block',
+  })
+  const name = c.string(o, 'name', path, true)
+  if (name !== undefined) {
+    const problem = serviceNameProblem(name)
+    if (problem !== null) c.add([...path, 'name'], problem)
+  }
+  const port = c.string(o, 'port', path, true, ': name a port label of the group')
+  if (port !== undefined && labels !== undefined && !labels.has(port)) c.add([...path, 'port'], unknownPortMessage(port, groupName, labels))
+  const tags = c.strings(o, 'tags', path)
+  const seen = new Set<string>()
+  tags.forEach((t, i) => {
+    if (t.trim() === '') c.add([...path, 'tags', i], 'must not be empty')
+    else if (seen.has(t)) c.add([...path, 'tags', i], `tag ${JSON.stringify(t)} is listed more than once`)
+    seen.add(t)
+  })
+  const checks = checkChecks(c, own(o, 'checks'), [...path, 'checks'], groupName, labels, port)
+  const publish = checkPublish(c, own(o, 'publish'), [...path, 'publish'])
+  if (name === undefined || port === undefined) return undefined
+  const spec: ServiceSpec = {
+    name, port, tags,
+    ...(checks.length > 0 ? { checks } : {}),
+    ...(publish !== undefined ? { publish } : {}),
+    ...(task !== undefined ? { task } : {}),
+  }
+  servicePaths.set(spec, path)
+  return spec
+}
+
+function checkPublish(c: Checker, v: unknown, path: Path): ServicePublish | undefined {
+  if (v === undefined) return undefined
+  const o = c.object(v, path, 'an object like {"port": 8080, "balance": "round-robin"}')
+  if (o === undefined) return undefined
+  c.fields(o, path, PUBLISH_FIELDS, { proxyProtocol: 'the key is "proxy_protocol"', ingress: 'publish the service on "port"' })
+  const port = c.integer(o, 'port', path, 1, 65535)
+  if (own(o, 'port') === undefined) c.add([...path, 'port'], 'is required: the port every agent serves the service on (1-65535)')
+  const balance = c.oneOf(o, 'balance', path, BALANCE_MODES) ?? 'round-robin'
+  const rawProxy = own(o, 'proxy_protocol')
+  const proxyProtocol = typeof rawProxy === 'number'
+    ? (c.add([...path, 'proxy_protocol'], `must be "v1" or "v2" (got ${rawProxy}); quote it: "v${rawProxy}"`), undefined)
+    : c.oneOf(o, 'proxy_protocol', path, PROXY_PROTOCOL_VERSIONS)
+  const mode = c.oneOf(o, 'mode', path, PUBLISH_MODES) ?? 'tcp'
+  if (port === undefined) return undefined
+  return { port, balance, mode, ...(proxyProtocol !== undefined ? { proxyProtocol } : {}) }
+}
+
+function checkUpstreams(c: Checker, v: unknown, path: Path): Upstream[] {
+  const ports = new Set<number>()
+  return blockList(c, v, path, UPSTREAM_EXAMPLE, (o, at): Upstream | undefined => {
+    c.fields(o, at, UPSTREAM_FIELDS, { destination_name: 'Shoal calls it "service"', port: 'the key is "local_port"' })
+    const service = c.string(o, 'service', at, true)
+    if (service !== undefined) {
+      const problem = serviceNameProblem(service)
+      if (problem !== null) c.add([...at, 'service'], problem)
+    }
+    const localPort = c.integer(o, 'local_port', at, 1, 65535)
+    if (own(o, 'local_port') === undefined) c.add([...at, 'local_port'], 'is required: the port the task connects to on 127.0.0.1 (1-65535)')
+    if (localPort !== undefined) {
+      if (ports.has(localPort)) c.add([...at, 'local_port'], `local port ${localPort} is used by another upstream of this task`)
+      ports.add(localPort)
+    }
+    return service === undefined || localPort === undefined ? undefined : { service, localPort }
+  })
+}
+
+/** Group-wide rules of its services: ports the instances are reached on, where command checks run. */
+function checkServicesOfGroup(c: Checker, services: readonly ServiceSpec[], tasks: readonly Task[], taskCount: number, labels: ReadonlySet<string> | undefined): void {
+  if (tasks.length !== taskCount) return // a broken task block: its own errors say enough
+  const published = new Set(tasks.flatMap((t) => (t.driver === 'docker' ? t.config.ports : [])))
+  const byName = new Map(tasks.map((t) => [t.name, t]))
+  const mains = tasks.filter((t) => t.lifecycle === undefined)
+  for (const s of services) {
+    const path = servicePaths.get(s) ?? []
+    // The instance is reached on the port's host address: a docker task must publish it.
+    const owner = s.task !== undefined ? byName.get(s.task) : undefined
+    const docker = owner !== undefined ? owner.driver === 'docker' : tasks.every((t) => t.driver === 'docker')
+    if (docker && labels?.has(s.port) && !published.has(s.port)) {
+      c.add([...path, 'port'], `port ${JSON.stringify(s.port)} is not published by a docker task of the group; add it to config.ports`)
+    }
+    s.checks?.forEach((check, i) => {
+      if (check.type === 'command' && s.task === undefined && mains.length !== 1) {
+        c.add([...path, 'checks', i, 'type'], `a command check runs inside a task, and the group has ${mains.length} main tasks; declare this service in the task block it checks`)
+      }
+      if (check.type !== 'command' && check.port !== undefined && docker && labels?.has(check.port) && !published.has(check.port) && check.port !== s.port) {
+        c.add([...path, 'checks', i, 'port'], `port ${JSON.stringify(check.port)} is not published by a docker task of the group; add it to config.ports`)
+      }
+    })
+  }
+}
+
+/** Job-wide rules: service names unique, a port published once and not taken by a static port. */
+function checkServicesOfJob(c: Checker, groups: readonly TaskGroup[]): void {
+  const names = new Map<string, Path>()
+  const published = new Map<number, { service: string; path: Path }>()
+  const statics = new Map<number, string>()
+  for (const g of groups) for (const p of g.ports) if (p.static !== undefined) statics.set(p.static, `${g.name}.${p.label}`)
+  for (const g of groups) {
+    for (const s of g.services ?? []) {
+      const path = servicePaths.get(s) ?? []
+      const first = names.get(s.name)
+      if (first !== undefined) c.add([...path, 'name'], `service ${JSON.stringify(s.name)} is already declared at ${formatPath(first)}; service names are unique within a job`)
+      else names.set(s.name, path)
+      if (s.publish === undefined) continue
+      const other = published.get(s.publish.port)
+      if (other !== undefined) {
+        c.add([...path, 'publish', 'port'], `port ${s.publish.port} is already published by service ${JSON.stringify(other.service)} (${formatPath(other.path)}); each service needs its own port`)
+      } else {
+        published.set(s.publish.port, { service: s.name, path })
+      }
+      const staticPort = statics.get(s.publish.port)
+      if (staticPort !== undefined) c.add([...path, 'publish', 'port'], `port ${s.publish.port} is the static host port of ${staticPort}; the mesh listens on it on every agent, so pick another`)
+    }
   }
 }
 

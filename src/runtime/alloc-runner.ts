@@ -19,6 +19,7 @@ import { AllocHealthTracker } from './alloc-health.ts'
 import { SetupError, type Driver, type TaskHandle } from './driver.ts'
 import { taskEnv } from './env.ts'
 import { TaskRunner } from './task-runner.ts'
+import { ServiceChecks, type CheckedTask } from './service-checks.ts'
 
 /** How long poststop tasks may run when the allocation is stopped, before they are killed. */
 const POSTSTOP_LIMIT_MS = 30_000
@@ -106,6 +107,8 @@ export class AllocRunner {
   /** Service allocations whose health is not decided yet (see alloc-health.ts). */
   #health: AllocHealthTracker | undefined
   #healthTimer: NodeJS.Timeout | undefined
+  /** Checks of the group's services; absent when none has checks. */
+  #serviceChecks: ServiceChecks | undefined
 
   constructor(o: AllocRunnerOptions) {
     this.#o = o
@@ -166,6 +169,14 @@ export class AllocRunner {
       this.#entries.push({ runner, task, hook: hookOf(task), waits: [] })
     }
     for (const e of this.#entries) e.waits = this.#waitsOf(e)
+    if (group.services?.some((s) => s.checks)) {
+      const mains = group.tasks.filter((t) => t.lifecycle === undefined)
+      this.#serviceChecks = new ServiceChecks({
+        services: group.services, ports: alloc.resources.ports, mainTask: mains.length === 1 ? mains[0]!.name : undefined,
+        ...(alloc.serviceHealth ? { previous: alloc.serviceHealth } : {}),
+        onChange: () => this.#report(this.#status, this.#description),
+      })
+    }
     if (setupError !== undefined) {
       // Every task fails with the reason (not with "sibling failed"): fold the states once, after.
       this.#quiet = true
@@ -226,6 +237,7 @@ export class AllocRunner {
   async stop(reason: string): Promise<void> {
     this.#stopping = true
     clearTimeout(this.#healthTimer)
+    this.#serviceChecks?.stop()
     await this.#started?.catch(() => undefined)
     const [poststop, others] = partition(this.#entries, (e) => e.hook === 'poststop')
     await Promise.all(others.map((e) => this.#end(e, reason)))
@@ -349,6 +361,13 @@ export class AllocRunner {
     // Nothing runs in the shared namespace any more: free its ports now.
     if (states.every((s) => s.state === 'dead') && !this.#stopping) void this.#releaseNetwork()
     this.#report(status, description)
+    if (!this.#stopping) this.#serviceChecks?.sync(this.#checkedTasks(), status === 'running')
+  }
+
+  #checkedTasks(): Map<string, CheckedTask> {
+    return new Map(this.#entries.map((e) => [e.task.name, {
+      state: e.runner.state.state, startedAt: e.runner.state.startedAt, handle: e.runner.handle, driver: this.#o.drivers.get(e.task.driver)!,
+    }]))
   }
 
   #report(status: ClientStatus, description: string): void {
@@ -357,8 +376,10 @@ export class AllocRunner {
     const taskStates: Record<string, TaskState> = {}
     for (const e of this.#entries) taskStates[e.runner.name] = e.runner.state
     const verdict = this.#observeHealth(taskStates)
+    const serviceHealth = this.#serviceChecks?.health
     this.#o.onUpdate({
       allocId: this.alloc.id, clientStatus: status, clientDescription: this.#description, taskStates,
+      ...(serviceHealth ? { serviceHealth } : {}),
       // Sent with every later report too: a batch keeps only an allocation's last update.
       ...(verdict ? { deploymentStatus: { healthy: verdict.healthy, timestamp: verdict.time } } : {}),
     })

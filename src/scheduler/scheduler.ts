@@ -95,7 +95,17 @@ const MAX_FAILURE_DETAILS = 20
 export function needsRestart(before: TaskGroup | undefined, after: TaskGroup): boolean {
   if (!before) return true
   return !isDeepStrictEqual(before.tasks, after.tasks) || !isDeepStrictEqual(before.ports, after.ports) ||
-    !isDeepStrictEqual(before.restart, after.restart) || !isDeepStrictEqual(before.constraints ?? [], after.constraints ?? [])
+    !isDeepStrictEqual(before.restart, after.restart) || !isDeepStrictEqual(before.constraints ?? [], after.constraints ?? []) ||
+    !isDeepStrictEqual(serviceRuntime(before), serviceRuntime(after))
+}
+
+/**
+ * What of a group's services the running allocation acts on: names, ports and
+ * checks (the client runs the checks). Tags and publish settings are read from
+ * the job version by the catalog and the mesh, so they change in place.
+ */
+function serviceRuntime(group: TaskGroup) {
+  return (group.services ?? []).map(({ name, port, checks, task }) => ({ name, port, checks, task }))
 }
 
 export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerContext): Plan {

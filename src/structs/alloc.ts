@@ -1,4 +1,5 @@
 import type { Resources } from './job.ts'
+import type { ServiceHealth } from './service.ts'
 
 export type DesiredStatus = 'run' | 'stop'
 export type ClientStatus = 'pending' | 'running' | 'complete' | 'failed' | 'lost'
@@ -71,6 +72,8 @@ export interface Allocation {
   rescheduleCount: number
   /** When each replacement after a failure in this chain was placed (ms), for the reschedule interval. */
   rescheduleHistory?: number[]
+  /** Outcome of the checks of each checked service, by service name (reported by the client). */
+  serviceHealth?: Record<string, ServiceHealth>
   createIndex: number
   modifyIndex: number
   createTime: number

@@ -1,5 +1,6 @@
 // A job as Shoal stores it: the validated, normalised form of a job file.
 // Objects held in the state store are immutable: replace, never mutate.
+import type { ServiceSpec, Upstream } from './service.ts'
 
 export type JobType = 'service' | 'batch' | 'system'
 
@@ -239,6 +240,8 @@ interface TaskBase {
   essential?: boolean
   /** Environment variables whose values come from the variables store: name → variable path. */
   envFromVar?: Record<string, string>
+  /** Services this task reaches on localhost through the agent's proxy; absent when none. */
+  upstreams?: Upstream[]
 }
 
 export type Task =
@@ -262,6 +265,8 @@ export interface TaskGroup {
   constraints?: Constraint[]
   affinities?: Affinity[]
   spreads?: Spread[]
+  /** Services of the group and its tasks (task-level ones carry `task`); absent when none. */
+  services?: ServiceSpec[]
 }
 
 export interface JobSpec {
