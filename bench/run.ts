@@ -14,7 +14,7 @@ import { closedLoop } from './lib/load.ts'
 import { summarizeFailover, table, targets, type SystemResults } from './lib/report.ts'
 import { ShoalCluster } from './lib/shoal.ts'
 
-const USAGE = `usage: npm run bench -- [--quick] [--duration S] [--warmup S] [--stability S] [--trials N] [--only shoal|etcd] [--etcd PATH] [--profile DIR]
+const USAGE = `usage: npm run bench -- [--quick] [--duration S] [--warmup S] [--stability S] [--trials N] [--only shoal|etcd] [--etcd PATH] [--profile DIR] [--net A.B.C]
   --quick        ~1-minute smoke run per system (2 s per level after 0.5 s warm-up, 15 s loaded run)
   --duration S   measured seconds per concurrency level (default 10)
   --warmup S     warm-up seconds before each level (default 2)
@@ -23,7 +23,8 @@ const USAGE = `usage: npm run bench -- [--quick] [--duration S] [--warmup S] [--
   --only NAME    run one system only
   --etcd PATH    the etcd binary (default: etcd on PATH, else /usr/bin/etcd)
   --profile DIR  run the Shoal agents with --cpu-prof; profiles land in DIR when they stop
-                 (killed leaders lose theirs: combine with --trials 0)`
+                 (killed leaders lose theirs: combine with --trials 0)
+  --net A.B.C    loopback /24 for the members (default 127.0.0): Shoal on .71-.73, etcd on .61-.63`
 
 const FLAGS = {
   quick: { type: 'boolean', default: false },
@@ -34,6 +35,7 @@ const FLAGS = {
   only: { type: 'string' },
   etcd: { type: 'string' },
   profile: { type: 'string' },
+  net: { type: 'string', default: '127.0.0' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const
 
@@ -82,6 +84,8 @@ const opts = {
   valueBytes: 256,
 }
 if (flags.only && !['shoal', 'etcd'].includes(flags.only)) die(`--only: expected shoal or etcd, got "${flags.only}"`)
+if (!/^127\.\d{1,3}\.\d{1,3}$/.test(flags.net)) die(`--net: expected the first three parts of a loopback address like 127.0.6, got "${flags.net}"`)
+const hosts = (first: number) => [0, 1, 2].map((i) => `${flags.net}.${first + i}`)
 const systems = flags.only ? [flags.only] : ['shoal', 'etcd']
 
 function findEtcd(): string {
@@ -175,10 +179,10 @@ async function main(): Promise<void> {
   // One system at a time, so neither cluster's background work disturbs the other's figures.
   if (systems.includes('shoal')) {
     const profile = flags.profile ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${resolve(flags.profile)}` }, graceful: true } : {}
-    results.shoal = await benchSystem(new ShoalCluster({ hosts: ['127.0.0.71', '127.0.0.72', '127.0.0.73'], ...profile }))
+    results.shoal = await benchSystem(new ShoalCluster({ hosts: hosts(71), ...profile }))
   }
   if (systems.includes('etcd')) {
-    results.etcd = await benchSystem(new EtcdCluster({ bin: etcdBin, hosts: ['127.0.0.61', '127.0.0.62', '127.0.0.63'] }))
+    results.etcd = await benchSystem(new EtcdCluster({ bin: etcdBin, hosts: hosts(61) }))
   }
 
   const header = [
