@@ -1,7 +1,9 @@
 // Durable Raft state in LevelDB: the log, the hard state (term, vote, commit)
 // and the latest snapshot. Every save is one batch, written with sync: true
 // whenever it holds entries, a snapshot, a term or a vote, so it is on disk
-// before the caller sends any message that depends on it.
+// before the caller sends any message that depends on it. A change of the
+// commit index alone is not written by itself: it rides in the next batch
+// (a restarted node relearns its commit index from the leader).
 import { Level } from 'level'
 import { decode, encode } from '../fsm/codec.ts'
 import type { Entry, HardState, PersistentState, Snapshot } from './types.ts'
@@ -23,6 +25,8 @@ export class RaftStorage {
   #first = 1
   #last = 0
   #hardState: HardState = { term: 0, vote: null, commit: 0 }
+  /** #hardState holds a commit index not written yet. */
+  #hardStateDirty = false
   #snapshot: Snapshot | null = null
 
   private constructor(db: Level<string, Uint8Array>) {
@@ -67,6 +71,14 @@ export class RaftStorage {
 
   async save(req: SaveRequest): Promise<void> {
     if (!req.hardState && !req.snapshot && req.entries.length === 0) return
+    const prev = this.#hardState
+    const hs = req.hardState
+    if (hs && !req.snapshot && req.entries.length === 0 && hs.term === prev.term && hs.vote === prev.vote) {
+      // Commit index only: not worth a write of its own (nothing depends on it being on disk).
+      this.#hardState = hs
+      this.#hardStateDirty = true
+      return
+    }
     const batch = this.#db.batch()
     let first = this.#first
     let last = this.#last
@@ -86,16 +98,13 @@ export class RaftStorage {
       if (last < first) first = from
       last = to
     }
-    if (req.hardState) batch.put(HARD_STATE_KEY, encode(req.hardState))
-    // Term and vote must be durable; a commit index alone need not be (it is
-    // recovered from the leader), so a commit-only change skips the fsync.
-    const prev = this.#hardState
-    const hs = req.hardState
-    const sync = req.entries.length > 0 || !!req.snapshot || (!!hs && (hs.term !== prev.term || hs.vote !== prev.vote))
-    await batch.write({ sync })
+    if (hs || this.#hardStateDirty) batch.put(HARD_STATE_KEY, encode(hs ?? prev))
+    // Everything that reaches this point is entries, a snapshot, a term or a vote: durable before anyone relies on it.
+    await batch.write({ sync: true })
     this.#first = first
     this.#last = last
-    if (req.hardState) this.#hardState = req.hardState
+    if (hs) this.#hardState = hs
+    this.#hardStateDirty = false
     if (req.snapshot) this.#snapshot = req.snapshot
   }
 
@@ -105,7 +114,9 @@ export class RaftStorage {
     const batch = this.#db.batch()
     batch.put(SNAPSHOT_KEY, encode(snapshot))
     for (let i = this.#first; i <= upTo; i++) batch.del(entryKey(i))
+    if (this.#hardStateDirty) batch.put(HARD_STATE_KEY, encode(this.#hardState))
     await batch.write({ sync: true })
+    this.#hardStateDirty = false
     this.#snapshot = snapshot
     this.#first = Math.max(this.#first, upTo + 1)
     if (this.#last < this.#first) this.#last = this.#first - 1
@@ -119,6 +130,7 @@ export class RaftStorage {
     this.#first = 1
     this.#last = 0
     this.#hardState = { term: 0, vote: null, commit: 0 }
+    this.#hardStateDirty = false
     this.#snapshot = null
   }
 
@@ -127,6 +139,8 @@ export class RaftStorage {
   }
 
   async close(): Promise<void> {
+    if (this.#hardStateDirty) await this.#db.put(HARD_STATE_KEY, encode(this.#hardState))
+    this.#hardStateDirty = false
     await this.#db.close()
   }
 }

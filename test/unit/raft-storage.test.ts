@@ -1,5 +1,5 @@
 import test from 'ava'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { cp, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { RaftStorage } from '../../src/raft/storage.ts'
@@ -73,5 +73,40 @@ test('a gap in the log is refused', async (t) => {
   const s = await RaftStorage.open(path)
   await s.save({ entries: [e(1, 1)] })
   await t.throwsAsync(s.save({ entries: [e(3, 1)] }), { message: /gap before entry 3/ })
+  await s.close()
+})
+
+test('a commit-only hard state rides with the next batch (a kill -9 before it keeps the older commit); close writes it', async (t) => {
+  const { dir, path } = await open(t)
+  const s = await RaftStorage.open(path)
+  await s.save({ entries: [e(1, 1), e(2, 1), e(3, 1)], hardState: { term: 1, vote: 'a', commit: 1 } })
+  await s.save({ entries: [], hardState: { term: 1, vote: 'a', commit: 3 } })
+  t.deepEqual((await s.load()).hardState, { term: 1, vote: 'a', commit: 3 }, 'the storage answers with the newest hard state')
+  // What a kill -9 now leaves on disk: a copy of the files of the open database.
+  const crashed = async (name: string) => {
+    await cp(path, join(dir, name), { recursive: true })
+    const c = await RaftStorage.open(join(dir, name))
+    const hs = (await c.load()).hardState
+    await c.close()
+    return hs
+  }
+  t.deepEqual(await crashed('kill1'), { term: 1, vote: 'a', commit: 1 }, 'the commit-only change was not written by itself')
+  await s.save({ entries: [e(4, 1)] })
+  t.deepEqual(await crashed('kill2'), { term: 1, vote: 'a', commit: 3 }, 'the next batch carried it')
+  await s.save({ entries: [], hardState: { term: 1, vote: 'a', commit: 4 } })
+  await s.close()
+  const again = await RaftStorage.open(path)
+  t.deepEqual((await again.load()).hardState, { term: 1, vote: 'a', commit: 4 })
+  await again.close()
+})
+
+test('a new term or vote is written at once, with or without entries', async (t) => {
+  const { dir, path } = await open(t)
+  const s = await RaftStorage.open(path)
+  await s.save({ entries: [], hardState: { term: 2, vote: 'b', commit: 0 } })
+  await cp(path, join(dir, 'kill'), { recursive: true })
+  const c = await RaftStorage.open(join(dir, 'kill'))
+  t.deepEqual((await c.load()).hardState, { term: 2, vote: 'b', commit: 0 })
+  await c.close()
   await s.close()
 })
