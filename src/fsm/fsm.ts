@@ -1,5 +1,8 @@
 // The cluster state machine: apply(index, command) over in-memory tables,
-// persisted to LevelDB in one batch per command together with the applied index.
+// persisted to LevelDB in batches together with the applied index. Under Raft
+// (syncWrites off) the disk copy trails memory: batches are written in order
+// in the background, so an answer never waits for a write that protects
+// nothing (the Raft log is the durable record and replays what a crash lost).
 import { EventEmitter } from 'node:events'
 import { Level } from 'level'
 import { applyCommand } from './apply.ts'
@@ -20,11 +23,14 @@ export interface AppliedEvent {
 
 export interface FsmOptions {
   /**
-   * fsync every applied batch. On when the FSM is the only durable record
-   * (single-node dev mode); off under Raft, whose log is already durable.
+   * fsync every applied batch before answering. On when the FSM is the only
+   * durable record (single-node dev mode); off under Raft, whose log is
+   * already durable: then batches are written behind, in order.
    */
   syncWrites: boolean
 }
+
+type WriteOp = { key: string; value: Uint8Array | null }
 
 interface SnapshotBody {
   index: number
@@ -35,6 +41,11 @@ export class Fsm extends EventEmitter<{ applied: [AppliedEvent]; restored: [numb
   readonly state: StateStore
   readonly #db: Level<string, Uint8Array>
   readonly #options: FsmOptions
+  /** Writes not handed to LevelDB yet (write-behind), in apply order. */
+  #queued: WriteOp[] = []
+  /** The write in flight, if any; the next one starts when it is done. */
+  #writing: Promise<void> | null = null
+  #writeError: Error | null = null
 
   private constructor(db: Level<string, Uint8Array>, state: StateStore, options: FsmOptions) {
     super()
@@ -75,11 +86,13 @@ export class Fsm extends EventEmitter<{ applied: [AppliedEvent]; restored: [numb
 
   /**
    * Applies committed commands in order with one LevelDB write for all of
-   * them. Memory moves first (each command must see the ones before it);
-   * listeners hear of them once the write is done.
+   * them. Memory moves first (each command must see the ones before it).
+   * With syncWrites the answer and the listeners wait for the synced write;
+   * without, the write is queued behind the ones before it (see flushed()).
    */
   async applyBatch(items: readonly { index: number; command: Command }[]): Promise<ApplyResult[]> {
-    const batch = this.#db.batch()
+    if (this.#writeError) throw this.#writeError
+    const ops: WriteOp[] = []
     const results: ApplyResult[] = []
     const events: AppliedEvent[] = []
     for (const { index, command } of items) {
@@ -87,19 +100,54 @@ export class Fsm extends EventEmitter<{ applied: [AppliedEvent]; restored: [numb
         throw new Error(`fsm: index ${index} already applied (at ${this.state.appliedIndex})`)
       }
       const { changes, result } = applyCommand(this.state, index, command)
-      for (const c of changes) {
-        if (c.value === null) batch.del(`${c.table}/${c.key}`)
-        else batch.put(`${c.table}/${c.key}`, encode(c.value))
-      }
+      for (const c of changes) ops.push({ key: `${c.table}/${c.key}`, value: c.value === null ? null : encode(c.value) })
       const services = this.state.applyChanges(changes, index)
       results.push(result)
       events.push({ index, command, changes, services })
     }
     if (events.length === 0) return results
-    batch.put(APPLIED_KEY, encode(this.state.appliedIndex))
-    await batch.write({ sync: this.#options.syncWrites })
+    ops.push({ key: APPLIED_KEY, value: encode(this.state.appliedIndex) })
+    if (this.#options.syncWrites) {
+      await this.flushed()
+      await this.#write(ops, true)
+    } else {
+      for (const op of ops) this.#queued.push(op)
+      this.#writeBehind()
+    }
     for (const e of events) this.emit('applied', e)
     return results
+  }
+
+  /** Resolves once every applied batch is in LevelDB; rejects if a write failed. */
+  async flushed(): Promise<void> {
+    while (this.#writing) await this.#writing
+    if (this.#writeError) throw this.#writeError
+  }
+
+  #writeBehind(): void {
+    if (this.#writing || this.#queued.length === 0 || this.#writeError) return
+    const ops = this.#queued
+    this.#queued = []
+    this.#writing = this.#write(ops, false).then(
+      () => {
+        this.#writing = null
+        this.#writeBehind()
+      },
+      (err: Error) => {
+        // Memory is ahead of a disk that refuses writes: every later apply fails (the Raft node stops).
+        this.#writeError = new Error(`fsm: state write failed: ${err.message}`)
+        this.#writing = null
+      },
+    )
+  }
+
+  #write(ops: readonly WriteOp[], sync: boolean): Promise<void> {
+    const batch = this.#db.batch()
+    for (const op of ops) {
+      if (op.value === null) batch.del(op.key)
+      else batch.put(op.key, op.value)
+    }
+    return batch.write({ sync })
   }
 
   /**
@@ -141,6 +189,7 @@ export class Fsm extends EventEmitter<{ applied: [AppliedEvent]; restored: [numb
     const rows = body.rows
       .filter(([table]) => TABLE_NAMES.includes(table))
       .map(([table, key, value]) => ({ table, key, value }) as Change)
+    await this.flushed()
     const batch = this.#db.batch()
     for await (const key of this.#db.keys()) batch.del(key)
     for (const c of rows) batch.put(`${c.table}/${c.key}`, encode(c.value))
@@ -178,6 +227,10 @@ export class Fsm extends EventEmitter<{ applied: [AppliedEvent]; restored: [numb
   }
 
   async close(): Promise<void> {
-    await this.#db.close()
+    try {
+      await this.flushed()
+    } finally {
+      await this.#db.close()
+    }
   }
 }

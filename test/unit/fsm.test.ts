@@ -1,5 +1,5 @@
 import test from 'ava'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { cp, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Fsm } from '../../src/fsm/index.ts'
@@ -244,4 +244,31 @@ test('PlanApply is refused, changing nothing, when a placement would overcommit 
   t.like(plan([placed('f', 20005, 'nope')]), { ok: false, code: 'conflict' })
   apply({ type: 'NodeStatusUpdate', nodeId: 'id-n1', status: 'down', description: 'gone', time: 3, evals: [] })
   t.regex((plan([placed('g', 20006)]) as { error: string }).error, /node n1 is down/)
+})
+
+test('under Raft (syncWrites off) an apply answers before its write; the disk holds a consistent prefix, then everything', async (t) => {
+  const { dir, fsm } = await openTemp()
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const heard: number[] = []
+  fsm.on('applied', (e) => heard.push(e.index))
+  for (let i = 1; i <= 200; i++) {
+    const [r] = await fsm.applyBatch([{ index: i, command: { type: 'VarPut', path: 'x', value: String(i), time: i } }])
+    t.true(r!.ok)
+  }
+  t.is(fsm.appliedIndex, 200)
+  t.is(heard.length, 200, 'listeners hear each apply at once')
+  // What a kill -9 now would leave: whatever prefix was written, never a mix.
+  const crashed = async (name: string) => {
+    await cp(join(dir, 'state'), join(dir, name), { recursive: true })
+    const c = await Fsm.open(join(dir, name), { syncWrites: false })
+    const seen = { applied: c.appliedIndex, value: c.state.get('vars', 'x')?.value }
+    await c.close()
+    return seen
+  }
+  const early = await crashed('kill1')
+  t.true(early.applied <= 200)
+  if (early.applied > 0) t.is(early.value, String(early.applied), 'the value matches the applied index on disk')
+  await fsm.flushed()
+  t.deepEqual(await crashed('kill2'), { applied: 200, value: '200' })
+  await fsm.close()
 })
