@@ -13,6 +13,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
 import { VERSION } from '../version.ts'
 import { normalizeClusterKey } from './cluster-key.ts'
+import { coalesceWrites, socketOf } from './coalesce-writes.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
@@ -334,6 +335,10 @@ export async function createHost(options: HostOptions): Promise<ShoalHost> {
       ping: ping(),
       pubsub: gossipsubService(),
     },
+  })
+  libp2p.addEventListener('connection:open', (evt) => {
+    const socket = socketOf(evt.detail)
+    if (socket) coalesceWrites(socket)
   })
   try {
     await libp2p.start()

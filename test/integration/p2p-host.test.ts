@@ -7,6 +7,7 @@ import test, { type ExecutionContext } from 'ava'
 import { generateClusterKey, normalizeClusterKey, parseClusterKey, readClusterKey } from '../../src/gossip/cluster-key.ts'
 import { createHost, toMultiaddr, type HostOptions, type ShoalHost } from '../../src/gossip/host.ts'
 import { loadOrCreateIdentity } from '../../src/gossip/identity.ts'
+import { isCoalesced, socketOf } from '../../src/gossip/coalesce-writes.ts'
 
 async function tempDir(t: ExecutionContext, prefix = 'shoal-p2p-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix))
@@ -220,4 +221,22 @@ test('a listen address that is taken or not local is a clear error', async (t) =
   await t.throwsAsync(createHost({ dataDir, listenHost: 'localhost', listenPort: 0 }), {
     message: /invalid listen address "localhost"/,
   })
+})
+
+test('libp2p connections send the writes of one event-loop turn together, on both ends, with and without a cluster key', async (t) => {
+  for (const [i, clusterKey] of [undefined, generateClusterKey()].entries()) {
+    const a = await host(t, { listenHost: `127.0.6.${240 + 2 * i}`, ...(clusterKey ? { clusterKey } : {}) })
+    const b = await host(t, { listenHost: `127.0.6.${241 + 2 * i}`, ...(clusterKey ? { clusterKey } : {}) })
+    await a.dial(hostPort(b))
+    t.true((await a.ping(b.peerId)) >= 0, 'traffic flows')
+    for (const [h, other] of [[a, b], [b, a]] as const) {
+      const conns = h.libp2p.getConnections().filter((c) => c.remotePeer.toString() === other.peerId)
+      t.true(conns.length > 0)
+      for (const c of conns) {
+        const socket = socketOf(c)
+        t.truthy(socket, 'the TCP socket under the connection is reachable')
+        t.true(isCoalesced(socket!))
+      }
+    }
+  }
 })
