@@ -92,15 +92,42 @@ function matchParts(pattern: string[], parts: string[], path: string): Record<st
   return pattern.length === parts.length ? params : null
 }
 
+/** The whole body, read with plain events (an async iterator per request costs more than the rest of a small PUT's parsing). */
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (chunk: Buffer) => {
+      size += chunk.length
+      if (size > MAX_BODY_BYTES) {
+        done()
+        // the rest is discarded once the error response is sent
+        reject(new HttpError(413, `request body larger than ${MAX_BODY_BYTES} bytes`))
+        return
+      }
+      chunks.push(chunk)
+    }
+    const onEnd = () => {
+      done()
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks))
+    }
+    const onError = (err: Error) => {
+      done()
+      reject(err)
+    }
+    const onAborted = () => onError(new Error('request aborted'))
+    const done = () => {
+      req.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose)
+    }
+    const onClose = () => {
+      if (!req.complete) onAborted()
+    }
+    req.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose)
+  })
+}
+
 export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length
-    if (size > MAX_BODY_BYTES) throw new HttpError(413, `request body larger than ${MAX_BODY_BYTES} bytes`)
-    chunks.push(chunk)
-  }
-  const text = Buffer.concat(chunks).toString('utf8')
+  const text = (await readBody(req)).toString('utf8')
   if (text.trim() === '') throw new HttpError(400, 'request body is empty; expected JSON', 'body')
   try {
     return JSON.parse(text)
