@@ -46,6 +46,8 @@ export interface AgentConfig {
   bindPort: number
   /** host:port the HTTP API listens on (filled in once listening). */
   http: string
+  /** host:port the DNS server answers on (filled in once listening); absent: no DNS. */
+  dns?: string
   /** Peers (multiaddr or host:port) to join through when this agent has no cluster state yet. */
   join: string[]
   /** Target number of Raft voters the leader maintains. */

@@ -142,7 +142,7 @@ export class ApiServer {
       .on('GET', '/v1/agent/self', async () => {
         const r = agent.raft.status()
         return {
-          name: agent.config.name, nodeId: agent.nodeId, http: agent.config.http, version: VERSION, dataDir: agent.config.dataDir,
+          name: agent.config.name, nodeId: agent.nodeId, http: agent.config.http, dns: agent.config.dns ?? null, version: VERSION, dataDir: agent.config.dataDir,
           raft: { role: r.role, term: r.term, leader: r.leader, commit: r.commit, applied: agent.raft.appliedIndex, voters: r.conf.voters, learners: r.conf.learners },
           stateIndex: agent.fsm.appliedIndex,
         }

@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import { Agent, DEFAULT_HTTP_PORT, DEFAULT_P2P_PORT, defaultNodeName } from '../agent/agent.ts'
 import { ApiServer } from '../api/server.ts'
 import { readClusterKey } from '../gossip/cluster-key.ts'
+import { DEFAULT_DNS_DOMAIN, DEFAULT_DNS_TTL } from '../dns/answer.ts'
+import { DnsServer, stateCatalog, type HostPort } from '../dns/server.ts'
 import { fail } from './base.ts'
 
 function hostPort(value: string, flag: string, defaultPort: number): { host: string; port: number } {
@@ -13,6 +15,24 @@ function hostPort(value: string, flag: string, defaultPort: number): { host: str
     throw new Error(`--${flag}: "${value}" is not HOST or HOST:PORT (port 0-65535)`)
   }
   return { host: m[1].replace(/^\[|\]$/g, ''), port }
+}
+
+const DEFAULT_DNS_PORT = 8600
+const DNS_DOMAIN_RE = /^(?=.{1,200}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/
+
+/** The DNS server's settings from the flags; undefined when turned off. */
+function dnsSettings(flags: { 'dns-addr'?: string | undefined; 'dns-domain': string; 'dns-recursor': string[] }, bindHost: string) {
+  const explicit = flags['dns-addr'] !== undefined
+  if (flags['dns-addr'] === 'off') return undefined
+  const addr = explicit ? hostPort(flags['dns-addr']!, 'dns-addr', DEFAULT_DNS_PORT) : { host: bindHost, port: DEFAULT_DNS_PORT }
+  const domain = flags['dns-domain'].toLowerCase().replace(/\.$/, '')
+  if (!DNS_DOMAIN_RE.test(domain)) throw new Error(`--dns-domain: "${flags['dns-domain']}" is not a domain name (labels of letters, digits and "-")`)
+  const recursors: HostPort[] = flags['dns-recursor'].map((r) => {
+    const hp = hostPort(r, 'dns-recursor', 53)
+    if (hp.port === 0) throw new Error(`--dns-recursor: "${r}" needs a port other than 0`)
+    return hp
+  })
+  return { ...addr, explicit, domain, recursors }
 }
 
 export default class AgentCommand extends Command {
@@ -46,15 +66,20 @@ a restarted agent re-attaches to them.`
     meta: Flags.string({ description: 'node attribute KEY=VALUE for constraints (${meta.KEY}); repeatable', multiple: true, default: [] }),
     'snapshot-threshold': Flags.integer({ description: 'applied Raft entries between snapshots (log compaction)', default: 8192, min: 1 }),
     'cluster-key-file': Flags.string({ description: 'pre-shared cluster key (from "shoal keygen"); members must all use the same' }),
+    'dns-addr': Flags.string({ description: `HOST:PORT the DNS server answers on (UDP and TCP), or "off" (default: the --bind host, port ${DEFAULT_DNS_PORT})` }),
+    'dns-domain': Flags.string({ description: 'domain of service names: NAME.service.DOMAIN', default: DEFAULT_DNS_DOMAIN }),
+    'dns-recursor': Flags.string({ description: 'HOST[:PORT] of a resolver for names outside the domain (default: refused); repeatable, tried in order', multiple: true, default: [] }),
   }
 
   async run(): Promise<void> {
     const { flags } = await this.parse(AgentCommand)
     let http: { host: string; port: number }
     let bind: { host: string; port: number }
+    let dns: ReturnType<typeof dnsSettings>
     try {
       http = hostPort(flags.http, 'http', DEFAULT_HTTP_PORT)
       bind = hostPort(flags.bind, 'bind', DEFAULT_P2P_PORT)
+      dns = dnsSettings(flags, bind.host)
     } catch (err) {
       fail(this, (err as Error).message)
     }
@@ -100,6 +125,24 @@ a restarted agent re-attaches to them.`
       await agent.close()
       fail(this, (err as Error).message)
     }
+    let dnsServer: DnsServer | undefined
+    if (dns) {
+      const server = new DnsServer({ ...dns, ttl: DEFAULT_DNS_TTL, catalog: stateCatalog(agent.fsm.state), log: agent.log })
+      try {
+        const a = await server.listen()
+        agent.config.dns = `${dns.host}:${a.port}`
+        dnsServer = server
+        agent.log.info(`DNS on ${agent.config.dns} (udp and tcp): *.service.${dns.domain}${dns.recursors.length ? `, other names forwarded to ${dns.recursors.map((r) => `${r.host}:${r.port}`).join(', ')}` : ', other names refused'}`)
+      } catch (err) {
+        const why = `cannot listen on ${dns.host}:${dns.port}: ${(err as Error).message}`
+        if (dns.explicit) {
+          await api.close()
+          await agent.close()
+          fail(this, `--dns-addr: ${why}`)
+        }
+        agent.log.warn(`DNS is off: ${why} (set --dns-addr to another address, or "off")`)
+      }
+    }
     agent.log.info(`HTTP API on http://${agent.config.http}, data dir ${dataDir}${agent.p2pAddrs.length ? `, p2p ${agent.p2pAddrs.join(' ')}` : ''}`)
     let stopping = false
     const shutdown = async (signal: string) => {
@@ -110,6 +153,7 @@ a restarted agent re-attaches to them.`
         await agent.transferLeadershipAway()
         await agent.leaveGossip()
       }
+      await dnsServer?.close()
       await api.close()
       await agent.close()
       process.exit(0)

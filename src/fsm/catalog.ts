@@ -81,6 +81,11 @@ export class ServiceCatalog {
     return m ? [...m.values()].sort(byInstance) : []
   }
 
+  /** Whether a job declares the service or it has instances. */
+  known(name: string): boolean {
+    return this.#instances.has(name) || this.#declared.has(name)
+  }
+
   /** Every service that is declared by a job or has instances, by name. */
   services(): ServiceSummary[] {
     const names = new Set([...this.#instances.keys(), ...this.#declared.keys()])

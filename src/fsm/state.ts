@@ -71,6 +71,11 @@ export class StateStore implements StateReader {
     return this.#catalog.instances(name)
   }
 
+  /** Whether a job declares the service or it has instances. */
+  serviceKnown(name: string): boolean {
+    return this.#catalog.known(name)
+  }
+
   /** Every service declared by a job or with instances, with instance counts. */
   services(): ServiceSummary[] {
     return this.#catalog.services()

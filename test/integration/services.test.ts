@@ -1,7 +1,12 @@
 // Service discovery on a real 3-agent cluster with real busybox httpd containers:
-// the catalog (API and CLI), health from service checks, a blocking query and
+// the catalog (API and CLI), health from service checks, DNS on every agent
+// (node:dns resolver, TCP, malformed packets, forwarding), a blocking query and
 // the event stream seeing an instance go, and bad service blocks refused.
 import test from 'ava'
+import dnsPacket from 'dns-packet'
+import { createSocket } from 'node:dgram'
+import { Resolver } from 'node:dns/promises'
+import { connect } from 'node:net'
 import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { requireDocker, TEST_IMAGE } from '../helpers/docker.ts'
@@ -28,6 +33,39 @@ const webJob = {
   } } } },
 }
 
+function resolver(server: string): Resolver {
+  const r = new Resolver({ timeout: 2000, tries: 2 })
+  r.setServers([server])
+  return r
+}
+
+/** One raw UDP exchange: the reply's bytes, or undefined when none came within `ms`. */
+function udpExchange(host: string, port: number, bytes: Buffer, ms = 2000): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4')
+    const timer = setTimeout(() => { s.close(); resolve(undefined) }, ms)
+    s.on('message', (m) => { clearTimeout(timer); s.close(); resolve(m) })
+    s.send(bytes, port, host)
+  })
+}
+
+/** One DNS query over TCP (2-byte length prefix). */
+function tcpQuery(host: string, port: number, packet: dnsPacket.Packet): Promise<dnsPacket.DecodedPacket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host, port }, () => socket.write(dnsPacket.streamEncode(packet)))
+    let buf = Buffer.alloc(0)
+    socket.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d])
+      if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        socket.destroy()
+        resolve(dnsPacket.streamDecode(buf) as dnsPacket.DecodedPacket)
+      }
+    })
+    socket.on('error', reject)
+    socket.setTimeout(3000, () => { socket.destroy(); reject(new Error('tcp dns timeout')) })
+  })
+}
+
 async function getWithIndex<T>(agent: AgentProcess, path: string, signal?: AbortSignal): Promise<{ body: T; index: number }> {
   const res = await fetch(agent.address + path, signal ? { signal } : {})
   if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${await res.text()}`)
@@ -40,6 +78,15 @@ test('3 agents: a 3-instance service is discovered with health; a killed contain
   const binds = await Promise.all(HOSTS.map(async (h) => `${h}:${await freePort(h)}`))
   const agents: AgentProcess[] = []
   const nodeIds: string[] = []
+  // A stand-in upstream resolver for the third agent's --dns-recursor: every name is 10.9.8.7.
+  const upstream = createSocket('udp4')
+  upstream.on('message', (msg, rinfo) => {
+    const q = dnsPacket.decode(msg)
+    upstream.send(dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions,
+      answers: [{ type: 'A', name: q.questions![0]!.name, ttl: 60, data: '10.9.8.7' }] }), rinfo.port, rinfo.address)
+  })
+  await new Promise<void>((r) => upstream.bind(0, HOSTS[2], () => r()))
+  t.teardown(() => upstream.close())
   t.teardown(async () => {
     await runCli(['job', 'stop', 'svc-web'], agents[0]?.address, 30_000).catch(() => undefined)
     for (const a of agents) await a.kill()
@@ -54,6 +101,7 @@ test('3 agents: a 3-instance service is discovered with health; a killed contain
     agents.push(await AgentProcess.start({
       dataDir: join(dir, `n${i + 1}`), name: `svc-n${i + 1}`, bind, httpPort: await freePort(), dev: false,
       ...(i > 0 ? { join: [binds[0]!] } : {}),
+      ...(i === 2 ? { extraArgs: ['--dns-recursor', `${HOSTS[2]}:${upstream.address().port}`] } : {}),
     }))
     nodeIds.push((await agents[i]!.get<{ nodeId: string }>('/v1/agent/self')).nodeId)
   }
@@ -103,6 +151,38 @@ test('3 agents: a 3-instance service is discovered with health; a killed contain
   t.is(missing.code, 4)
   t.regex(missing.stderr, /service "nope" not found \(services: web\)/)
 
+  // DNS on every agent (default address: the bind host, port 8600): A and SRV of the healthy instances.
+  for (const [n, a] of agents.entries()) {
+    const dns = (await a.get<{ dns: string }>('/v1/agent/self')).dns
+    t.is(dns, `${HOSTS[n]}:8600`)
+    const r = resolver(dns)
+    t.deepEqual((await r.resolve4('web.service.shoal')).sort(), [...HOSTS].sort())
+    const srv = await r.resolveSrv('_web._tcp.service.shoal')
+    t.deepEqual(srv.map((x) => x.port).sort(), instances.map((i) => i.port).sort())
+    for (const x of srv) {
+      const inst = instances.find((i) => i.port === x.port)!
+      t.deepEqual(await r.resolve4(x.name), [inst.address], `SRV target ${x.name} resolves to its instance's address`)
+    }
+    t.deepEqual((await r.resolve4('blue.web.service.shoal')).length, 3)
+    await t.throwsAsync(r.resolve4('red.web.service.shoal'), { code: 'ENODATA' })
+    await t.throwsAsync(r.resolve4('nope.service.shoal'), { code: 'ENOTFOUND' }, 'unknown service: NXDOMAIN')
+  }
+  // Other names: refused by default, forwarded with --dns-recursor.
+  await t.throwsAsync(resolver(`${HOSTS[0]}:8600`).resolve4('example.com'), { code: 'EREFUSED' })
+  t.deepEqual(await resolver(`${HOSTS[2]}:8600`).resolve4('example.com'), ['10.9.8.7'])
+  // TCP.
+  const overTcp = await tcpQuery(HOSTS[1]!, 8600, { type: 'query', id: 77, questions: [{ type: 'SRV', name: '_web._tcp.service.shoal' }] })
+  t.is(overTcp.id, 77)
+  t.is(overTcp.answers!.length, 3)
+  // Malformed packets: FORMERR with the query's id (header readable), nothing for a stub; the agent keeps serving.
+  const garbage = Buffer.from([0xbe, 0xef, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x3f, 0x61, 0x62])
+  const formerr = await udpExchange(HOSTS[0]!, 8600, garbage)
+  t.like(formerr && dnsPacket.decode(formerr), { id: 0xbeef, type: 'response', rcode: 'FORMERR' })
+  t.is(await udpExchange(HOSTS[0]!, 8600, Buffer.from([1, 2, 3]), 500), undefined)
+  const noQuestion = await udpExchange(HOSTS[0]!, 8600, dnsPacket.encode({ type: 'query', id: 5, questions: [] }))
+  t.like(noQuestion && dnsPacket.decode(noQuestion), { id: 5, rcode: 'FORMERR' })
+  t.is((await resolver(`${HOSTS[0]}:8600`).resolve4('web.service.shoal')).length, 3, 'still serving after malformed packets')
+
   // A blocking query and the event stream, both waiting for the next change of "web".
   const { index } = await getWithIndex<ServiceInstance[]>(agents[1]!, '/v1/service/web')
   t.true(index > 0)
@@ -142,6 +222,12 @@ test('3 agents: a 3-instance service is discovered with health; a killed contain
   }, { what: 'killed instance out of the passing set', timeoutMs: 10_000 })
   t.is(gone.length, 2)
   t.log(`instance left the passing set ${Date.now() - killedAt} ms after docker kill`)
+  const dnsLeft = await eventually(async () => {
+    const addrs = await resolver(`${HOSTS[1]}:8600`).resolve4('web.service.shoal')
+    return !addrs.includes(victim.address) && addrs
+  }, { what: 'DNS without the killed instance', timeoutMs: 10_000 })
+  t.is(dnsLeft.length, 2)
+  t.log(`DNS answered without it ${Date.now() - killedAt} ms after docker kill`)
   await eventually(async () => events.some((e) => e.key === 'web' && !e.payload.instances.some((i) => i.allocId === victim.allocId && i.healthy)),
     { what: 'an event for the change', timeoutMs: 10_000 })
   t.true(events.every((e) => e.topic === 'service' && e.key === 'web'))
