@@ -19,6 +19,7 @@ import { DockerDriver } from '../runtime/docker.ts'
 import type { Driver } from '../runtime/driver.ts'
 import { ExecDriver } from '../runtime/exec.ts'
 import type { Member } from '../structs/index.ts'
+import { Autoscaler } from './autoscaler.ts'
 import { Client } from './client.ts'
 import { fingerprint } from './fingerprint.ts'
 import { EvalBroker, type Logger } from './leader.ts'
@@ -119,6 +120,7 @@ export class Agent {
   readonly #drivers: readonly Driver[]
   readonly #fresh: boolean
   #broker: EvalBroker | null = null
+  #autoscaler: Autoscaler | null = null
   #voterTimer: NodeJS.Timeout | undefined
   #closed = false
 
@@ -339,6 +341,7 @@ export class Agent {
     this.#closed = true
     clearInterval(this.#voterTimer)
     this.#broker?.stop()
+    this.#autoscaler?.stop()
     await this.client.close()
     await this.raft.stop()
     this.#rpc?.close()
@@ -400,6 +403,8 @@ export class Agent {
       this.log.info(`became leader (term ${this.raft.core.term})`)
       this.#broker = new EvalBroker(this.fsm, this.proposer, consoleLogger('scheduler'))
       this.#broker.start()
+      this.#autoscaler = new Autoscaler({ fsm: this.fsm, ops: this.ops, log: consoleLogger('autoscaler') })
+      this.#autoscaler.start()
       this.#voterTimer = setInterval(() => {
         void this.#maintainVoters()
         void this.#reconcileNodes()
@@ -408,6 +413,8 @@ export class Agent {
       this.log.info('no longer leader')
       this.#broker.stop()
       this.#broker = null
+      this.#autoscaler?.stop()
+      this.#autoscaler = null
       clearInterval(this.#voterTimer)
     }
   }

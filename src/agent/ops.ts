@@ -1,10 +1,10 @@
 // Cluster writes as the leader performs them: it stamps ids and times into
 // the command, so every member's apply() computes the same state.
 import { randomUUID } from 'node:crypto'
-import type { AllocClientUpdate, ApplyResult, NewEval, NewNode } from '../fsm/commands.ts'
+import type { AllocClientUpdate, ApplyResult, GroupScalingEvent, NewEval, NewNode } from '../fsm/commands.ts'
 import type { StateStore } from '../fsm/state.ts'
-import type { EvalTrigger, JobSpec, Member, NodeStatus } from '../structs/index.ts'
-import { isLive } from '../structs/index.ts'
+import type { EvalTrigger, Job, JobSpec, Member, NodeStatus, ScalingEvent } from '../structs/index.ts'
+import { isLive, specOf } from '../structs/index.ts'
 import type { Proposer } from './proposer.ts'
 
 export class WriteError extends Error {
@@ -47,6 +47,27 @@ export class ClusterOps {
     const ev = newEval(spec.id, 'job-register', time)
     const index = check(await this.#proposer.propose({ type: 'JobRegister', spec, time, eval: ev, ...(checkIndex !== undefined ? { checkIndex } : {}) }))
     return { evalId: ev.id, index }
+  }
+
+  /**
+   * A new version of the job with the group's count changed (`job scale`, the
+   * autoscaler), recorded in the group's scaling history. Refused with a
+   * conflict when the job changed since `job` was read.
+   */
+  async scaleGroup(job: Job, group: string, count: number, event: Omit<ScalingEvent, 'time' | 'from' | 'to'>): Promise<{ evalId: string; index: number }> {
+    const time = this.#now()
+    const from = job.groups.find((g) => g.name === group)?.count ?? 0
+    const spec: JobSpec = { ...specOf(job), groups: job.groups.map((g) => (g.name === group ? { ...g, count } : g)) }
+    const ev = newEval(job.id, 'job-scaling', time)
+    const scalingEvent: GroupScalingEvent = { group, event: { ...event, time, from, to: count } }
+    const index = check(await this.#proposer.propose({ type: 'JobRegister', spec, time, eval: ev, checkIndex: job.modifyIndex, scalingEvent }))
+    return { evalId: ev.id, index }
+  }
+
+  /** A decision that changed nothing, kept in the group's scaling history. */
+  async recordScalingEvent(jobId: string, group: string, event: Omit<ScalingEvent, 'time'>): Promise<number> {
+    const time = this.#now()
+    return check(await this.#proposer.propose({ type: 'ScalingEventRecord', jobId, scalingEvent: { group, event: { ...event, time } }, time }))
   }
 
   async deregisterJob(jobId: string, purge: boolean): Promise<{ evalId: string; index: number }> {

@@ -180,14 +180,22 @@ export class ApiServer {
         const body = objectBody(await req.body())
         const group = body.group
         const count = body.count
-        if (typeof group !== 'string' || !job.groups.some((g) => g.name === group)) {
-          throw new HttpError(400, `group: job "${job.id}" has no group ${JSON.stringify(group)} (groups: ${job.groups.map((g) => g.name).join(', ')})`, 'group')
+        const g = job.groups.find((x) => x.name === group)
+        if (typeof group !== 'string' || !g) {
+          throw new HttpError(400, `group: job "${job.id}" has no group ${JSON.stringify(group)} (groups: ${job.groups.map((x) => x.name).join(', ')})`, 'group')
         }
         if (typeof count !== 'number' || !Number.isInteger(count) || count < 0) throw new HttpError(400, `count: must be an integer ≥ 0 (got ${JSON.stringify(count)})`, 'count')
         if (job.type === 'system') throw new HttpError(400, `job "${job.id}" is a system job: it runs one allocation per node and has no count to scale`, 'group')
-        const spec = { ...specOf(job), groups: job.groups.map((g) => (g.name === group ? { ...g, count } : g)) }
+        if (g.scaling && (count < g.scaling.min || count > g.scaling.max)) {
+          throw new HttpError(400, `count: ${count} is outside the scaling bounds of group "${g.name}" (min ${g.scaling.min}, max ${g.scaling.max}); change scaling.min/max in the job file to go beyond them`, 'count')
+        }
+        const message = body.message
+        if (message !== undefined && (typeof message !== 'string' || message.length > 500)) throw new HttpError(400, 'message: must be a string of at most 500 characters', 'message')
+        const spec = { ...specOf(job), groups: job.groups.map((x) => (x.name === group ? { ...x, count } : x)) }
         checkFitsSomeNode(state, spec)
-        const { evalId, index } = await agent.ops.registerJob(spec, job.modifyIndex)
+        const { evalId, index } = await agent.ops.scaleGroup(job, group, count, {
+          source: 'manual', reason: 'manual', message: message || `job scale: ${g.count} → ${count}`,
+        })
         return { jobId: job.id, evalId, index, version: state.get('jobs', job.id)!.version }
       })
       .on('POST', '/v1/job/:id/revert', async (req) => {

@@ -1,7 +1,7 @@
 // Shapes the API answers with, derived from the state (never stored).
 import type { StateStore } from '../fsm/state.ts'
-import type { Allocation, ClientStatus, Evaluation, Job, JobStatus } from '../structs/index.ts'
-import { isLive } from '../structs/index.ts'
+import type { Allocation, ClientStatus, Evaluation, Job, JobStatus, ScalingEvent, TaskGroup } from '../structs/index.ts'
+import { isLive, scalingKey } from '../structs/index.ts'
 
 export type GroupSummary = Record<ClientStatus, number>
 
@@ -65,5 +65,16 @@ export function jobDetail(state: StateStore, job: Job) {
     allocations: allocs.map((a) => allocStub(state, a)),
     latestEval: ev ? { id: ev.id, status: ev.status, statusDescription: ev.statusDescription, triggeredBy: ev.triggeredBy } : null,
     placementFailures: ev?.status === 'blocked' ? ev.failedGroups : {},
+    scaling: scalingView(state, job),
   }
+}
+
+/** Per group with a scaling block or a recorded decision: its bounds and policy, and the last decisions (newest last). */
+export function scalingView(state: StateStore, job: Job) {
+  const out: Record<string, { count: number; policy: TaskGroup['scaling'] | null; events: ScalingEvent[] }> = {}
+  for (const g of job.groups) {
+    const events = state.get('scalingEvents', scalingKey(job.id, g.name))?.events ?? []
+    if (g.scaling || events.length > 0) out[g.name] = { count: g.count, policy: g.scaling ?? null, events }
+  }
+  return out
 }

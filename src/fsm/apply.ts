@@ -2,8 +2,8 @@
 // Same state + same command → same changes, on every member, every time.
 import { isDeepStrictEqual } from 'node:util'
 import type { Job, JobSpec } from '../structs/index.ts'
-import { isLive, specOf } from '../structs/index.ts'
-import type { ApplyResult, Command, NewEval } from './commands.ts'
+import { isLive, SCALING_EVENTS_KEPT, scalingKey, specOf } from '../structs/index.ts'
+import type { ApplyResult, Command, GroupScalingEvent, NewEval } from './commands.ts'
 import { jobVersionKey, type Change, type Rows, type StateReader, type StateStore, type TableName } from './state.ts'
 
 /** A write-buffering view over the store; reads see the transaction's own writes. */
@@ -138,6 +138,14 @@ export function publishConflict(state: { publishedPorts: StateStore['publishedPo
   return null
 }
 
+/** Appends to the group's scaling history, keeping the last SCALING_EVENTS_KEPT. */
+function recordScalingEvent(tx: Tx, index: number, jobId: string, { group, event }: GroupScalingEvent): void {
+  const key = scalingKey(jobId, group)
+  const prev = tx.get('scalingEvents', key)
+  const events = [...(prev?.events ?? []), event].slice(-SCALING_EVENTS_KEPT)
+  tx.put('scalingEvents', key, { jobId, group, events, createIndex: prev?.createIndex ?? index, modifyIndex: index })
+}
+
 function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
   switch (cmd.type) {
     case 'NodeRegister': {
@@ -173,6 +181,10 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
         tx.put('jobs', job.id, job)
         tx.put('jobVersions', jobVersionKey(job.id, version), job)
       }
+      if (cmd.scalingEvent) {
+        const version = tx.get('jobs', cmd.spec.id)!.version
+        recordScalingEvent(tx, index, cmd.spec.id, { ...cmd.scalingEvent, event: { ...cmd.scalingEvent.event, jobVersion: version } })
+      }
       putEval(tx, index, cmd.eval)
       return { ok: true, index }
     }
@@ -181,7 +193,12 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
       if (!job) return fail(index, 'not-found', `job "${cmd.jobId}" not found`)
       if (cmd.purge) {
         tx.delete('jobs', job.id)
-        for (let v = 0; v <= job.version; v++) tx.delete('jobVersions', jobVersionKey(job.id, v))
+        const groups = new Set(job.groups.map((g) => g.name))
+        for (let v = 0; v <= job.version; v++) {
+          for (const g of tx.get('jobVersions', jobVersionKey(job.id, v))?.groups ?? []) groups.add(g.name)
+          tx.delete('jobVersions', jobVersionKey(job.id, v))
+        }
+        for (const g of groups) if (tx.get('scalingEvents', scalingKey(job.id, g))) tx.delete('scalingEvents', scalingKey(job.id, g))
       } else if (!job.stop) {
         tx.put('jobs', job.id, { ...job, stop: true, modifyIndex: index })
       }
@@ -225,6 +242,13 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
         })
       }
       for (const ev of cmd.evals) putEval(tx, index, ev)
+      return { ok: true, index }
+    }
+    case 'ScalingEventRecord': {
+      const job = tx.get('jobs', cmd.jobId)
+      if (!job) return fail(index, 'not-found', `job "${cmd.jobId}" not found`)
+      if (!job.groups.some((g) => g.name === cmd.scalingEvent.group)) return fail(index, 'not-found', `job "${cmd.jobId}" has no group "${cmd.scalingEvent.group}"`)
+      recordScalingEvent(tx, index, job.id, cmd.scalingEvent)
       return { ok: true, index }
     }
     case 'EvalUpdate': {

@@ -1,6 +1,6 @@
 // Commands are the only way cluster state changes. The leader stamps every id
 // and time into a command before proposing it, so apply() stays deterministic.
-import type { Allocation, ClientStatus, Evaluation, JobSpec, Member, Node, NodeStatus, ServiceHealth, TaskState } from '../structs/index.ts'
+import type { Allocation, ClientStatus, Evaluation, JobSpec, Member, Node, NodeStatus, ScalingEvent, ServiceHealth, TaskState } from '../structs/index.ts'
 
 /** An evaluation as the leader creates it; the store adds the indexes. */
 export type NewEval = Omit<Evaluation, 'createIndex' | 'modifyIndex'>
@@ -32,12 +32,22 @@ export interface AllocClientUpdate {
   serviceHealth?: Record<string, ServiceHealth>
 }
 
+export interface GroupScalingEvent {
+  group: string
+  event: ScalingEvent
+}
+
 export type Command =
   /** `evals`: system jobs to evaluate for the node (absent in entries written before they existed). */
   | { type: 'NodeRegister'; node: NewNode; time: number; evals?: NewEval[] }
   | { type: 'NodeStatusUpdate'; nodeId: string; status: NodeStatus; description: string; time: number; evals: NewEval[] }
-  /** `checkIndex`: register only if the job's modify index is this (0: only if it does not exist). */
-  | { type: 'JobRegister'; spec: JobSpec; time: number; eval: NewEval; checkIndex?: number }
+  /**
+   * `checkIndex`: register only if the job's modify index is this (0: only if it does not exist).
+   * `scalingEvent`: a count change (`job scale`, the autoscaler) recorded in the group's scaling history with it.
+   */
+  | { type: 'JobRegister'; spec: JobSpec; time: number; eval: NewEval; checkIndex?: number; scalingEvent?: GroupScalingEvent }
+  /** A decision of the autoscaler that changed nothing, recorded in the group's scaling history. */
+  | { type: 'ScalingEventRecord'; jobId: string; scalingEvent: GroupScalingEvent; time: number }
   | { type: 'JobDeregister'; jobId: string; purge: boolean; time: number; eval: NewEval }
   | {
       type: 'PlanApply'

@@ -1,6 +1,6 @@
 // In-memory tables of the cluster state, with the secondary indexes the
 // scheduler and API read. Rows are immutable: a change replaces the row.
-import type { Allocation, EvalStatus, Evaluation, Job, Member, Node, ServiceInstance, ServiceSummary, Variable } from '../structs/index.ts'
+import type { Allocation, EvalStatus, Evaluation, Job, Member, Node, ScalingHistory, ServiceInstance, ServiceSummary, Variable } from '../structs/index.ts'
 import { isLive } from '../structs/index.ts'
 import { instancesOf, ServiceCatalog, type CatalogChange, type PublishedPort } from './catalog.ts'
 
@@ -13,9 +13,11 @@ export interface Rows {
   evals: Evaluation
   vars: Variable
   members: Member
+  /** The last decisions about each scaled group, keyed `${jobId}/${group}` (absent in states from before it existed). */
+  scalingEvents: ScalingHistory
 }
 export type TableName = keyof Rows
-export const TABLE_NAMES: readonly TableName[] = ['nodes', 'jobs', 'jobVersions', 'allocs', 'evals', 'vars', 'members']
+export const TABLE_NAMES: readonly TableName[] = ['nodes', 'jobs', 'jobVersions', 'allocs', 'evals', 'vars', 'members', 'scalingEvents']
 
 export type Change = { [T in TableName]: { table: T; key: string; value: Rows[T] | null } }[TableName]
 
@@ -56,6 +58,7 @@ export function jobVersionKey(jobId: string, version: number): string {
 export class StateStore implements StateReader {
   readonly tables: { [T in TableName]: Map<string, Rows[T]> } = {
     nodes: new Map(), jobs: new Map(), jobVersions: new Map(), allocs: new Map(), evals: new Map(), vars: new Map(), members: new Map(),
+    scalingEvents: new Map(),
   }
   #allocsByJob = new Map<string, Set<string>>()
   #allocsByNode = new Map<string, Set<string>>()

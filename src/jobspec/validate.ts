@@ -28,6 +28,9 @@ import {
   type Resources,
   type DelayFunction,
   type ReschedulePolicy,
+  type ScalingPolicy,
+  type ScalingTarget,
+  SCALING_METRICS,
   type RestartMode,
   type RestartPolicy,
   type Spread,
@@ -72,9 +75,10 @@ export function defaultRestartPolicy(type: JobType): RestartPolicy {
 
 const ROOT_FIELDS = ['job'] as const
 const JOB_FIELDS = ['type', 'priority', 'reschedule', 'update', 'constraint', 'affinity', 'spread', 'group'] as const
-const GROUP_FIELDS = ['count', 'network', 'restart', 'reschedule', 'update', 'constraint', 'affinity', 'spread', 'service', 'task'] as const
+const GROUP_FIELDS = ['count', 'network', 'restart', 'reschedule', 'update', 'constraint', 'affinity', 'spread', 'service', 'scaling', 'task'] as const
 const UPDATE_FIELDS = ['max_parallel', 'min_healthy_time', 'healthy_deadline', 'progress_deadline', 'health_check',
   'auto_revert', 'canary', 'auto_promote', 'stagger'] as const
+const SCALING_FIELDS = ['min', 'max', 'enabled', 'cooldown', 'evaluation_interval', 'scale_in_step', 'scale_out_step', 'policy'] as const
 const RESCHEDULE_FIELDS = ['attempts', 'interval', 'delay', 'delay_function', 'max_delay', 'unlimited'] as const
 export const DELAY_FUNCTIONS: readonly DelayFunction[] = ['constant', 'exponential', 'fibonacci']
 const NETWORK_FIELDS = ['port'] as const
@@ -101,6 +105,12 @@ export const DEFAULT_CHECK_INTERVAL_MS = 10_000
 export const DEFAULT_CHECK_TIMEOUT_MS = 2_000
 export const DEFAULT_CHECK_RETRIES = 3
 export const DEFAULT_CHECK_RESTART: Readonly<CheckRestart> = Object.freeze({ limit: 3, graceMs: 1_000 })
+
+/** Nomad autoscaler's defaults. */
+export const DEFAULT_SCALING_COOLDOWN_MS = 5 * 60_000
+export const DEFAULT_SCALING_INTERVAL_MS = 10_000
+export const MIN_SCALING_INTERVAL_MS = 1_000
+export const DEFAULT_SCALE_IN_STEP = 1
 
 export const DEFAULT_AFFINITY_WEIGHT = 50
 export const DEFAULT_SPREAD_WEIGHT = 50
@@ -378,6 +388,10 @@ function checkGroup(
   if (o === undefined) return undefined
   c.fields(o, path, GROUP_FIELDS, GROUP_HINTS)
   const count = c.integer(o, 'count', path, 0) ?? DEFAULT_COUNT
+  const scaling = checkScaling(c, own(o, 'scaling'), [...path, 'scaling'], jobType, count)
+  if (scaling && (count < scaling.min || count > scaling.max)) {
+    c.add([...path, 'count'], `must lie within scaling.min and scaling.max (${scaling.min}..${scaling.max}) (got ${count})`)
+  }
   const { ports, labels } = checkNetwork(c, own(o, 'network'), [...path, 'network'])
   const restart = checkRestart(c, own(o, 'restart'), [...path, 'restart'], jobType)
   const reschedule = checkReschedule(c, own(o, 'reschedule'), [...path, 'reschedule'], jobReschedule)
@@ -403,7 +417,107 @@ function checkGroup(
     ...(affinities.length > 0 ? { affinities } : {}),
     ...(spreads.length > 0 ? { spreads } : {}),
     ...(services.length > 0 ? { services } : {}),
+    ...(scaling ? { scaling } : {}),
   }
+}
+
+const SCALING_EXAMPLE = '{"min": 1, "max": 10, "policy": {"cpu_percent": 70}}'
+const POLICY_EXAMPLE = '{"cpu_percent": 70} or {"requests_per_second": 50}'
+const SCALING_HINTS: Hints = {
+  cpu_percent: 'targets go in the policy block, like "policy": {"cpu_percent": 70}',
+  requests_per_second: 'targets go in the policy block, like "policy": {"requests_per_second": 50}',
+  count: 'the group\'s count is the starting point; scaling takes "min" and "max"',
+}
+
+/**
+ * A group's scaling block: count bounds and one autoscaling target. `min`
+ * defaults to the group's count (as Nomad's); `max` is required.
+ */
+function checkScaling(c: Checker, v: unknown, path: Path, jobType: JobType, count: number): ScalingPolicy | undefined {
+  if (v === undefined) return undefined
+  const o = c.object(v, path, `an object like ${SCALING_EXAMPLE}`)
+  if (o === undefined) return undefined
+  c.fields(o, path, SCALING_FIELDS, SCALING_HINTS)
+  if (jobType !== 'service') {
+    c.add(path, jobType === 'system'
+      ? 'a system job runs one allocation per node and has no count to scale'
+      : 'only service jobs can be scaled (a batch job runs to completion)')
+    return undefined
+  }
+  let ok = true
+  const int = (key: string, min: number): number | undefined => {
+    const n = c.integer(o, key, path, min)
+    if (n === undefined && own(o, key) !== undefined) ok = false
+    return n
+  }
+  const duration = (key: string): number | undefined => {
+    const raw = own(o, key)
+    if (typeof raw === 'string' && raw.trim().startsWith('-')) {
+      c.add([...path, key], `must not be negative (got ${describe(raw)})`)
+      ok = false
+      return undefined
+    }
+    const ms = c.duration(o, key, path)
+    if (ms === undefined && raw !== undefined) ok = false
+    return ms
+  }
+  const max = int('max', 1)
+  if (own(o, 'max') === undefined) {
+    c.add([...path, 'max'], `is required: the most allocations the group may have, like ${SCALING_EXAMPLE}`)
+    ok = false
+  }
+  // Absent: the count (Nomad's default), unless the count itself is out of bounds (reported on count).
+  const min = int('min', 0) ?? Math.min(count, max ?? count)
+  if (max !== undefined && min > max) {
+    c.add([...path, 'min'], `must be at most max (${max}) (got ${min})`)
+    ok = false
+  }
+  const enabled = booleanField(c, o, 'enabled', path)
+  if (own(o, 'enabled') !== undefined && enabled === undefined) ok = false
+  const cooldownMs = duration('cooldown') ?? DEFAULT_SCALING_COOLDOWN_MS
+  const evaluationIntervalMs = duration('evaluation_interval') ?? DEFAULT_SCALING_INTERVAL_MS
+  if (evaluationIntervalMs < MIN_SCALING_INTERVAL_MS) {
+    c.add([...path, 'evaluation_interval'], `must be at least 1s (got ${describe(own(o, 'evaluation_interval'))})`)
+    ok = false
+  }
+  const scaleInStep = int('scale_in_step', 1) ?? DEFAULT_SCALE_IN_STEP
+  const scaleOutStep = int('scale_out_step', 1)
+  const policy = checkScalingTarget(c, own(o, 'policy'), [...path, 'policy'])
+  if (!ok || policy === undefined || max === undefined) return undefined
+  return {
+    min, max, enabled: enabled ?? true, cooldownMs, evaluationIntervalMs, scaleInStep,
+    ...(scaleOutStep !== undefined ? { scaleOutStep } : {}), policy,
+  }
+}
+
+function checkScalingTarget(c: Checker, v: unknown, path: Path): ScalingTarget | undefined {
+  if (v === undefined) {
+    c.add(path, `is required: one target, like ${POLICY_EXAMPLE}`)
+    return undefined
+  }
+  const o = c.object(v, path, `an object with one target, like ${POLICY_EXAMPLE}`)
+  if (o === undefined) return undefined
+  c.fields(o, path, SCALING_METRICS, {
+    cpu: 'did you mean "cpu_percent"? (average CPU use in percent of the reserved CPU)',
+    rps: 'did you mean "requests_per_second"?',
+    memory_percent: 'Shoal scales on "cpu_percent" or "requests_per_second"',
+  })
+  const given = SCALING_METRICS.filter((m) => own(o, m) !== undefined)
+  if (given.length === 0) {
+    if (Object.keys(o).length === 0) c.add(path, `must name one target, like ${POLICY_EXAMPLE}`)
+    return undefined
+  }
+  if (given.length > 1) {
+    c.add(path, `must name exactly one target, found ${quoteList(given)}`)
+    return undefined
+  }
+  const metric = given[0]!
+  const target = own(o, metric)
+  if (typeof target !== 'number' || !Number.isFinite(target) || target <= 0) {
+    c.add([...path, metric], `must be a number > 0 (got ${describe(target)})`)
+    return undefined
+  }
+  return { metric, target }
 }
 
 interface NetworkResult {

@@ -1,6 +1,7 @@
 // A job as Shoal stores it: the validated, normalised form of a job file.
 // Objects held in the state store are immutable: replace, never mutate.
 import type { ServiceSpec, Upstream } from './service.ts'
+import type { ScalingPolicy } from './scaling.ts'
 
 export type JobType = 'service' | 'batch' | 'system'
 
@@ -267,6 +268,8 @@ export interface TaskGroup {
   spreads?: Spread[]
   /** Services of the group and its tasks (task-level ones carry `task`); absent when none. */
   services?: ServiceSpec[]
+  /** The group's `scaling` block: count bounds and the autoscaling policy. Absent when none. */
+  scaling?: ScalingPolicy
 }
 
 export interface JobSpec {

@@ -272,3 +272,36 @@ test('under Raft (syncWrites off) an apply answers before its write; the disk ho
   t.deepEqual(await crashed('kill2'), { applied: 200, value: '200' })
   await fsm.close()
 })
+
+test('scaling history: a count change records its event with the new version; decisions are kept to the last 20; purge drops them; snapshots carry them', async (t) => {
+  const { dir, fsm } = await openTemp()
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const ev = (from: number, to: number, time: number) => ({ time, source: 'autoscaler' as const, from, to, reason: from === to ? 'within-target' as const : 'scaled' as const, message: `m${time}` })
+  await fsm.apply(1, { type: 'JobRegister', spec: spec('web', [group('fe', 1)]), time: 1, eval: newEval('e1', 'web') })
+  const r = await fsm.apply(2, { type: 'JobRegister', spec: spec('web', [group('fe', 3)]), time: 2, eval: newEval('e2', 'web'), checkIndex: 1, scalingEvent: { group: 'fe', event: ev(1, 3, 2) } })
+  t.true(r.ok)
+  t.deepEqual(fsm.state.get('scalingEvents', 'web/fe')?.events, [{ ...ev(1, 3, 2), jobVersion: 1 }])
+  for (let i = 0; i < 25; i++) {
+    await fsm.apply(3 + i, { type: 'ScalingEventRecord', jobId: 'web', scalingEvent: { group: 'fe', event: ev(3, 3, 100 + i) }, time: 100 + i })
+  }
+  const kept = fsm.state.get('scalingEvents', 'web/fe')!.events
+  t.is(kept.length, 20)
+  t.is(kept.at(-1)!.time, 124)
+  t.is(kept[0]!.time, 105)
+  const bad = await fsm.apply(28, { type: 'ScalingEventRecord', jobId: 'web', scalingEvent: { group: 'nope', event: ev(1, 1, 1) }, time: 1 })
+  t.like(bad, { ok: false, code: 'not-found' })
+  const stale = await fsm.apply(29, { type: 'JobRegister', spec: spec('web', [group('fe', 2)]), time: 3, eval: newEval('e3', 'web'), checkIndex: 1, scalingEvent: { group: 'fe', event: ev(3, 2, 3) } })
+  t.like(stale, { ok: false, code: 'conflict' })
+  t.is(fsm.state.get('scalingEvents', 'web/fe')!.events.length, 20, 'a refused change records nothing')
+
+  const snap = await fsm.snapshot()
+  const { dir: dir2, fsm: other } = await openTemp()
+  t.teardown(() => rm(dir2, { recursive: true, force: true }))
+  await other.restore(snap.data)
+  t.deepEqual(other.state.get('scalingEvents', 'web/fe'), fsm.state.get('scalingEvents', 'web/fe'))
+  await other.close()
+
+  await fsm.apply(30, { type: 'JobDeregister', jobId: 'web', purge: true, time: 4, eval: newEval('e4', 'web') })
+  t.is(fsm.state.get('scalingEvents', 'web/fe'), undefined)
+  await fsm.close()
+})

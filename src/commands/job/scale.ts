@@ -6,7 +6,10 @@ export default class JobScale extends ApiCommand {
   static override description = `Change the count of a group.
 
 This makes a new job version; running allocations are kept (moved to the new
-version in place), new ones are placed, or the highest-numbered are stopped.`
+version in place), new ones are placed, or the highest-numbered are stopped.
+A group with a scaling block accepts counts within its min and max; the change
+is recorded in the group's scaling history (job status) and the autoscaler
+waits for the cooldown before its next decision.`
 
   static override examples = ['<%= config.bin %> job scale web frontend 5']
   static override enableJsonFlag = true
@@ -16,6 +19,7 @@ version in place), new ones are placed, or the highest-numbered are stopped.`
     count: Args.string({ description: 'new count (integer ≥ 0)', required: true }),
   }
   static override flags = {
+    message: Flags.string({ description: 'why (recorded in the scaling history)' }),
     detach: Flags.boolean({ description: 'return once the change is submitted', default: false }),
     timeout: Flags.integer({ description: 'seconds to wait for allocations to start', default: 60, min: 1 }),
   }
@@ -25,7 +29,7 @@ version in place), new ones are placed, or the highest-numbered are stopped.`
     const count = Number(args.count)
     if (!/^\d+$/.test(args.count) || !Number.isSafeInteger(count)) fail(this, `count: must be an integer ≥ 0 (got "${args.count}")`)
     const api = this.api(flags.address)
-    const res = await api.post<{ jobId: string; evalId: string; version: number }>(`/v1/job/${encodeURIComponent(args.job)}/scale`, { group: args.group, count })
+    const res = await api.post<{ jobId: string; evalId: string; version: number }>(`/v1/job/${encodeURIComponent(args.job)}/scale`, { group: args.group, count, ...(flags.message ? { message: flags.message } : {}) })
     this.log(`==> Job "${res.jobId}" group "${args.group}" scaled to ${count} (version ${res.version}); evaluation ${res.evalId}`)
     if (flags.detach) return res
     await followSubmission(this, api, res, flags.timeout)

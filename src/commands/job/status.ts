@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core'
-import type { PlacementFailure } from '../../structs/index.ts'
+import type { PlacementFailure, ScalingEvent, ScalingPolicy } from '../../structs/index.ts'
+import { formatDuration } from '../../jobspec/index.ts'
 import { ApiCommand } from '../base.ts'
 import { ago, keyValues, shortId, table } from '../format.ts'
 import { describeFailures } from '../monitor.ts'
@@ -12,6 +13,16 @@ interface JobDetail extends JobItem {
   allocations: { id: string; nodeName: string; group: string; jobVersion: number; desiredStatus: string; clientStatus: string; createTime: number; modifyTime: number }[]
   latestEval: { id: string; status: string; statusDescription: string } | null
   placementFailures: Record<string, PlacementFailure>
+  scaling?: Record<string, { count: number; policy: ScalingPolicy | null; events: ScalingEvent[] }>
+}
+
+/** Scaling decisions shown per group by `job status`. */
+const EVENTS_SHOWN = 5
+
+function policyText(p: ScalingPolicy): string {
+  const target = p.policy.metric === 'cpu_percent' ? `cpu ${p.policy.target}%` : `${p.policy.target} req/s per instance`
+  const steps = `in ≤${p.scaleInStep}${p.scaleOutStep ? `, out ≤${p.scaleOutStep}` : ''}`
+  return `${target}, every ${formatDuration(p.evaluationIntervalMs)}, cooldown ${formatDuration(p.cooldownMs)}, steps ${steps}`
 }
 
 export default class JobStatus extends ApiCommand {
@@ -38,6 +49,20 @@ export default class JobStatus extends ApiCommand {
     if (failures.length) {
       this.log('\nPlacement Failure')
       for (const l of failures) this.log(l)
+    }
+    const scaling = Object.entries(job.scaling ?? {})
+    if (scaling.length) {
+      this.log('\nScaling')
+      this.log(table(['Group', 'Count', 'Min', 'Max', 'Autoscaling', 'Policy'], scaling.map(([g, s]) => [
+        g, s.count, s.policy?.min ?? '-', s.policy?.max ?? '-', s.policy ? (s.policy.enabled ? 'enabled' : 'paused') : '-', s.policy ? policyText(s.policy) : '-',
+      ])))
+      const events = scaling.flatMap(([g, s]) => s.events.slice(-EVENTS_SHOWN).map((e) => ({ g, e }))).sort((a, b) => a.e.time - b.e.time)
+      if (events.length) {
+        this.log('\nScaling Events')
+        this.log(table(['Time', 'Group', 'Count', 'Source', 'Decision'], events.map(({ g, e }) => [
+          ago(e.time), g, e.from === e.to ? `${e.to}` : `${e.from} → ${e.to}`, e.source, e.message,
+        ])))
+      }
     }
     this.log('\nAllocations')
     if (job.allocations.length === 0) this.log('No allocations placed')
