@@ -202,8 +202,5 @@ export class Autoscaler {
 
 /** The names of the services a group registers (its own and its tasks'); the mesh counts requests per service. */
 export function groupServiceNames(group: TaskGroup): string[] {
-  // Service blocks are added by the service catalog; read them structurally so this compiles with or without them.
-  const blocks = (x: unknown) => ((x as { services?: { name?: unknown }[] }).services ?? [])
-  const names = [...blocks(group), ...group.tasks.flatMap(blocks)].map((s) => s.name).filter((n): n is string => typeof n === 'string')
-  return [...new Set(names)]
+  return [...new Set((group.services ?? []).map((s) => s.name))]
 }

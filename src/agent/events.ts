@@ -42,6 +42,16 @@ export const serviceTopic: TopicSource = {
   })),
 }
 
+/** Each decision recorded in a group's scaling history (changes and, rate-limited, unchanged ones); keyed by job id. */
+export const scalingTopic: TopicSource = {
+  applied: (e) => e.changes.flatMap((c) => {
+    if (c.table !== 'scalingEvents' || c.value === null) return []
+    const event = c.value.events.at(-1)
+    if (!event) return []
+    return [{ topic: 'scaling', type: 'ScalingEvent', key: c.value.jobId, index: e.index, payload: { jobId: c.value.jobId, group: c.value.group, event } }]
+  }),
+}
+
 export function matches(filters: readonly TopicFilter[], e: StreamEvent): boolean {
   return filters.some((f) => (f.topic === '*' || f.topic === e.topic) && (f.key === '*' || f.key === e.key))
 }
@@ -60,6 +70,7 @@ export class EventBroker {
       for (const source of this.#topics.values()) for (const ev of source.restored?.(index, fsm.state) ?? []) this.publish(ev)
     })
     this.registerTopic('service', serviceTopic)
+    this.registerTopic('scaling', scalingTopic)
   }
 
   registerTopic(name: string, source: TopicSource): void {

@@ -410,6 +410,9 @@ function checkGroup(
   checkPublishedCheckPorts(c, tasks, path, labels)
   checkServicesOfGroup(c, services, tasks, taskBlocks.length, labels)
   checkTaskOrder(c, tasks, taskBlocks.map(([n]) => n), path, name)
+  if (scaling?.policy.metric === 'requests_per_second' && services.length === 0) {
+    c.add([...path, 'scaling', 'policy', 'requests_per_second'], 'needs a service in the group: the mesh counts requests per service (add a "service" block with "publish", or reach it through upstreams)')
+  }
   return {
     name, count, ports, restart, reschedule, tasks,
     ...(update !== undefined ? { update } : {}),

@@ -75,6 +75,25 @@ test('a CPU-bound service scales up under load within max, and back down to min 
   const count = async () => (await status()).job.groups[0]!.count
   const running = async () => (await status()).allocations.filter((a) => a.desiredStatus === 'run' && a.clientStatus === 'running')
 
+  // Decisions as they happen, from a follower's event stream.
+  const streamed: { topic: string; type: string; key: string; payload: { jobId: string; group: string; event: ScalingEvent } }[] = []
+  const abort = new AbortController()
+  t.teardown(() => abort.abort())
+  const stream = await fetch(`${a2.address}/v1/event/stream?topic=scaling:burn`, { signal: abort.signal })
+  t.is(stream.status, 200)
+  void (async () => {
+    let buf = ''
+    for await (const chunk of stream.body!) {
+      buf += Buffer.from(chunk).toString()
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl)
+        buf = buf.slice(nl + 1)
+        const e = JSON.parse(line) as (typeof streamed)[number]
+        if (e.topic) streamed.push(e)
+      }
+    }
+  })().catch(() => undefined)
+
   const file = join(dir, 'burn.json')
   await writeFile(file, jobFile(true))
   const run = await runCli(['job', 'run', file], a1.address)
@@ -141,6 +160,10 @@ test('a CPU-bound service scales up under load within max, and back down to min 
   for (const e of events) t.true(e.to >= 1 && e.to <= 3, JSON.stringify(e))
   t.true(events.filter((e) => e.reason === 'scaled').every((e) => e.jobVersion !== undefined), 'each change is a job version')
   t.is(detail.version, events.filter((e) => e.reason === "scaled").length, "one job version per change (from version 0)")
+
+  // The event stream carried the same decisions.
+  const streamedEvents = streamed.filter((e) => e.type === 'ScalingEvent' && e.key === 'burn' && e.payload.group === 'web').map((e) => e.payload.event)
+  for (const e of events) t.true(streamedEvents.some((s) => s.time === e.time && s.message === e.message), `streamed: ${e.message}`)
 
   // The CLI shows the decisions; --json carries them.
   const human = await runCli(['job', 'status', 'burn'], a1.address)

@@ -26,6 +26,8 @@ test('every field of a scaling block', (t) => {
       min: 1, max: 10, enabled: false, cooldown: '1m', evaluation_interval: '5s', scale_in_step: 2, scale_out_step: 4,
       policy: { requests_per_second: 50.5 },
     },
+    network: { port: { http: {} } },
+    service: [{ name: 'web', port: 'http', publish: { port: 8080 } }],
   }))
   if (!r.ok) return t.fail(JSON.stringify(r.errors))
   t.deepEqual(r.spec.groups[0]!.scaling, {
@@ -66,6 +68,9 @@ test('bad scaling input is reported with field paths', (t) => {
   ])
   t.deepEqual(errors(job({ scaling: { max: 3, policy: { cpu_percent: 0 } } })), [`${g}.scaling.policy.cpu_percent: must be a number > 0 (got 0)`])
   t.deepEqual(errors(job({ scaling: { max: 3, policy: { requests_per_second: '50' } } })), [`${g}.scaling.policy.requests_per_second: must be a number > 0 (got "50")`])
+  t.deepEqual(errors(job({ scaling: { max: 3, policy: { requests_per_second: 50 } } })), [
+    `${g}.scaling.policy.requests_per_second: needs a service in the group: the mesh counts requests per service (add a "service" block with "publish", or reach it through upstreams)`,
+  ])
   t.deepEqual(errors(job({ scaling: { max: 3, scale_in_step: 0, evaluation_interval: '100ms', enabled: 'yes', policy: { cpu_percent: 70 } } })), [
     `${g}.scaling.enabled: must be true or false (got "yes")`,
     `${g}.scaling.evaluation_interval: must be at least 1s (got "100ms")`,
