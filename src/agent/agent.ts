@@ -18,6 +18,7 @@ import type { Message } from '../raft/types.ts'
 import { DockerDriver } from '../runtime/docker.ts'
 import type { Driver } from '../runtime/driver.ts'
 import { ExecDriver } from '../runtime/exec.ts'
+import { AgentMesh } from '../mesh/agent-mesh.ts'
 import type { Member } from '../structs/index.ts'
 import { Autoscaler } from './autoscaler.ts'
 import { Client } from './client.ts'
@@ -108,6 +109,8 @@ export class Agent {
   readonly client: Client
   /** Cluster changes as topic events (GET /v1/event/stream). */
   readonly events: EventBroker
+  /** Published service ports and tasks' upstreams, proxied to healthy instances. */
+  readonly mesh: AgentMesh
   readonly nodeId: string
   readonly log: Logger
   readonly #storage: RaftStorage
@@ -142,7 +145,11 @@ export class Agent {
     this.log = o.log
     this.proposer = new RaftProposer(o.raft, o.rpc)
     this.ops = new ClusterOps(this.proposer, o.fsm.state)
-    this.client = new Client({ fsm: o.fsm, writer: this.ops, nodeId: o.nodeId, dataDir: o.config.dataDir, drivers: o.drivers, log: consoleLogger('client') })
+    this.mesh = new AgentMesh({ fsm: o.fsm, bindHost: o.config.bindHost, log: consoleLogger('mesh') })
+    this.client = new Client({
+      fsm: o.fsm, writer: this.ops, nodeId: o.nodeId, dataDir: o.config.dataDir, drivers: o.drivers, log: consoleLogger('client'),
+      network: this.mesh.allocHooks,
+    })
     this.events = new EventBroker(o.fsm)
   }
 
@@ -199,6 +206,7 @@ export class Agent {
     // one after another): it runs its tasks and registers once it can.
     if (this.#fresh) await register()
     else void this.#registerWhenPossible(register)
+    this.mesh.start()
     await this.client.start()
   }
 
@@ -343,6 +351,7 @@ export class Agent {
     this.#broker?.stop()
     this.#autoscaler?.stop()
     await this.client.close()
+    await this.mesh.close()
     await this.raft.stop()
     this.#rpc?.close()
     await this.#membership?.stop().catch(() => undefined)

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { AllocClientUpdate } from '../fsm/commands.ts'
 import type { AppliedEvent, Fsm } from '../fsm/fsm.ts'
 import { jobVersionKey } from '../fsm/state.ts'
-import { AllocRunner } from '../runtime/alloc-runner.ts'
+import { AllocRunner, type AllocNetworkHooks } from '../runtime/alloc-runner.ts'
 import type { Driver, TaskHandle } from '../runtime/driver.ts'
 import type { Allocation } from '../structs/index.ts'
 import { isTerminal } from '../structs/index.ts'
@@ -25,6 +25,8 @@ export interface ClientOptions {
   dataDir: string
   drivers: readonly Driver[]
   log: Logger
+  /** Network set up around each allocation's tasks (the mesh's upstream listeners). */
+  network?: AllocNetworkHooks
 }
 
 export class Client {
@@ -134,6 +136,7 @@ export class Client {
       alloc, job, nodeId: this.#o.nodeId, allocsDir: this.allocsDir, drivers: this.#drivers,
       recovered: this.#recovered.get(alloc.id) ?? new Map(), onUpdate: (u) => this.#queue(u),
       variable: (path) => this.#o.fsm.state.get('vars', path)?.value,
+      ...(this.#o.network ? { network: this.#o.network } : {}),
     })
     this.#runners.set(alloc.id, r)
     r.start().catch((err: Error) => {

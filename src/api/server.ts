@@ -147,6 +147,7 @@ export class ApiServer {
           stateIndex: agent.fsm.appliedIndex,
         }
       })
+      .on('GET', '/v1/agent/mesh', async () => agent.mesh.status())
       .on('GET', '/v1/status/leader', async () => {
         const leader = agent.leaderMember()
         if (!leader) throw new HttpError(503, 'no cluster leader is known right now')

@@ -1,0 +1,177 @@
+// Throughput and added latency of the load-balancing mesh, side by side:
+//   (a) straight at one busybox httpd container's published port,
+//   (b) through Shoal's mesh port (3 instances, round-robin),
+//   (c) through Docker Swarm's routing mesh (`docker service create --replicas 3 --publish`).
+//
+//   node bench/mesh.ts [--duration 10] [--connections 32] [--no-swarm]
+//
+// wrk per target: a throughput run (--connections, 2 threads) and a latency
+// run (1 connection, so queueing does not hide the proxy's own cost). busybox
+// httpd closes every connection, so each request is a new TCP connection
+// through the proxy: the worst case for a proxy. Swarm mode is switched on
+// only if it was off, and the engine is left as found. Results go to
+// bench/results/mesh-<time>.json; docs/benchmarks-mesh.md discusses them.
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
+import net from 'node:net'
+import os from 'node:os'
+import { join } from 'node:path'
+import { parseArgs, promisify } from 'node:util'
+import { AgentProcess, eventually, freePort, ROOT, runCli, tempDir } from '../test/harness/agent.ts'
+
+const run = promisify(execFile)
+const { values } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '32' },
+    'no-swarm': { type: 'boolean', default: false },
+  },
+})
+const DURATION = Number(values.duration)
+const CONNECTIONS = Number(values.connections)
+const IMAGE = process.env.SHOAL_TEST_IMAGE ?? 'shoal-test/busybox:latest'
+const HOST = '127.0.4.50'
+const SWARM_SERVICE = `shoal-bench-mesh-${process.pid}`
+const HTTPD = 'hostname > /www/index.html; exec /bin/httpd -f -p 8080 -h /www'
+const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`)
+
+interface WrkResult { rps: number; p50: number; p90: number; p99: number; errors: number; requests: number }
+interface TargetResult { name: string; url: string; throughput?: WrkResult; latency?: WrkResult; unavailable?: string }
+
+function toMs(v: string, unit: string): number {
+  const n = Number(v)
+  return unit === 'us' ? n / 1000 : unit === 'ms' ? n : unit === 's' ? n * 1000 : unit === 'm' ? n * 60_000 : NaN
+}
+
+async function wrk(url: string, connections: number, threads: number, seconds: number): Promise<WrkResult> {
+  const { stdout } = await run('wrk', ['-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', url], { maxBuffer: 1 << 20 })
+  const pct = (p: string) => {
+    const m = stdout.match(new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm'))
+    return m ? toMs(m[1]!, m[2]!) : NaN
+  }
+  const socket = stdout.match(/Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/)
+  const non2xx = Number(stdout.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0)
+  const errors = non2xx + (socket ? socket.slice(1).reduce((n, x) => n + Number(x), 0) : 0)
+  return {
+    rps: Number(stdout.match(/Requests\/sec:\s+([\d.]+)/)?.[1] ?? NaN),
+    requests: Number(stdout.match(/(\d+) requests in/)?.[1] ?? NaN),
+    p50: pct('50'), p90: pct('90'), p99: pct('99'), errors,
+  }
+}
+
+async function measure(name: string, url: string): Promise<TargetResult> {
+  log(`${name}: warm-up`)
+  await wrk(url, 4, 1, 2)
+  log(`${name}: throughput (${CONNECTIONS} connections, ${DURATION}s)`)
+  const throughput = await wrk(url, CONNECTIONS, 2, DURATION)
+  log(`${name}: latency (1 connection, ${DURATION}s)`)
+  const latency = await wrk(url, 1, 1, DURATION)
+  return { name, url, throughput, latency }
+}
+
+async function reachable(host: string, port: number): Promise<boolean> {
+  const res = await fetch(`http://${host}:${port}/`, { signal: AbortSignal.timeout(2_000) }).catch(() => null)
+  return res?.ok === true
+}
+
+function hostAddress(): string | undefined {
+  for (const list of Object.values(os.networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal && !a.address.startsWith('172.')) return a.address
+  }
+  return undefined
+}
+
+async function docker(...args: string[]): Promise<string> {
+  return (await run('docker', args, { maxBuffer: 1 << 20 })).stdout.trim()
+}
+
+/** Swarm's routing mesh: on only for this run (if it was off), with the service removed after. */
+async function swarm(port: number): Promise<TargetResult> {
+  const name = 'swarm routing mesh'
+  const address = hostAddress()
+  const base = { name, url: `http://${address}:${port}/` }
+  if (!existsSync('/proc/net/ip_vs')) {
+    return { ...base, unavailable: 'this kernel has no IPVS (/proc/net/ip_vs missing), which the routing mesh needs: published ports accept nothing' }
+  }
+  if (!address) return { ...base, unavailable: 'no non-loopback IPv4 address to advertise' }
+  const state = await docker('info', '--format', '{{.Swarm.LocalNodeState}}')
+  const hadGwbridge = (await docker('network', 'ls', '--format', '{{.Name}}')).split('\n').includes('docker_gwbridge')
+  const initialised = state === 'inactive'
+  try {
+    if (initialised) await docker('swarm', 'init', '--advertise-addr', address)
+    await docker('service', 'create', '--detach=false', '--name', SWARM_SERVICE, '--replicas', '3',
+      '--publish', `published=${port},target=8080`, IMAGE, '/bin/sh', '-c', HTTPD)
+    const ok = await eventually(() => reachable(address, port), { what: 'swarm published port answers', timeoutMs: 30_000 }).catch(() => false)
+    if (!ok) return { ...base, unavailable: 'the service converged but its published port never answered' }
+    return await measure(name, base.url)
+  } finally {
+    await docker('service', 'rm', SWARM_SERVICE).catch(() => undefined)
+    if (initialised) {
+      await docker('swarm', 'leave', '--force').catch(() => undefined)
+      if (!hadGwbridge) await docker('network', 'rm', 'docker_gwbridge').catch(() => undefined)
+    }
+  }
+}
+
+async function freeOn(host: string): Promise<number> {
+  for (;;) {
+    const p = await freePort(host)
+    const free = await new Promise<boolean>((resolve) => {
+      const s = net.createServer().once('error', () => resolve(false))
+      s.listen(p, '0.0.0.0', () => s.close(() => resolve(true)))
+    })
+    if (free) return p
+  }
+}
+
+const dir = await tempDir('bench-mesh')
+let agent: AgentProcess | undefined
+const results: TargetResult[] = []
+try {
+  agent = await AgentProcess.start({ dataDir: join(dir, 'data'), name: 'bench-mesh', bind: HOST, httpPort: await freePort() })
+  const meshPort = await freeOn(HOST)
+  const file = join(dir, 'web.json')
+  await writeFile(file, JSON.stringify({ job: { web: { group: { www: {
+    count: 3,
+    network: { port: { http: { to: 8080 } } },
+    service: [{ name: 'web', port: 'http', checks: [{ type: 'http', port: 'http', interval: '2s', timeout: '1s' }], publish: { port: meshPort } }],
+    task: { httpd: { driver: 'docker', resources: { cpu: 100, memory: 32 }, config: { image: IMAGE, command: '/bin/sh', args: ['-c', HTTPD], ports: ['http'] } } },
+  } } } } }))
+  const r = await runCli(['job', 'run', file], agent.address)
+  if (r.code !== 0) throw new Error(`job run: ${r.stdout}${r.stderr}`)
+  const instances = await eventually(async () => {
+    const s = await agent!.get<{ healthy: boolean; address: string; port: number }[]>('/v1/service/web')
+    const healthy = s.filter((i) => i.healthy)
+    return healthy.length === 3 && healthy
+  }, { what: '3 healthy instances', timeoutMs: 60_000 })
+  const direct = instances[0]!
+  results.push(await measure('direct to one container', `http://${direct.address}:${direct.port}/`))
+  results.push(await measure('shoal mesh', `http://${HOST}:${meshPort}/`))
+  if (!values['no-swarm']) results.push(await swarm(await freeOn('0.0.0.0')))
+  await runCli(['job', 'stop', 'web'], agent.address)
+  await eventually(async () => (await agent!.get<{ clientStatus: string }[]>('/v1/job/web/allocations')).every((a) => a.clientStatus !== 'running'),
+    { what: 'web stopped', timeoutMs: 30_000 }).catch(() => undefined)
+} finally {
+  await agent?.kill('SIGTERM')
+  await rm(dir, { recursive: true, force: true })
+}
+
+const f = (n: number | undefined, d = 2) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d))
+const directLat = results[0]?.latency
+console.log(`\nmesh benchmark: ${os.cpus().length} CPUs, ${DURATION}s per run, wrk, busybox httpd (a new connection per request)\n`)
+console.log('| target | req/s (' + CONNECTIONS + ' conns) | errors | p50 ms (1 conn) | p99 ms (1 conn) | added p50 ms | added p99 ms |')
+console.log('|---|---|---|---|---|---|---|')
+for (const t of results) {
+  if (t.unavailable) {
+    console.log(`| ${t.name} | unavailable: ${t.unavailable} | | | | | |`)
+    continue
+  }
+  const added50 = t === results[0] ? undefined : (t.latency!.p50 - directLat!.p50)
+  const added99 = t === results[0] ? undefined : (t.latency!.p99 - directLat!.p99)
+  console.log(`| ${t.name} | ${f(t.throughput!.rps, 0)} | ${t.throughput!.errors + t.latency!.errors} | ${f(t.latency!.p50, 3)} | ${f(t.latency!.p99, 3)} | ${f(added50, 3)} | ${f(added99, 3)} |`)
+}
+await mkdir(join(ROOT, 'bench/results'), { recursive: true })
+const out = join(ROOT, 'bench/results', `mesh-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)
+await writeFile(out, JSON.stringify({ cpus: os.cpus().length, duration: DURATION, connections: CONNECTIONS, results }, null, 2))
+console.log(`\nresults: ${out}`)
