@@ -87,7 +87,7 @@ export class Autoscaler {
         if (due === undefined || now < due || this.#busy.has(key)) continue
         this.#due.set(key, now + g.scaling.evaluationIntervalMs)
         this.#busy.add(key)
-        void this.#evaluate(job.id, g.name)
+        void this.evaluate(job.id, g.name)
           .catch((err: unknown) => this.#log.warn(`autoscaler: ${job.id}/${g.name}: ${(err as Error).message}`))
           .finally(() => this.#busy.delete(key))
       }
@@ -100,7 +100,8 @@ export class Autoscaler {
     }
   }
 
-  async #evaluate(jobId: string, groupName: string): Promise<void> {
+  /** One round for one group: measure, decide, commit or record. (The loop calls it when due.) */
+  async evaluate(jobId: string, groupName: string): Promise<void> {
     const state = this.#fsm.state
     const job = state.get('jobs', jobId)
     const group = job?.groups.find((g) => g.name === groupName)
@@ -149,7 +150,7 @@ export class Autoscaler {
   #measure(state: StateStore, job: Job, group: TaskGroup, running: Allocation[]): Promise<MetricReading> {
     return group.scaling!.policy.metric === 'cpu_percent'
       ? this.#measureCpu(state, running)
-      : this.#measureRequests(state, job, group, running)
+      : this.#measureRequests(state, job, group)
   }
 
   /** Average CPU over the running allocations, each sampled by its own node. */
@@ -171,9 +172,10 @@ export class Autoscaler {
   /**
    * Requests per second per healthy instance: the sum over every ready agent
    * of the mesh's cumulative request counters of the group's services, as a
-   * rate since the previous round.
+   * rate since the previous round, over the healthy instances of those
+   * services (of any job: the mesh balances over all of them).
    */
-  async #measureRequests(state: StateStore, job: Job, group: TaskGroup, running: Allocation[]): Promise<MetricReading> {
+  async #measureRequests(state: StateStore, job: Job, group: TaskGroup): Promise<MetricReading> {
     const services = groupServiceNames(group)
     if (services.length === 0) return { ok: false, reason: `group "${group.name}" has no service whose requests the mesh counts` }
     const key = scalingKey(job.id, group.name)
@@ -189,14 +191,24 @@ export class Autoscaler {
       }
     }))
     const sample: CounterSample = { time: this.#now(), counters }
+    const previous = this.#samples.get(key)
     if (problems.length > 0) {
       this.#samples.delete(key)
-      return { ok: false, reason: `mesh counters unavailable (${problems.join('; ')})` }
+      return { ok: false, reason: `mesh counters unavailable (${problems.sort().join('; ')})` }
     }
-    const healthy = running.filter((a) => Object.values(a.taskStates).every((t) => t.health !== 'unhealthy')).length
-    const reading = requestRate(this.#samples.get(key), sample, healthy)
     this.#samples.set(key, sample)
-    return reading
+    const serving = new Set<string>()
+    const mine = new Set<string>()
+    for (const name of services) {
+      for (const i of state.serviceInstances(name)) {
+        if (!i.healthy) continue
+        serving.add(i.allocId)
+        if (i.jobId === job.id && i.group === group.name) mine.add(i.allocId)
+      }
+    }
+    if (mine.size === 0) return { ok: false, reason: `no healthy instance of ${services.map((s) => `"${s}"`).join(', ')}` }
+    const rate = requestRate(previous, sample, serving.size)
+    return rate.ok ? { ...rate, instances: mine.size } : rate
   }
 }
 
