@@ -1,7 +1,7 @@
 // The leader's autoscaler loop over a real Fsm, with its seams faked: the
 // clock, HTTP to the agents (mesh counters, allocation stats) and the Raft
 // proposer (commands applied to the local Fsm in order).
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -26,7 +26,7 @@ function spec(policy: object, extra: object = {}): JobSpec {
   return r.spec
 }
 
-async function setup(t: import('ava').ExecutionContext, policy: object, extra: object = {}) {
+async function setup(t: ExecutionContext, policy: object, extra: object = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-autoscaler-'))
   const fsm = await Fsm.open(join(dir, 'state'), { syncWrites: false })
   t.teardown(async () => {
