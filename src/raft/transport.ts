@@ -10,6 +10,7 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import { decode, encode } from '../fsm/codec.ts'
 import { toMultiaddr } from '../gossip/host.ts'
+import { lazyWindowUpdates } from '../gossip/yamux-window.ts'
 import type { ShoalHost } from '../gossip/host.ts'
 import type { Connection, PeerId, Stream } from '@libp2p/interface'
 import type { LengthPrefixedStream } from '@libp2p/utils'
@@ -513,6 +514,8 @@ export class RaftTransport {
     }
     this.#counters.streamsAccepted++
     this.#inbound.add(stream)
+    // many small frames: window updates at half a window, not one per frame
+    lazyWindowUpdates(stream)
     const lp = lpStream(stream, {
       maxDataLength: this.#opts.maxFrameBytes,
       maxBufferSize: this.#opts.maxFrameBytes + 1024 * 1024,
