@@ -70,7 +70,9 @@ interface Pending<T> {
   term: number
   resolve: (v: T) => void
   reject: (e: Error) => void
-  timer: NodeJS.Timeout
+  /** Date.now() after which the outcome is declared unknown (checked every tick: no timer per request). */
+  deadline: number
+  what: string
 }
 
 export interface Applied {
@@ -163,6 +165,8 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
   start(): void {
     this.#ticker = setInterval(() => {
       this.core.tick()
+      this.#expire(this.#proposals)
+      this.#expire(this.#reads)
       this.#kick()
     }, this.#o.tickMs ?? 50)
     this.#kick()
@@ -231,10 +235,7 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
     this.#stopped = true
     clearInterval(this.#ticker)
     const err = new OutcomeUnknownError('raft node stopped')
-    for (const p of [...this.#proposals.values(), ...this.#reads.values()]) {
-      clearTimeout(p.timer)
-      p.reject(err)
-    }
+    for (const p of [...this.#proposals.values(), ...this.#reads.values()]) p.reject(err)
     this.#proposals.clear()
     this.#reads.clear()
     while (this.#running) await new Promise((r) => setTimeout(r, 5))
@@ -242,17 +243,23 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
 
   #track<K, T>(map: Map<K, Pending<T>>, key: K, term: number, what: string): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        map.delete(key)
-        reject(new OutcomeUnknownError(`${what} timed out; it may or may not have taken effect`))
-      }, this.#o.requestTimeoutMs ?? 10_000)
       map.set(key, {
         term,
-        resolve: (v) => { clearTimeout(timer); map.delete(key); resolve(v) },
-        reject: (e) => { clearTimeout(timer); map.delete(key); reject(e) },
-        timer,
+        resolve: (v) => { map.delete(key); resolve(v) },
+        reject: (e) => { map.delete(key); reject(e) },
+        deadline: Date.now() + (this.#o.requestTimeoutMs ?? 10_000),
+        what,
       })
     })
+  }
+
+  /** Times out requests past their deadline; a map holds them in deadline order (one timeout for all). */
+  #expire<K, T>(map: Map<K, Pending<T>>): void {
+    const now = Date.now()
+    for (const p of map.values()) {
+      if (p.deadline > now) break
+      p.reject(new OutcomeUnknownError(`${p.what} timed out; it may or may not have taken effect`))
+    }
   }
 
   #kick(): void {
@@ -269,6 +276,8 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
           this.#o.log?.warn(`raft: fatal: ${err.stack ?? err.message}`)
           this.#stopped = true
           clearInterval(this.#ticker)
+          const unknown = new OutcomeUnknownError(`raft node failed: ${err.message}`)
+          for (const p of [...this.#proposals.values(), ...this.#reads.values()]) p.reject(unknown)
           this.emit('fatal', err)
         })
         .finally(() => {

@@ -5,7 +5,7 @@ import test from 'ava'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { NotLeaderError, RaftNode, type RaftStateMachine } from '../../src/raft/node.ts'
+import { NotLeaderError, OutcomeUnknownError, RaftNode, type RaftStateMachine } from '../../src/raft/node.ts'
 import { RaftStorage } from '../../src/raft/storage.ts'
 import type { Message } from '../../src/raft/types.ts'
 
@@ -51,7 +51,7 @@ class Net {
 
 interface Member { id: string; dir: string; node: RaftNode; sm: ListMachine; storage: RaftStorage }
 
-async function member(net: Net, root: string, id: string, voters: string[] | undefined, extra: { snapshotEvery?: number } = {}): Promise<Member> {
+async function member(net: Net, root: string, id: string, voters: string[] | undefined, extra: { snapshotEvery?: number; requestTimeoutMs?: number } = {}): Promise<Member> {
   const dir = join(root, id)
   const storage = await RaftStorage.open(dir)
   const sm = new ListMachine()
@@ -172,4 +172,25 @@ test('junk from peers is dropped and counted; the node keeps serving', async (t)
   t.regex(warnings.join('\n'), /dropped a (malformed|spoofed) message/)
   const r = await node.propose(enc('still works'))
   t.true(r.index > 0)
+})
+
+test('a proposal that cannot commit in time is answered "outcome unknown" at its deadline; later ones still commit', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'shoal-raftnode-'))
+  t.teardown(() => rm(root, { recursive: true, force: true }))
+  const net = new Net()
+  const ids = ['a', 'b', 'c']
+  const ms = await Promise.all(ids.map((id) => member(net, root, id, ids, { requestTimeoutMs: 40 })))
+  const leader = await until(() => leaderOf(ms), 'a leader')
+  await leader.node.propose(enc('first'))
+  for (const m of ms) if (m !== leader) net.down.add(m.id)
+  const started = Date.now()
+  const err = await t.throwsAsync(leader.node.propose(enc('cut off')))
+  t.true(err instanceof OutcomeUnknownError, String(err))
+  t.regex(err!.message, /timed out/)
+  t.true(Date.now() - started < 1_000, 'answered within its deadline (plus a tick), not left hanging')
+  net.down.clear()
+  const next = await until(() => leaderOf(ms), 'a leader again')
+  const r = await next.node.propose(enc('after'))
+  t.true(r.index > 0)
+  await Promise.all(ms.map((m) => m.node.stop().then(() => m.storage.close())))
 })
