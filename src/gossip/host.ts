@@ -15,6 +15,7 @@ import { VERSION } from '../version.ts'
 import { normalizeClusterKey } from './cluster-key.ts'
 import { coalesceWrites, socketOf } from './coalesce-writes.ts'
 import { loadOrCreateIdentity } from './identity.ts'
+import { cheaperNoiseFraming } from './noise-framing.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
 import type { Connection, ConnectionProtector, Libp2p, PeerId } from '@libp2p/interface'
@@ -339,6 +340,7 @@ export async function createHost(options: HostOptions): Promise<ShoalHost> {
   libp2p.addEventListener('connection:open', (evt) => {
     const socket = socketOf(evt.detail)
     if (socket) coalesceWrites(socket)
+    cheaperNoiseFraming(evt.detail)
   })
   try {
     await libp2p.start()

@@ -8,6 +8,7 @@ import { generateClusterKey, normalizeClusterKey, parseClusterKey, readClusterKe
 import { createHost, toMultiaddr, type HostOptions, type ShoalHost } from '../../src/gossip/host.ts'
 import { loadOrCreateIdentity } from '../../src/gossip/identity.ts'
 import { isCoalesced, socketOf } from '../../src/gossip/coalesce-writes.ts'
+import { cheaperNoiseFraming } from '../../src/gossip/noise-framing.ts'
 
 async function tempDir(t: ExecutionContext, prefix = 'shoal-p2p-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix))
@@ -223,12 +224,26 @@ test('a listen address that is taken or not local is a clear error', async (t) =
   })
 })
 
-test('libp2p connections send the writes of one event-loop turn together, on both ends, with and without a cluster key', async (t) => {
+test('libp2p connections send the writes of one event-loop turn together and decode Noise frame lengths without exceptions, on both ends, with and without a cluster key', async (t) => {
   for (const [i, clusterKey] of [undefined, generateClusterKey()].entries()) {
     const a = await host(t, { listenHost: `127.0.6.${240 + 2 * i}`, ...(clusterKey ? { clusterKey } : {}) })
     const b = await host(t, { listenHost: `127.0.6.${241 + 2 * i}`, ...(clusterKey ? { clusterKey } : {}) })
     await a.dial(hostPort(b))
     t.true((await a.ping(b.peerId)) >= 0, 'traffic flows')
+    // a large payload crosses many Noise frames (at most 64 KiB each) and TCP reads
+    const big = new Uint8Array(300_000).map((_, i) => i % 251)
+    const got = new Promise<Uint8Array[]>((resolve) => {
+      void b.libp2p.handle(`/shoal/test-big/${i}`, (stream) => {
+        const parts: Uint8Array[] = []
+        stream.addEventListener('message', (evt) => parts.push((evt as unknown as { data: { subarray(): Uint8Array } }).data.subarray()))
+        stream.addEventListener('remoteCloseWrite', () => resolve(parts))
+      })
+    })
+    await new Promise((r) => setTimeout(r, 50))
+    const out = await a.libp2p.dialProtocol(b.libp2p.peerId, `/shoal/test-big/${i}`)
+    if (!out.send(big)) await new Promise((r) => out.addEventListener('drain', r, { once: true }))
+    await out.close()
+    t.deepEqual(Buffer.concat(await got), Buffer.from(big))
     for (const [h, other] of [[a, b], [b, a]] as const) {
       const conns = h.libp2p.getConnections().filter((c) => c.remotePeer.toString() === other.peerId)
       t.true(conns.length > 0)
@@ -236,6 +251,7 @@ test('libp2p connections send the writes of one event-loop turn together, on bot
         const socket = socketOf(c)
         t.truthy(socket, 'the TCP socket under the connection is reachable')
         t.true(isCoalesced(socket!))
+        t.true(cheaperNoiseFraming(c), 'the Noise stream has the cheaper length decoder')
       }
     }
   }
