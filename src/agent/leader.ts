@@ -33,6 +33,7 @@ export function schedulerView(state: StateStore): SchedulerState {
     allocsOfNode: (id) => state.allocsOfNode(id),
     evalsOfJob: (id) => state.evalsOfJob(id),
     nodeUsage: (id) => state.nodeUsage(id),
+    latestDeployment: (id) => state.latestDeployment(id),
   }
 }
 
@@ -241,16 +242,20 @@ export class EvalBroker {
       evalId: ev.id, jobId: ev.jobId, ms: scheduled - started, place: plan.place.length, stop: plan.stop.length, status: plan.evalUpdate.status,
     })
     const nothingNew = plan.place.length === 0 && plan.stop.length === 0 && plan.newEvals.length === 0 && plan.inPlace.length === 0 &&
+      plan.deployment === undefined && plan.deploymentUpdates.length === 0 &&
       plan.evalUpdate.status === ev.status && isDeepStrictEqual(plan.evalUpdate.failedGroups, ev.failedGroups)
     // A blocked evaluation retried without progress is left as it is: no write.
     if (nothingNew && ev.status === 'blocked') return
-    const flight: InFlight = { jobId: ev.jobId, placements: new PlannedPlacements(plan.place), exclusive: plan.stop.length > 0 || plan.inPlace.length > 0 }
+    const exclusive = plan.stop.length > 0 || plan.inPlace.length > 0
+    const flight: InFlight = { jobId: ev.jobId, placements: new PlannedPlacements(plan.place), exclusive }
     this.#inFlight.add(flight)
     let result
     try {
       result = await this.#proposer.propose({
         type: 'PlanApply', evalId: ev.id, place: plan.place, stop: plan.stop, inPlace: plan.inPlace,
         evalUpdate: plan.evalUpdate, newEvals: plan.newEvals, time: plan.evalUpdate.modifyTime,
+        ...(plan.deployment ? { deployment: plan.deployment } : {}),
+        ...(plan.deploymentUpdates.length > 0 ? { deploymentUpdates: plan.deploymentUpdates } : {}),
       })
     } finally {
       this.#inFlight.delete(flight)

@@ -1,10 +1,10 @@
 // apply(): the deterministic transition function of the cluster state.
 // Same state + same command → same changes, on every member, every time.
 import { isDeepStrictEqual } from 'node:util'
-import type { Job, JobSpec } from '../structs/index.ts'
-import { isLive, SCALING_EVENTS_KEPT, scalingKey, specOf } from '../structs/index.ts'
+import type { Deployment, DeploymentGroup, Job, JobSpec } from '../structs/index.ts'
+import { isDeploymentActive, isLive, SCALING_EVENTS_KEPT, scalingKey, specOf } from '../structs/index.ts'
 import type { ApplyResult, Command, GroupScalingEvent, NewEval } from './commands.ts'
-import { jobVersionKey, type Change, type Rows, type StateReader, type StateStore, type TableName } from './state.ts'
+import { jobVersionKey, newestDeployment, type Change, type Rows, type StateReader, type StateStore, type TableName } from './state.ts'
 
 /** A write-buffering view over the store; reads see the transaction's own writes. */
 class Tx implements StateReader {
@@ -13,6 +13,11 @@ class Tx implements StateReader {
 
   constructor(base: StateStore) {
     this.#base = base
+  }
+
+  /** The store under the transaction (without its writes). */
+  get base(): StateStore {
+    return this.#base
   }
 
   get<T extends TableName>(table: T, key: string): Rows[T] | undefined {
@@ -40,6 +45,16 @@ class Tx implements StateReader {
 
   allocsOfNode(nodeId: string) {
     return this.#overlayAllocs(this.#base.allocsOfNode(nodeId), (a) => a.nodeId === nodeId)
+  }
+
+  latestDeployment(jobId: string) {
+    const byId = new Map(this.#base.deploymentsOfJob(jobId).map((d) => [d.id, d]))
+    for (const w of this.#writes.values()) {
+      if (w.table !== 'deployments') continue
+      if (w.value && w.value.jobId === jobId) byId.set(w.key, w.value)
+      else byId.delete(w.key)
+    }
+    return newestDeployment(byId.values(), jobId)
   }
 
   #overlayAllocs(base: Rows['allocs'][], match: (a: Rows['allocs']) => boolean): Rows['allocs'][] {
@@ -146,6 +161,68 @@ function recordScalingEvent(tx: Tx, index: number, jobId: string, { group, event
   tx.put('scalingEvents', key, { jobId, group, events, createIndex: prev?.createIndex ?? index, modifyIndex: index })
 }
 
+/** A new version of the job, unless the spec is the current one (and the job runs). */
+function registerJob(tx: Tx, index: number, spec: JobSpec, time: number): void {
+  const prev = tx.get('jobs', spec.id)
+  if (prev && !prev.stop && isDeepStrictEqual(specOf(prev), spec)) return
+  const version = prev ? prev.version + 1 : 0
+  const job: Job = { ...spec, version, stop: false, submitTime: time, createIndex: prev?.createIndex ?? index, modifyIndex: index }
+  tx.put('jobs', job.id, job)
+  tx.put('jobVersions', jobVersionKey(job.id, version), job)
+}
+
+/** Deployments kept per job: the newest ones, plus any still active. */
+const DEPLOYMENTS_KEPT_PER_JOB = 10
+
+/** Replaces a deployment row, changed by `change` (on a copy of its groups). */
+function updateDeployment(tx: Tx, index: number, time: number, d: Deployment, change: (next: Deployment) => void): void {
+  const groups: Record<string, DeploymentGroup> = {}
+  for (const [name, g] of Object.entries(d.groups)) groups[name] = { ...g, placedCanaries: [...g.placedCanaries] }
+  const next: Deployment = { ...d, groups, modifyIndex: index, modifyTime: time }
+  change(next)
+  tx.put('deployments', d.id, next)
+}
+
+/** An allocation joins its deployment's counts: placed, and healthy/unhealthy if the client decided already. */
+function countInDeployment(d: Deployment, a: Pick<Rows['allocs'], 'id' | 'group' | 'deploymentStatus'>, time: number): void {
+  const g = d.groups[a.group]
+  if (!g) return
+  g.placed++
+  if (a.deploymentStatus?.canary) g.placedCanaries.push(a.id)
+  countHealth(g, a.deploymentStatus?.healthy, time)
+}
+
+function countHealth(g: DeploymentGroup, healthy: boolean | undefined, time: number): void {
+  if (healthy === true) {
+    g.healthy++
+    // Progress: the deadline moves on from the latest allocation to become healthy.
+    if (g.progressDeadlineMs > 0) g.requireProgressBy = Math.max(g.requireProgressBy ?? 0, time + g.progressDeadlineMs)
+  } else if (healthy === false) {
+    g.unhealthy++
+  }
+}
+
+/** A successful deployment makes its job version stable (auto-revert's target). */
+function markStable(tx: Tx, d: Deployment): void {
+  const key = jobVersionKey(d.jobId, d.jobVersion)
+  const version = tx.get('jobVersions', key)
+  if (!version || version.createIndex !== d.jobCreateIndex) return
+  tx.put('jobVersions', key, { ...version, stable: true })
+  const job = tx.get('jobs', d.jobId)
+  // Not a change of the spec: the job's modify index (check-and-set) stays.
+  if (job && job.version === d.jobVersion && job.createIndex === d.jobCreateIndex) tx.put('jobs', job.id, { ...job, stable: true })
+}
+
+/** Drops the oldest finished deployments of a job beyond DEPLOYMENTS_KEPT_PER_JOB. */
+function pruneDeployments(tx: Tx, state: StateStore, jobId: string): void {
+  const all = state.deploymentsOfJob(jobId)
+  let kept = 1 // the one this command creates
+  for (const d of all) {
+    if (isDeploymentActive(tx.get('deployments', d.id) ?? d) || kept < DEPLOYMENTS_KEPT_PER_JOB) kept++
+    else tx.delete('deployments', d.id)
+  }
+}
+
 function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
   switch (cmd.type) {
     case 'NodeRegister': {
@@ -171,16 +248,7 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
       }
       const taken = publishConflict(tx, cmd.spec)
       if (taken) return fail(index, 'conflict', taken)
-      const unchanged = prev && !prev.stop && isDeepStrictEqual(specOf(prev), cmd.spec)
-      if (!unchanged) {
-        const version = prev ? prev.version + 1 : 0
-        const job: Job = {
-          ...cmd.spec, version, stop: false, submitTime: cmd.time,
-          createIndex: prev?.createIndex ?? index, modifyIndex: index,
-        }
-        tx.put('jobs', job.id, job)
-        tx.put('jobVersions', jobVersionKey(job.id, version), job)
-      }
+      registerJob(tx, index, cmd.spec, cmd.time)
       if (cmd.scalingEvent) {
         const version = tx.get('jobs', cmd.spec.id)!.version
         recordScalingEvent(tx, index, cmd.spec.id, { ...cmd.scalingEvent, event: { ...cmd.scalingEvent.event, jobVersion: version } })
@@ -199,6 +267,7 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
           tx.delete('jobVersions', jobVersionKey(job.id, v))
         }
         for (const g of groups) if (tx.get('scalingEvents', scalingKey(job.id, g))) tx.delete('scalingEvents', scalingKey(job.id, g))
+        for (const d of tx.base.deploymentsOfJob(job.id)) tx.delete('deployments', d.id)
       } else if (!job.stop) {
         tx.put('jobs', job.id, { ...job, stop: true, modifyIndex: index })
       }
@@ -210,7 +279,26 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
       if (!ev) return fail(index, 'not-found', `evaluation ${cmd.evalId} not found`)
       const conflict = planConflict(tx, cmd)
       if (conflict) return fail(index, 'conflict', `plan refused: ${conflict}`)
-      for (const a of cmd.place) tx.put('allocs', a.id, { ...a, createIndex: index, modifyIndex: index })
+      for (const u of cmd.deploymentUpdates ?? []) {
+        const d = tx.get('deployments', u.deploymentId)
+        if (d && isDeploymentActive(d)) updateDeployment(tx, index, cmd.time, d, (n) => { n.status = u.status; n.statusDescription = u.statusDescription })
+      }
+      if (cmd.deployment) {
+        pruneDeployments(tx, tx.base, cmd.deployment.jobId)
+        tx.put('deployments', cmd.deployment.id, { ...cmd.deployment, createIndex: index, modifyIndex: index })
+      }
+      const joined = new Map<string, Rows['allocs'][]>()
+      const join = (a: Rows['allocs']) => {
+        if (a.deploymentId === undefined) return
+        const list = joined.get(a.deploymentId) ?? []
+        list.push(a)
+        joined.set(a.deploymentId, list)
+      }
+      for (const a of cmd.place) {
+        const row = { ...a, createIndex: index, modifyIndex: index }
+        tx.put('allocs', a.id, row)
+        join(row)
+      }
       for (const s of cmd.stop) {
         const a = tx.get('allocs', s.allocId)
         if (!a) continue
@@ -221,7 +309,15 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
       }
       for (const u of cmd.inPlace ?? []) {
         const a = tx.get('allocs', u.allocId)
-        if (a && a.desiredStatus === 'run') tx.put('allocs', a.id, { ...a, jobVersion: u.jobVersion, modifyIndex: index, modifyTime: cmd.time })
+        if (!a || a.desiredStatus !== 'run') continue
+        const adopted = u.deploymentId !== undefined && u.deploymentId !== a.deploymentId
+        const row = { ...a, jobVersion: u.jobVersion, ...(adopted ? { deploymentId: u.deploymentId } : {}), modifyIndex: index, modifyTime: cmd.time }
+        tx.put('allocs', a.id, row)
+        if (adopted) join(row)
+      }
+      for (const [id, list] of joined) {
+        const d = tx.get('deployments', id)
+        if (d && isDeploymentActive(d)) updateDeployment(tx, index, cmd.time, d, (n) => { for (const a of list) countInDeployment(n, a, cmd.time) })
       }
       tx.put('evals', ev.id, { ...ev, ...cmd.evalUpdate, modifyIndex: index })
       for (const e of cmd.newEvals) putEval(tx, index, e)
@@ -233,13 +329,17 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
         // A lost alloc stays lost: its node was declared down and it was replaced.
         if (!a || a.clientStatus === 'lost') continue
         // Health is decided once; a canary flag set at placement is kept.
-        const decided = a.deploymentStatus?.healthy !== undefined
-        const health = u.deploymentStatus && !decided ? { deploymentStatus: { ...a.deploymentStatus, ...u.deploymentStatus } } : {}
+        const decided = u.deploymentStatus !== undefined && a.deploymentStatus?.healthy === undefined
+        const health = decided ? { deploymentStatus: { ...a.deploymentStatus, ...u.deploymentStatus! } } : {}
         tx.put('allocs', a.id, {
           ...a, clientStatus: u.clientStatus, clientDescription: u.clientDescription,
           taskStates: u.taskStates, ...health, modifyIndex: index, modifyTime: cmd.time,
           ...(u.serviceHealth !== undefined ? { serviceHealth: u.serviceHealth } : {}),
         })
+        const d = decided && a.deploymentId !== undefined ? tx.get('deployments', a.deploymentId) : undefined
+        if (d && isDeploymentActive(d) && d.groups[a.group]) {
+          updateDeployment(tx, index, cmd.time, d, (n) => countHealth(n.groups[a.group]!, u.deploymentStatus!.healthy, cmd.time))
+        }
       }
       for (const ev of cmd.evals) putEval(tx, index, ev)
       return { ok: true, index }
@@ -249,6 +349,33 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
       if (!job) return fail(index, 'not-found', `job "${cmd.jobId}" not found`)
       if (!job.groups.some((g) => g.name === cmd.scalingEvent.group)) return fail(index, 'not-found', `job "${cmd.jobId}" has no group "${cmd.scalingEvent.group}"`)
       recordScalingEvent(tx, index, job.id, cmd.scalingEvent)
+      return { ok: true, index }
+    }
+    case 'DeploymentStatusUpdate': {
+      const d = tx.get('deployments', cmd.deploymentId)
+      if (!d) return fail(index, 'not-found', `deployment ${cmd.deploymentId} not found`)
+      if (!isDeploymentActive(d)) return fail(index, 'conflict', `deployment ${cmd.deploymentId} is already ${d.status}${d.statusDescription ? ` (${d.statusDescription})` : ''}`)
+      updateDeployment(tx, index, cmd.time, d, (n) => { n.status = cmd.status; n.statusDescription = cmd.statusDescription })
+      if (cmd.status === 'successful') markStable(tx, d)
+      // A port the reverted version publishes may have been taken by another job since: then no revert.
+      if (cmd.revert && !publishConflict(tx, cmd.revert)) registerJob(tx, index, cmd.revert, cmd.time)
+      if (cmd.eval) putEval(tx, index, cmd.eval)
+      return { ok: true, index }
+    }
+    case 'DeploymentPromote': {
+      const d = tx.get('deployments', cmd.deploymentId)
+      if (!d) return fail(index, 'not-found', `deployment ${cmd.deploymentId} not found`)
+      if (d.status !== 'running') return fail(index, 'conflict', `deployment ${cmd.deploymentId} is ${d.status}, not running: nothing to promote`)
+      const withCanaries = Object.entries(d.groups).filter(([, g]) => g.desiredCanaries > 0).map(([name]) => name)
+      if (withCanaries.length === 0) return fail(index, 'invalid', `deployment ${cmd.deploymentId} has no canaries to promote`)
+      const names = cmd.groups ?? withCanaries
+      for (const name of names) {
+        const g = d.groups[name]
+        if (!g) return fail(index, 'invalid', `deployment ${cmd.deploymentId} has no group "${name}" (groups: ${Object.keys(d.groups).join(', ')})`)
+        if (g.desiredCanaries === 0) return fail(index, 'invalid', `group "${name}" of deployment ${cmd.deploymentId} has no canaries to promote`)
+      }
+      updateDeployment(tx, index, cmd.time, d, (n) => { for (const name of names) n.groups[name]!.promoted = true })
+      putEval(tx, index, cmd.eval)
       return { ok: true, index }
     }
     case 'EvalUpdate': {

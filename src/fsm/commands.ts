@@ -1,12 +1,21 @@
 // Commands are the only way cluster state changes. The leader stamps every id
 // and time into a command before proposing it, so apply() stays deterministic.
-import type { Allocation, ClientStatus, Evaluation, JobSpec, Member, Node, NodeStatus, ScalingEvent, ServiceHealth, TaskState } from '../structs/index.ts'
+import type { Allocation, ClientStatus, Deployment, DeploymentStatus, Evaluation, JobSpec, Member, Node, NodeStatus, ScalingEvent, ServiceHealth, TaskState } from '../structs/index.ts'
 
 /** An evaluation as the leader creates it; the store adds the indexes. */
 export type NewEval = Omit<Evaluation, 'createIndex' | 'modifyIndex'>
 /** An allocation as a plan places it; the store adds the indexes. */
 export type NewAlloc = Omit<Allocation, 'createIndex' | 'modifyIndex'>
 export type NewNode = Omit<Node, 'createIndex' | 'modifyIndex'>
+/** A deployment as the scheduler creates it; the store adds the indexes. */
+export type NewDeployment = Omit<Deployment, 'createIndex' | 'modifyIndex'>
+
+/** A deployment's status moved by a plan (superseded, job stopped). */
+export interface DeploymentStatusChange {
+  deploymentId: string
+  status: DeploymentStatus
+  statusDescription: string
+}
 
 export interface AllocStop {
   allocId: string
@@ -19,6 +28,8 @@ export interface AllocStop {
 export interface AllocVersionUpdate {
   allocId: string
   jobVersion: number
+  /** The deployment of that version adopts the allocation (absent in entries written before it existed). */
+  deploymentId?: string
 }
 
 export interface AllocClientUpdate {
@@ -60,9 +71,20 @@ export type Command =
       evalUpdate: Pick<Evaluation, 'status' | 'statusDescription' | 'failedGroups' | 'modifyTime'>
       /** Follow-up evaluations (delayed reschedules, blocked retries). */
       newEvals: NewEval[]
+      /** A deployment for the job's current version, created by this plan. */
+      deployment?: NewDeployment
+      /** Older deployments this plan ends (superseded by a newer version, job stopped). */
+      deploymentUpdates?: DeploymentStatusChange[]
       time: number
     }
   | { type: 'AllocClientUpdate'; updates: AllocClientUpdate[]; time: number; evals: NewEval[] }
+  /**
+   * The deployment watcher's (or a user's) verdict: failed, successful (the version becomes stable), paused, running.
+   * `revert`: with auto_revert, the stable spec registered again as a new version, evaluated by `eval`.
+   */
+  | { type: 'DeploymentStatusUpdate'; deploymentId: string; status: DeploymentStatus; statusDescription: string; time: number; eval?: NewEval; revert?: JobSpec }
+  /** Promotes the canaries of `groups` (absent: every group with canaries); `eval` rolls the rest. */
+  | { type: 'DeploymentPromote'; deploymentId: string; groups?: string[]; time: number; eval: NewEval }
   | { type: 'EvalUpdate'; evalId: string; status: Evaluation['status']; statusDescription: string; time: number }
   /** `cas`: 0 = create only; N = only if the variable's modifyIndex is N. */
   | { type: 'VarPut'; path: string; value: string; cas?: number; time: number }

@@ -1,6 +1,6 @@
 // In-memory tables of the cluster state, with the secondary indexes the
 // scheduler and API read. Rows are immutable: a change replaces the row.
-import type { Allocation, EvalStatus, Evaluation, Job, Member, Node, ScalingHistory, ServiceInstance, ServiceSummary, Variable } from '../structs/index.ts'
+import type { Allocation, Deployment, EvalStatus, Evaluation, Job, Member, Node, ScalingHistory, ServiceInstance, ServiceSummary, Variable } from '../structs/index.ts'
 import { isLive } from '../structs/index.ts'
 import { instancesOf, ServiceCatalog, type CatalogChange, type PublishedPort } from './catalog.ts'
 
@@ -15,9 +15,11 @@ export interface Rows {
   members: Member
   /** The last decisions about each scaled group, keyed `${jobId}/${group}` (absent in states from before it existed). */
   scalingEvents: ScalingHistory
+  /** Rollouts of service job versions (absent in snapshots written before they existed). */
+  deployments: Deployment
 }
 export type TableName = keyof Rows
-export const TABLE_NAMES: readonly TableName[] = ['nodes', 'jobs', 'jobVersions', 'allocs', 'evals', 'vars', 'members', 'scalingEvents']
+export const TABLE_NAMES: readonly TableName[] = ['nodes', 'jobs', 'jobVersions', 'allocs', 'evals', 'vars', 'members', 'scalingEvents', 'deployments']
 
 export type Change = { [T in TableName]: { table: T; key: string; value: Rows[T] | null } }[TableName]
 
@@ -26,6 +28,8 @@ export interface StateReader {
   get<T extends TableName>(table: T, key: string): Rows[T] | undefined
   allocsOfJob(jobId: string): Allocation[]
   allocsOfNode(nodeId: string): Allocation[]
+  /** The job's newest deployment (highest createIndex), if any. */
+  latestDeployment(jobId: string): Deployment | undefined
 }
 
 /**
@@ -58,12 +62,13 @@ export function jobVersionKey(jobId: string, version: number): string {
 export class StateStore implements StateReader {
   readonly tables: { [T in TableName]: Map<string, Rows[T]> } = {
     nodes: new Map(), jobs: new Map(), jobVersions: new Map(), allocs: new Map(), evals: new Map(), vars: new Map(), members: new Map(),
-    scalingEvents: new Map(),
+    scalingEvents: new Map(), deployments: new Map(),
   }
   #allocsByJob = new Map<string, Set<string>>()
   #allocsByNode = new Map<string, Set<string>>()
   #usageByNode = new Map<string, UsageEntry>()
   #evalsByJob = new Map<string, Set<string>>()
+  #deploymentsByJob = new Map<string, Set<string>>()
   #evalsByStatus = new Map<EvalStatus, Set<string>>()
   #nodesSorted: readonly Node[] | null = null
   readonly #catalog = new ServiceCatalog()
@@ -115,6 +120,16 @@ export class StateStore implements StateReader {
     return this.#collect(this.#allocsByNode.get(nodeId))
   }
 
+  /** Deployments of a job, newest first. */
+  deploymentsOfJob(jobId: string): Deployment[] {
+    const out = this.#collectFrom(this.tables.deployments, this.#deploymentsByJob.get(jobId))
+    return out.sort((a, b) => b.createIndex - a.createIndex || (a.id < b.id ? 1 : -1))
+  }
+
+  latestDeployment(jobId: string): Deployment | undefined {
+    return newestDeployment(this.#collectFrom(this.tables.deployments, this.#deploymentsByJob.get(jobId)), jobId)
+  }
+
   /** Every node, sorted by id: one frozen array, kept until the nodes change. */
   nodesSortedById(): readonly Node[] {
     this.#nodesSorted ??= Object.freeze([...this.tables.nodes.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)))
@@ -144,7 +159,7 @@ export class StateStore implements StateReader {
   }
 
   /** Finds a row by exact id or unique id prefix (as `alloc status 3f2a` does). */
-  findByPrefix<T extends 'allocs' | 'evals' | 'nodes'>(table: T, prefix: string): Rows[T][] {
+  findByPrefix<T extends 'allocs' | 'evals' | 'nodes' | 'deployments'>(table: T, prefix: string): Rows[T][] {
     const exact = this.tables[table].get(prefix)
     if (exact) return [exact]
     const out: Rows[T][] = []
@@ -159,6 +174,7 @@ export class StateStore implements StateReader {
     this.#allocsByNode.clear()
     this.#usageByNode.clear()
     this.#evalsByJob.clear()
+    this.#deploymentsByJob.clear()
     this.#evalsByStatus.clear()
     this.#nodesSorted = null
     this.#catalog.clear()
@@ -190,6 +206,11 @@ export class StateStore implements StateReader {
         nodes.add(c.key)
       } else if (c.table === 'jobs') jobs.add(c.key)
       else if (c.table === 'jobVersions') versionsOf.add((c.value?.id ?? c.key.slice(0, c.key.lastIndexOf('@'))))
+      else if (c.table === 'deployments') {
+        const prev = this.tables.deployments.get(c.key)
+        if (prev) removeFrom(this.#deploymentsByJob, prev.jobId, c.key)
+        if (c.value) addTo(this.#deploymentsByJob, c.value.jobId, c.key)
+      }
       if (c.value === null) this.tables[c.table].delete(c.key)
       else (this.tables[c.table] as Map<string, unknown>).set(c.key, c.value)
     }
@@ -273,6 +294,16 @@ export class StateStore implements StateReader {
     }
     return out
   }
+}
+
+/** The newest (highest createIndex; ties: highest id) of a job's deployments. */
+export function newestDeployment(all: Iterable<Deployment>, jobId: string): Deployment | undefined {
+  let latest: Deployment | undefined
+  for (const d of all) {
+    if (d.jobId !== jobId) continue
+    if (!latest || d.createIndex > latest.createIndex || (d.createIndex === latest.createIndex && d.id > latest.id)) latest = d
+  }
+  return latest
 }
 
 function addTo<K>(index: Map<K, Set<string>>, key: K, id: string): void {

@@ -1,9 +1,10 @@
 // schedule(): a pure function of (state, evaluation) → plan.
 // reconcile (what should run) → feasibility chain → ranking → selection.
 import { isDeepStrictEqual } from 'node:util'
-import type { AllocStop, AllocVersionUpdate, NewAlloc, NewEval } from '../fsm/commands.ts'
-import type { Allocation, Evaluation, Job, Node, PlacementFailure, TaskGroup } from '../structs/index.ts'
-import { defaultReschedulePolicy, isTerminal } from '../structs/index.ts'
+import type { AllocStop, AllocVersionUpdate, DeploymentStatusChange, NewAlloc, NewDeployment, NewEval } from '../fsm/commands.ts'
+import type { Allocation, Deployment, Evaluation, Job, Node, PlacementFailure, TaskGroup } from '../structs/index.ts'
+import { defaultReschedulePolicy, isDeploymentActive, isTerminal } from '../structs/index.ts'
+import { planDeployment, planRollout, withoutCanaries, type DeploymentPlan } from './deployment.ts'
 import { checkNode, type FeasibilityContext } from './feasible.ts'
 import { JobAllocTracker } from './job-allocs.ts'
 import { assignPorts } from './ports.ts'
@@ -22,6 +23,11 @@ export interface SchedulerState {
   allocsOfJob(jobId: string): Allocation[]
   allocsOfNode(nodeId: string): Allocation[]
   evalsOfJob(jobId: string): Evaluation[]
+  /**
+   * The job's newest deployment. Optional: a state without it has no
+   * deployments (every outdated allocation is replaced at once).
+   */
+  latestDeployment?(jobId: string): Deployment | undefined
   /**
    * Optional: what the live allocations on a node use, kept up to date by the
    * state (else summed from allocsOfNode). Must agree with allocsOfNode.
@@ -61,6 +67,10 @@ export interface Plan {
   inPlace: AllocVersionUpdate[]
   /** Per group (also groups removed from the job): what the plan does. Not committed; for `job plan`. */
   desiredUpdates: Record<string, DesiredUpdates>
+  /** A deployment for the job's current version (service jobs), created by this plan. */
+  deployment?: NewDeployment
+  /** Older deployments ended by this plan (superseded, job stopped). */
+  deploymentUpdates: DeploymentStatusChange[]
   /** Per placed allocation id: the chosen node's score and its components. Not committed; for `job plan`. */
   scores: Record<string, NodeScore & { nodeName: string }>
 }
@@ -75,6 +85,8 @@ interface Placement {
   nodeId?: string
   /** Replaces an allocation of an older job version. */
   update: boolean
+  /** A canary of the deployment: beside the allocation in its slot, not replacing it. */
+  canary?: boolean
 }
 
 type Outcome = 'placed' | 'unplaced' | 'skipped'
@@ -116,8 +128,14 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
   const plan: Plan = {
     evalId: ev.id, jobId: ev.jobId, place: [], stop: [], newEvals: [], inPlace: [],
     evalUpdate: { status: 'complete', statusDescription: '', failedGroups: {}, modifyTime: ctx.now },
-    desiredUpdates: {}, scores: {},
+    desiredUpdates: {}, scores: {}, deploymentUpdates: [],
   }
+  const deployments: DeploymentPlan = state.latestDeployment
+    ? planDeployment(job, state.latestDeployment(ev.jobId), ctx.now, ctx.newId)
+    : { current: undefined, create: undefined, updates: [] }
+  plan.deploymentUpdates = deployments.updates
+  if (deployments.create) plan.deployment = deployments.create
+  const deployment = deployments.current && isDeploymentActive(deployments.current) ? deployments.current : undefined
   const usage = new UsageTracker((id) => state.allocsOfNode(id), state.nodeUsage ? (id) => state.nodeUsage!(id) : undefined)
   const jobAllocs = new JobAllocTracker(allocs, nodesById)
   const trackers: Trackers = { usage, jobAllocs }
@@ -154,6 +172,8 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
     const reschedule = group.reschedule ?? defaultReschedulePolicy(job.type)
     const occupying: Allocation[] = []
     const replaceable: Allocation[] = []
+    /** Live allocations of older versions that need new tasks: the rollout decides when. */
+    const destructive: Allocation[] = []
     for (const a of mine) {
       const node = nodesById.get(a.nodeId)
       const nodeGone = !node || node.status === 'down'
@@ -163,9 +183,7 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
       } else if (!isTerminal(a) && a.jobVersion !== job.version && !needsRestart(previousGroup(a), group)) {
         occupying.push(a) // moved to the new version in place, unless scaled down below
       } else if (!isTerminal(a) && a.jobVersion !== job.version) {
-        stop(a, `updated to job version ${job.version}`)
-        outdated.add(a.id)
-        replaceable.push(a)
+        destructive.push(a)
       } else if (a.clientStatus === 'failed' && !mayReschedule(reschedule, a, ctx.now)) {
         occupying.push(a) // out of reschedule attempts: it stays failed, holding its slot
       } else if (a.clientStatus === 'failed' || a.clientStatus === 'lost') {
@@ -185,6 +203,21 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
       }
     }
 
+    const rollout = planRollout(group, deployments.current, destructive, occupying)
+    for (const a of rollout.replace) {
+      stop(a, `updated to job version ${job.version}`)
+      outdated.add(a.id)
+      replaceable.push(a)
+    }
+    for (const a of rollout.retire) stop(a, `replaced by a promoted canary of job version ${job.version}`)
+    if (destructive.length === 0 && deployments.create) withoutCanaries(deployments.create, group.name)
+    // Unpromoted canaries are extra to the count; old allocations waiting their turn keep their slots.
+    const canaryIds = new Set(rollout.canaries.map((a) => a.id))
+    const waiting = new Set(rollout.wait.map((a) => a.id))
+    for (let i = occupying.length - 1; i >= 0; i--) if (canaryIds.has(occupying[i]!.id)) occupying.splice(i, 1)
+    occupying.push(...rollout.wait)
+    updates(group.name).ignore += rollout.canaries.length
+
     if (job.type === 'system') {
       const onNode = new Set(occupying.map((a) => a.nodeId))
       for (const node of nodes) {
@@ -202,10 +235,16 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
     occupying.sort((a, b) => a.index - b.index)
     while (occupying.length > group.count) stop(occupying.pop()!, 'scaled down')
     for (const a of occupying) {
-      if (a.jobVersion === job.version || isTerminal(a)) {
+      if (waiting.has(a.id)) {
+        updates(group.name).destructiveUpdate++ // later in the rollout
+      } else if (isTerminal(a)) {
+        updates(group.name).ignore++
+      } else if (a.jobVersion === job.version) {
+        // Allocations of this version the deployment did not place (placed before it existed) join it.
+        if (deployment && a.deploymentId !== deployment.id) plan.inPlace.push({ allocId: a.id, jobVersion: job.version, deploymentId: deployment.id })
         updates(group.name).ignore++
       } else {
-        plan.inPlace.push({ allocId: a.id, jobVersion: job.version })
+        plan.inPlace.push({ allocId: a.id, jobVersion: job.version, ...(deployment ? { deploymentId: deployment.id } : {}) })
         updates(group.name).inPlaceUpdate++
       }
     }
@@ -217,12 +256,13 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
       const previous = byIndex.get(index)
       placements.push({ group, index, previous, rescheduled: previous?.clientStatus === 'failed', update: isUpdate(previous) })
     }
+    for (const index of rollout.canaryIndexes) placements.push({ group, index, rescheduled: false, update: true, canary: true })
   }
 
   const replaced = new Set<string>()
   const walk = new NodeWalk(nodes, ev.id)
   for (const p of placements) {
-    const outcome = placeOne(plan, job, p, rulesOf.get(p.group.name)!, walk, nodesById, trackers, ev, ctx)
+    const outcome = placeOne(plan, job, p, rulesOf.get(p.group.name)!, walk, nodesById, trackers, ev, ctx, deployment?.id)
     if (outcome === 'skipped') continue
     if (p.previous) replaced.add(p.previous.id)
     updates(p.group.name)[p.update ? 'destructiveUpdate' : 'create']++
@@ -313,7 +353,7 @@ function explainFailure(candidates: readonly Node[], check: FeasibilityContext):
  */
 function placeOne(
   plan: Plan, job: Job, p: Placement, rules: GroupRules, walk: NodeWalk, nodesById: SortedNodes,
-  trackers: Trackers, ev: Evaluation, ctx: SchedulerContext,
+  trackers: Trackers, ev: Evaluation, ctx: SchedulerContext, deploymentId: string | undefined,
 ): Outcome {
   const need = rules.need
   const id = ctx.newId()
@@ -353,6 +393,8 @@ function placeOne(
     taskStates: {}, resources: { ...need, ports },
     rescheduleCount: p.previous ? p.previous.rescheduleCount + (p.rescheduled ? 1 : 0) : 0,
     ...(p.previous ? { previousAllocId: p.previous.id } : {}),
+    ...(deploymentId !== undefined ? { deploymentId } : {}),
+    ...(p.canary ? { deploymentStatus: { canary: true, timestamp: ctx.now } } : {}),
     ...(p.previous && p.rescheduled ? { rescheduleHistory: [...(p.previous.rescheduleHistory ?? []), ctx.now].slice(-32) } : {}),
     createTime: ctx.now, modifyTime: ctx.now,
   }

@@ -36,3 +36,48 @@ test('AllocClientUpdate: health is decided once, a canary flag is kept, reports 
   report()
   t.deepEqual(state.get('allocs', 'a1')!.deploymentStatus, { canary: true, healthy: true, timestamp: 5 }, 'decided once')
 })
+
+const deploymentOf = (id: string, jobVersion: number, canaries = 0) => ({
+  id, jobId: 'web', jobVersion, jobCreateIndex: 2, status: 'running' as const, statusDescription: '', createTime: 2, modifyTime: 2,
+  groups: { fe: { desiredTotal: 1, desiredCanaries: canaries, placedCanaries: [], promoted: false, autoRevert: true, autoPromote: false, progressDeadlineMs: 60_000, placed: 0, healthy: 0, unhealthy: 0, requireProgressBy: 60_002 } },
+})
+
+test('deployments: placements and health are counted; progress moves the deadline; success makes the version stable', (t) => {
+  const { state, apply } = store()
+  apply({ type: 'NodeRegister', node: newNode('n1'), time: 0 })
+  apply({ type: 'JobRegister', spec: spec('web', [group('fe', 1)]), time: 1, eval: newEval('e1', 'web') })
+  apply({ type: 'PlanApply', evalId: 'e1', time: 2, newEvals: [], stop: [], evalUpdate: complete, deployment: deploymentOf('d1', 0), place: [placed('a1', { deploymentId: 'd1' })] })
+  t.like(state.get('deployments', 'd1')!.groups.fe, { placed: 1, healthy: 0 })
+  apply({ type: 'AllocClientUpdate', time: 10_000, evals: [], updates: [{ allocId: 'a1', clientStatus: 'running', clientDescription: '', taskStates: {}, deploymentStatus: { healthy: true, timestamp: 9_000 } }] })
+  t.like(state.get('deployments', 'd1')!.groups.fe, { placed: 1, healthy: 1, requireProgressBy: 70_000 })
+  const modifyIndex = state.get('jobs', 'web')!.modifyIndex
+  t.true(apply({ type: 'DeploymentStatusUpdate', deploymentId: 'd1', status: 'successful', statusDescription: 'done', time: 11_000 }).ok)
+  t.is(state.get('jobs', 'web')!.stable, true)
+  t.is(state.get('jobs', 'web')!.modifyIndex, modifyIndex, 'stability is not a change of the spec (check-and-set)')
+  t.is(state.jobVersions('web')[0]!.stable, true)
+  const again = apply({ type: 'DeploymentStatusUpdate', deploymentId: 'd1', status: 'failed', statusDescription: 'x', time: 12_000 })
+  t.like(again, { ok: false, code: 'conflict', error: 'deployment d1 is already successful (done)' })
+  t.like(apply({ type: 'DeploymentStatusUpdate', deploymentId: 'nope', status: 'failed', statusDescription: 'x', time: 12_000 }), { ok: false, code: 'not-found' })
+})
+
+test('deployments: a failure with a revert registers the stable spec as a new version; promotion needs canaries', (t) => {
+  const { state, apply } = store()
+  apply({ type: 'NodeRegister', node: newNode('n1'), time: 0 })
+  apply({ type: 'JobRegister', spec: spec('web', [group('fe', 1)]), time: 1, eval: newEval('e1', 'web') })
+  apply({ type: 'PlanApply', evalId: 'e1', time: 2, newEvals: [], stop: [], place: [], evalUpdate: complete, deployment: deploymentOf('d1', 0) })
+  t.like(apply({ type: 'DeploymentPromote', deploymentId: 'd1', time: 3, eval: newEval('p', 'web') }), { ok: false, code: 'invalid', error: 'deployment d1 has no canaries to promote' })
+  t.is(state.get('evals', 'p'), undefined, 'nothing changed')
+  apply({ type: 'JobRegister', spec: spec('web', [group('fe', 2)]), time: 4, eval: newEval('e2', 'web') })
+  apply({ type: 'PlanApply', evalId: 'e2', time: 5, newEvals: [], stop: [], place: [], evalUpdate: complete, deployment: deploymentOf('d2', 1, 1), deploymentUpdates: [{ deploymentId: 'd1', status: 'cancelled', statusDescription: 'superseded' }] })
+  t.is(state.get('deployments', 'd1')!.status, 'cancelled')
+  t.like(apply({ type: 'DeploymentPromote', deploymentId: 'd2', groups: ['nope'], time: 6, eval: newEval('p', 'web') }), { ok: false, error: 'deployment d2 has no group "nope" (groups: fe)' })
+  t.true(apply({ type: 'DeploymentPromote', deploymentId: 'd2', time: 6, eval: newEval('p', 'web') }).ok)
+  t.is(state.get('deployments', 'd2')!.groups.fe!.promoted, true)
+  t.is(state.get('evals', 'p')!.status, 'pending')
+  const revert = spec('web', [group('fe', 1)])
+  t.true(apply({ type: 'DeploymentStatusUpdate', deploymentId: 'd2', status: 'failed', statusDescription: 'unhealthy', time: 7, revert, eval: newEval('r', 'web') }).ok)
+  const job = state.get('jobs', 'web')!
+  t.is(job.version, 2)
+  t.is(job.groups[0]!.count, 1)
+  t.is(state.get('evals', 'r')!.status, 'pending')
+})

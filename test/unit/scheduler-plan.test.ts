@@ -76,16 +76,13 @@ test('an edited job: a smaller count destroys the extra allocation and updates t
   t.deepEqual(plan.stops.map((s) => [s.name, s.description]), [['web.fe[1]', 'scaled down']])
 })
 
-test('an edited task: the next version replaces allocations, linked to what they replace', (t) => {
+test('an edited task: the next version replaces allocations (max_parallel at a time, the rest later), linked to what they replace', (t) => {
   const st = cluster()
   const g = group('fe', 2)
   g.tasks[0] = { ...g.tasks[0]!, env: { CHANGED: 'yes' } }
   const plan = planJob(st.state, spec('web', [g]), 10)
   t.deepEqual(plan.diff.fe, { create: 0, destroy: 0, inPlaceUpdate: 0, destructiveUpdate: 2, ignore: 0 })
-  t.deepEqual(plan.stops.map((s) => [s.name, s.description]).sort(), [
-    ['web.fe[0]', 'updated to job version 1'],
-    ['web.fe[1]', 'updated to job version 1'],
-  ])
+  t.deepEqual(plan.stops.map((s) => [s.name, s.description]).sort(), [['web.fe[0]', 'updated to job version 1']], 'the first batch of the rollout')
   t.truthy(plan.placements.find((p) => p.group === 'fe')?.previousAllocId, 'the replacement links to what it replaces')
 })
 
@@ -104,7 +101,7 @@ test('constraints that no node meets: placement failures with the reasons per no
   t.deepEqual(plan.placements.map((p) => p.nodeName), ['n3'])
   t.deepEqual(plan.placementFailures, {
     fe: {
-      unplaced: 2, nodesEvaluated: 3,
+      unplaced: 1, nodesEvaluated: 3,
       filtered: { 'constraint ${meta.rack} = b': 2, 'constraint distinct_hosts': 1 },
       exhausted: {},
       details: [
@@ -137,7 +134,7 @@ test('the CLI text: job line, changes per group, placements, failures', (t) => {
   t.deepEqual(lines.slice(1, 4), ['  Group "fe"', '    + create 1', '    ~ update 2 (destructive)'])
   t.true(lines.some((l) => /^ {4}web\.fe\[\d\] → node n3 \(score -?\d\.\d{3}: binpack \d\.\d{3}, job-anti-affinity/.test(l)))
   t.true(lines.includes('- WARNING: Failed to place all allocations.'))
-  t.true(lines.includes('Group "fe": 2 allocation(s) not placed; 3 node(s) evaluated'))
+  t.true(lines.includes('Group "fe": 1 allocation(s) not placed; 3 node(s) evaluated'))
   t.true(lines.includes('  * 2 node(s) filtered: constraint ${meta.rack} = b'))
   t.true(lines.includes('    - node n3: already runs 1 allocation(s) of group web.fe (constraint distinct_hosts)'))
   t.true(lines.includes('Job Modify Index: 4'))
