@@ -23,6 +23,7 @@ import type { Member } from '../structs/index.ts'
 import { Autoscaler } from './autoscaler.ts'
 import { Client } from './client.ts'
 import { fingerprint } from './fingerprint.ts'
+import { DeploymentWatcher } from './deployment-watcher.ts'
 import { EvalBroker, type Logger } from './leader.ts'
 import { consoleLogger } from './log.ts'
 import { ClusterOps } from './ops.ts'
@@ -124,6 +125,7 @@ export class Agent {
   readonly #fresh: boolean
   #broker: EvalBroker | null = null
   #autoscaler: Autoscaler | null = null
+  #deployments: DeploymentWatcher | null = null
   #voterTimer: NodeJS.Timeout | undefined
   #closed = false
 
@@ -350,6 +352,7 @@ export class Agent {
     clearInterval(this.#voterTimer)
     this.#broker?.stop()
     this.#autoscaler?.stop()
+    this.#deployments?.stop()
     await this.client.close()
     await this.mesh.close()
     await this.raft.stop()
@@ -414,6 +417,8 @@ export class Agent {
       this.#broker.start()
       this.#autoscaler = new Autoscaler({ fsm: this.fsm, ops: this.ops, log: consoleLogger('autoscaler') })
       this.#autoscaler.start()
+      this.#deployments = new DeploymentWatcher(this.fsm, this.ops, consoleLogger('deployments'))
+      this.#deployments.start()
       this.#voterTimer = setInterval(() => {
         void this.#maintainVoters()
         void this.#reconcileNodes()
@@ -424,6 +429,8 @@ export class Agent {
       this.#broker = null
       this.#autoscaler?.stop()
       this.#autoscaler = null
+      this.#deployments?.stop()
+      this.#deployments = null
       clearInterval(this.#voterTimer)
     }
   }

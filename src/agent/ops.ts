@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto'
 import type { AllocClientUpdate, ApplyResult, GroupScalingEvent, NewEval, NewNode } from '../fsm/commands.ts'
 import type { StateStore } from '../fsm/state.ts'
-import type { EvalTrigger, Job, JobSpec, Member, NodeStatus, ScalingEvent } from '../structs/index.ts'
+import type { DeploymentStatus, EvalTrigger, Job, JobSpec, Member, NodeStatus, ScalingEvent } from '../structs/index.ts'
 import { isLive, specOf } from '../structs/index.ts'
 import type { Proposer } from './proposer.ts'
 
@@ -113,17 +113,43 @@ export class ClusterOps {
     return check(await this.#proposer.propose({ type: 'VarDelete', path, time: this.#now(), ...(cas !== undefined ? { cas } : {}) }))
   }
 
-  /** Client reports; a failed or finished allocation gets an evaluation of its job. */
+  /** A deployment's verdict (watcher or user); `revert` registers that spec as a new version, evaluated at once. */
+  async setDeploymentStatus(deploymentId: string, status: DeploymentStatus, statusDescription: string, revert?: JobSpec): Promise<{ index: number; evalId?: string }> {
+    const time = this.#now()
+    const d = this.#state.get('deployments', deploymentId)
+    const ev = revert ? newEval(revert.id, 'deployment-watcher', time) : d && status === 'running' ? newEval(d.jobId, 'deployment-watcher', time) : undefined
+    const index = check(await this.#proposer.propose({
+      type: 'DeploymentStatusUpdate', deploymentId, status, statusDescription, time, ...(ev ? { eval: ev } : {}), ...(revert ? { revert } : {}),
+    }))
+    return { index, ...(ev ? { evalId: ev.id } : {}) }
+  }
+
+  /** Promotes a deployment's canaries (of `groups`, or all); an evaluation rolls the rest. */
+  async promoteDeployment(deploymentId: string, groups?: string[]): Promise<{ index: number; evalId: string }> {
+    const time = this.#now()
+    const d = this.#state.get('deployments', deploymentId)
+    const ev = newEval(d?.jobId ?? '', 'deployment-watcher', time)
+    const index = check(await this.#proposer.propose({ type: 'DeploymentPromote', deploymentId, time, eval: ev, ...(groups ? { groups } : {}) }))
+    return { index, evalId: ev.id }
+  }
+
+  /**
+   * Client reports; a failed or finished allocation gets an evaluation of its
+   * job, and so does a deployment's allocation whose health was just decided
+   * (the rollout continues, or stops).
+   */
   async updateAllocs(updates: AllocClientUpdate[]): Promise<number> {
     const time = this.#now()
-    const jobs = new Set<string>()
+    const jobs = new Map<string, EvalTrigger>()
     for (const u of updates) {
       const a = this.#state.get('allocs', u.allocId)
       if (a && a.desiredStatus === 'run' && a.clientStatus !== u.clientStatus && (u.clientStatus === 'failed' || u.clientStatus === 'complete')) {
-        jobs.add(a.jobId)
+        jobs.set(a.jobId, 'alloc-failure')
+      } else if (a && a.desiredStatus === 'run' && a.deploymentId !== undefined && u.deploymentStatus && a.deploymentStatus?.healthy === undefined && !jobs.has(a.jobId)) {
+        jobs.set(a.jobId, 'deployment-watcher')
       }
     }
-    const evals = [...jobs].map((jobId) => newEval(jobId, 'alloc-failure', time))
+    const evals = [...jobs].map(([jobId, trigger]) => newEval(jobId, trigger, time))
     return check(await this.#proposer.propose({ type: 'AllocClientUpdate', updates, time, evals }))
   }
 }

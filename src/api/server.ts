@@ -15,7 +15,8 @@ import { HttpError, Router, readJsonBody, sendError, sendJson, type Request } fr
 import { planRoute } from './plan.ts'
 import { checkPublishPorts, serviceRoutes } from './services.ts'
 import { eventStream } from './events.ts'
-import { allocDetail, allocStub, jobDetail, jobListItem } from './views.ts'
+import { allocDetail, allocStub, deploymentDetail, deploymentView, jobDetail, jobListItem } from './views.ts'
+import { revertTarget } from '../agent/deployment-watcher.ts'
 import { parseDuration } from '../jobspec/index.ts'
 import { VERSION } from '../version.ts'
 
@@ -46,6 +47,10 @@ function indexParam(query: URLSearchParams, name: string): number | undefined {
 function objectBody(body: unknown): Record<string, unknown> {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'body: must be a JSON object', 'body')
   return body as Record<string, unknown>
+}
+
+function deploymentOr404(state: StateStore, id: string) {
+  return one(state.findByPrefix('deployments', id), 'deployment', id)
 }
 
 function jobOr404(state: StateStore, id: string) {
@@ -220,6 +225,49 @@ export class ApiServer {
         const purge = req.query.get('purge') === 'true'
         const { evalId, index } = await agent.ops.deregisterJob(job.id, purge)
         return { jobId: job.id, evalId, index }
+      })
+      .on('GET', '/v1/deployments', async (req) => {
+        const job = req.query.get('job')
+        const all = job !== null ? state.deploymentsOfJob(job) : state.list('deployments').sort((a, b) => b.createIndex - a.createIndex)
+        return all.map((d) => deploymentView(state, d))
+      })
+      .on('GET', '/v1/deployment/:id', async (req) => deploymentDetail(state, deploymentOr404(state, req.params.id!)))
+      .on('GET', '/v1/job/:id/deployment', async (req) => {
+        const job = jobOr404(state, req.params.id!)
+        const d = state.latestDeployment(job.id)
+        if (!d) throw new HttpError(404, `job "${job.id}" has no deployment (only service jobs are deployed)`)
+        return deploymentDetail(state, d)
+      })
+      .on('GET', '/v1/job/:id/deployments', async (req) => state.deploymentsOfJob(jobOr404(state, req.params.id!).id).map((d) => deploymentView(state, d)))
+      .on('POST', '/v1/deployment/:id/promote', async (req) => {
+        const d = deploymentOr404(state, req.params.id!)
+        const body = (await req.body()) ?? {}
+        const groups = objectBody(body).groups
+        if (groups !== undefined && (!Array.isArray(groups) || groups.length === 0 || !groups.every((g) => typeof g === 'string'))) {
+          throw new HttpError(400, 'groups: must be a non-empty array of group names', 'groups')
+        }
+        const { index, evalId } = await agent.ops.promoteDeployment(d.id, groups as string[] | undefined)
+        return { deploymentId: d.id, jobId: d.jobId, index, evalId }
+      })
+      .on('POST', '/v1/deployment/:id/fail', async (req) => {
+        const d = deploymentOr404(state, req.params.id!)
+        const autoRevert = Object.values(d.groups).some((g) => g.autoRevert)
+        const target = autoRevert ? revertTarget(d, { versions: state.jobVersions(d.jobId), job: state.get('jobs', d.jobId) }) : undefined
+        const description = `Failed by user${target ? `; rolling back to job version ${target.version}` : autoRevert ? '; no stable job version to revert to' : ''}`
+        const { index, evalId } = await agent.ops.setDeploymentStatus(d.id, 'failed', description, target ? specOf(target) : undefined)
+        return { deploymentId: d.id, jobId: d.jobId, index, ...(evalId ? { evalId } : {}), ...(target ? { revertedTo: target.version } : {}) }
+      })
+      .on('POST', '/v1/deployment/:id/pause', async (req) => {
+        const d = deploymentOr404(state, req.params.id!)
+        if (d.status !== 'running') throw new HttpError(409, `deployment ${d.id} is ${d.status}, not running: it cannot be paused`)
+        const { index } = await agent.ops.setDeploymentStatus(d.id, 'paused', 'Deployment paused by user')
+        return { deploymentId: d.id, jobId: d.jobId, index }
+      })
+      .on('POST', '/v1/deployment/:id/resume', async (req) => {
+        const d = deploymentOr404(state, req.params.id!)
+        if (d.status !== 'paused') throw new HttpError(409, `deployment ${d.id} is ${d.status}, not paused: nothing to resume`)
+        const { index, evalId } = await agent.ops.setDeploymentStatus(d.id, 'running', 'Deployment resumed by user')
+        return { deploymentId: d.id, jobId: d.jobId, index, ...(evalId ? { evalId } : {}) }
       })
       .on('GET', '/v1/evaluation/:id', async (req) => one(state.findByPrefix('evals', req.params.id!), 'evaluation', req.params.id!))
       .on('GET', '/v1/allocations', async () => state.list('allocs').map((a) => allocStub(state, a)))

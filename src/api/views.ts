@@ -1,6 +1,6 @@
 // Shapes the API answers with, derived from the state (never stored).
-import type { StateStore } from '../fsm/state.ts'
-import type { Allocation, ClientStatus, Evaluation, Job, JobStatus, ScalingEvent, TaskGroup } from '../structs/index.ts'
+import { jobVersionKey, type StateStore } from '../fsm/state.ts'
+import type { Allocation, ClientStatus, Deployment, Evaluation, Job, JobStatus, ScalingEvent, TaskGroup } from '../structs/index.ts'
 import { isLive, scalingKey } from '../structs/index.ts'
 
 export type GroupSummary = Record<ClientStatus, number>
@@ -77,4 +77,18 @@ export function scalingView(state: StateStore, job: Job) {
     if (g.scaling || events.length > 0) out[g.name] = { count: g.count, policy: g.scaling ?? null, events }
   }
   return out
+}
+
+/** A deployment as the API shows it: the stored row plus the job's stability of that version. */
+export function deploymentView(state: StateStore, d: Deployment) {
+  return { ...d, jobStable: state.get('jobVersions', jobVersionKey(d.jobId, d.jobVersion))?.stable === true }
+}
+
+/** A deployment with the allocations it placed or adopted. */
+export function deploymentDetail(state: StateStore, d: Deployment) {
+  const allocs = state.allocsOfJob(d.jobId).filter((a) => a.deploymentId === d.id).sort((a, b) => a.createIndex - b.createIndex || a.index - b.index)
+  return {
+    ...deploymentView(state, d),
+    allocations: allocs.map((a) => ({ ...allocStub(state, a), healthy: a.deploymentStatus?.healthy ?? null, canary: a.deploymentStatus?.canary === true })),
+  }
 }

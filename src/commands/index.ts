@@ -1,4 +1,10 @@
 import Agent from './agent.ts'
+import DeploymentFail from './deployment/fail.ts'
+import DeploymentList from './deployment/list.ts'
+import DeploymentPause from './deployment/pause.ts'
+import DeploymentPromote from './deployment/promote.ts'
+import DeploymentResume from './deployment/resume.ts'
+import DeploymentStatus from './deployment/status.ts'
 import AllocExec from './alloc/exec.ts'
 import AllocLogs from './alloc/logs.ts'
 import AllocStatus from './alloc/status.ts'
@@ -31,6 +37,12 @@ export const COMMANDS = {
   'job:history': JobHistory,
   'job:revert': JobRevert,
   'job:plan': JobPlan,
+  'deployment:list': DeploymentList,
+  'deployment:status': DeploymentStatus,
+  'deployment:promote': DeploymentPromote,
+  'deployment:fail': DeploymentFail,
+  'deployment:pause': DeploymentPause,
+  'deployment:resume': DeploymentResume,
   'alloc:status': AllocStatus,
   'alloc:logs': AllocLogs,
   'alloc:exec': AllocExec,

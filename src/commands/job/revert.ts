@@ -12,7 +12,7 @@ export default class JobRevert extends ApiCommand {
   }
   static override flags = {
     detach: Flags.boolean({ description: 'return once the change is submitted', default: false }),
-    timeout: Flags.integer({ description: 'seconds to wait for allocations to start', default: 60, min: 1 }),
+    timeout: Flags.integer({ description: 'seconds to wait for the evaluation (and, for jobs without a deployment, for allocations to start)', default: 60, min: 1 }),
   }
 
   async run(): Promise<unknown> {
@@ -23,7 +23,7 @@ export default class JobRevert extends ApiCommand {
     const res = await api.post<{ jobId: string; evalId: string; version: number; revertedTo: number }>(`/v1/job/${encodeURIComponent(args.job)}/revert`, { version })
     this.log(`==> Job "${res.jobId}" reverted to version ${res.revertedTo} (now version ${res.version}); evaluation ${res.evalId}`)
     if (flags.detach) return res
-    await followSubmission(this, api, res, flags.timeout)
+    await followSubmission(this, api, res, flags.timeout, this.jsonEnabled())
     return res
   }
 }

@@ -21,7 +21,7 @@ waits for the cooldown before its next decision.`
   static override flags = {
     message: Flags.string({ description: 'why (recorded in the scaling history)' }),
     detach: Flags.boolean({ description: 'return once the change is submitted', default: false }),
-    timeout: Flags.integer({ description: 'seconds to wait for allocations to start', default: 60, min: 1 }),
+    timeout: Flags.integer({ description: 'seconds to wait for the evaluation (and, for jobs without a deployment, for allocations to start)', default: 60, min: 1 }),
   }
 
   async run(): Promise<unknown> {
@@ -32,7 +32,7 @@ waits for the cooldown before its next decision.`
     const res = await api.post<{ jobId: string; evalId: string; version: number }>(`/v1/job/${encodeURIComponent(args.job)}/scale`, { group: args.group, count, ...(flags.message ? { message: flags.message } : {}) })
     this.log(`==> Job "${res.jobId}" group "${args.group}" scaled to ${count} (version ${res.version}); evaluation ${res.evalId}`)
     if (flags.detach) return res
-    await followSubmission(this, api, res, flags.timeout)
+    await followSubmission(this, api, res, flags.timeout, this.jsonEnabled())
     return res
   }
 }
