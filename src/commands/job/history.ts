@@ -25,7 +25,7 @@ export function versionChanges(prev: Job | undefined, cur: Job): string {
 }
 
 export default class JobHistory extends ApiCommand {
-  static override description = 'List the versions of a job with what changed in each'
+  static override description = 'List the versions of a job with what changed in each, and which are stable (their deployment succeeded)'
   static override examples = ['<%= config.bin %> job history web', '<%= config.bin %> job history web --json']
   static override enableJsonFlag = true
   static override args = { job: Args.string({ description: 'job id', required: true }) }
@@ -33,7 +33,9 @@ export default class JobHistory extends ApiCommand {
   async run(): Promise<Job[]> {
     const { args, flags } = await this.parse(JobHistory)
     const versions = await this.api(flags.address).get<Job[]>(`/v1/job/${encodeURIComponent(args.job)}/versions`)
-    this.log(table(['Version', 'Submitted', 'Changes'], [...versions].reverse().map((v) => [v.version, ago(v.submitTime), versionChanges(versions.find((p) => p.version === v.version - 1), v)])))
+    this.log(table(['Version', 'Stable', 'Submitted', 'Changes'], [...versions].reverse().map((v) => [
+      v.version, v.stable === true ? 'true' : 'false', ago(v.submitTime), versionChanges(versions.find((p) => p.version === v.version - 1), v),
+    ])))
     return versions
   }
 }
