@@ -62,7 +62,7 @@ export function planDeployment(job: Job | undefined, latest: Deployment | undefi
 export interface Rollout {
   /** Stop and replace now (same slot index). */
   replace: Allocation[]
-  /** Stop without a replacement: a promoted canary holds the slot. */
+  /** Stop without a replacement: a promoted canary holds the slot, or the group was scaled down. */
   retire: Allocation[]
   /** Keep running on the old version for now. */
   wait: Allocation[]
@@ -93,21 +93,32 @@ export function planRollout(group: TaskGroup, deployment: Deployment | NewDeploy
   }
   const mine = current.filter((a) => a.deploymentId === deployment.id && !isTerminal(a))
   const canaries = mine.filter((a) => a.deploymentStatus?.canary === true)
-  if (state.desiredCanaries > 0 && !state.promoted) {
+  const awaiting = state.desiredCanaries > 0 && !state.promoted
+  // Old allocations beyond what the count leaves them (scaled down) stop without a replacement, highest slots first.
+  const canarySlots = awaiting ? new Set<number>() : new Set(canaries.map((a) => a.index))
+  const holding = current.length - (awaiting ? canaries.length : 0)
+  let room = Math.max(0, group.count - holding)
+  const rolling: Allocation[] = []
+  for (const a of sorted) {
+    if (canarySlots.has(a.index) || room === 0) rollout.retire.push(a)
+    else {
+      rolling.push(a)
+      room--
+    }
+  }
+  if (awaiting) {
     rollout.canaries = canaries
-    rollout.wait = sorted
+    rollout.wait = rolling
     const taken = new Set(canaries.map((a) => a.index))
-    const free = sorted.map((a) => a.index).filter((i) => !taken.has(i))
+    const free = rolling.map((a) => a.index).filter((i) => !taken.has(i))
     rollout.canaryIndexes = free.slice(0, Math.max(0, state.desiredCanaries - canaries.length))
     return rollout
   }
-  const canarySlots = new Set(canaries.map((a) => a.index))
   // Replacements not yet healthy (starting, or unhealthy: the deployment is about to fail) hold the next batch back.
   const inFlight = mine.filter((a) => a.deploymentStatus?.healthy !== true).length
   let limit = Math.max(0, updateStrategyOf(group).maxParallel - inFlight)
-  for (const a of sorted) {
-    if (canarySlots.has(a.index)) rollout.retire.push(a)
-    else if (limit > 0) {
+  for (const a of rolling) {
+    if (limit > 0) {
       rollout.replace.push(a)
       limit--
     } else rollout.wait.push(a)

@@ -209,7 +209,7 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
       outdated.add(a.id)
       replaceable.push(a)
     }
-    for (const a of rollout.retire) stop(a, `replaced by a promoted canary of job version ${job.version}`)
+    for (const a of rollout.retire) stop(a, occupying.some((c) => c.index === a.index) ? `replaced by a promoted canary of job version ${job.version}` : 'scaled down')
     if (destructive.length === 0 && deployments.create) withoutCanaries(deployments.create, group.name)
     // Unpromoted canaries are extra to the count; old allocations waiting their turn keep their slots.
     const canaryIds = new Set(rollout.canaries.map((a) => a.id))

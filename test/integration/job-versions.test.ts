@@ -10,7 +10,7 @@ interface Detail { version: number; modifyIndex: number; allocations: AllocStub[
 
 const MARK = `shoal-versions-test-${process.pid}`
 const jobFile = (env: string) => JSON.stringify({
-  job: { v: { group: { g: { count: 2, task: { t: { driver: 'exec', env: { E: env }, config: { command: '/bin/sh', args: ['-c', `echo ${MARK}; exec sleep 600`] }, resources: { cpu: 20, memory: 8 } } } } } } },
+  job: { v: { update: { min_healthy_time: '1s' }, group: { g: { count: 2, task: { t: { driver: 'exec', env: { E: env }, config: { command: '/bin/sh', args: ['-c', `echo ${MARK}; exec sleep 600`] }, resources: { cpu: 20, memory: 8 } } } } } } },
 })
 
 test('scale keeps running allocations; history lists versions; revert runs an old one; --check-index refuses a stale index', async (t) => {

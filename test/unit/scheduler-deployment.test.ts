@@ -198,3 +198,24 @@ test('a new version supersedes the running deployment; a stopped job cancels it'
   c.schedule()
   t.like(c.state.get('deployments', second.id), { status: 'cancelled', statusDescription: 'job stopped' })
 })
+
+test('a new version that changes tasks and scales down: the extra old allocations stop, the rest roll', (t) => {
+  const c = cluster()
+  const withEnv = (count: number, v: string) => group('fe', count, { tasks: [{ ...group('fe', 1).tasks[0]!, env: { V: v } }] })
+  c.register(withEnv(3, 'old'))
+  c.schedule()
+  c.clients()
+  c.register(withEnv(2, 'new'))
+  c.schedule()
+  const stopped = c.state.allocsOfJob('web').filter((a) => a.desiredStatus === 'stop').map((a) => [a.name, a.desiredDescription]).sort()
+  t.deepEqual(stopped, [['web.fe[0]', 'updated to job version 1'], ['web.fe[2]', 'scaled down']])
+  t.is(c.live().length, 2, 'the replacement and the old one waiting')
+  for (let i = 0; i < 3; i++) {
+    c.clients()
+    c.schedule()
+  }
+  c.clients()
+  t.is(c.live().length, 2)
+  t.true(c.live().every((a) => envOf(a, c.state) === 'new' && a.deploymentStatus?.healthy === true))
+  t.like(c.deployment().groups.fe, { desiredTotal: 2, healthy: 2 })
+})
