@@ -4,7 +4,7 @@
 // without interruption; unhealthy if a task fails or restarts first, or if
 // healthy_deadline passes. Decided once. Pure: task states and time in,
 // verdict and when to look again out.
-import type { Task, TaskState, UpdateStrategy } from '../structs/index.ts'
+import type { ServiceHealth, ServiceSpec, Task, TaskState, UpdateStrategy } from '../structs/index.ts'
 import { isEphemeralTask } from '../structs/index.ts'
 import { formatDuration } from '../jobspec/duration.ts'
 
@@ -25,6 +25,8 @@ export interface HealthObservation {
 export class AllocHealthTracker {
   readonly #strategy: Pick<UpdateStrategy, 'minHealthyTimeMs' | 'healthyDeadlineMs' | 'healthCheck'>
   readonly #tasks: readonly Task[]
+  /** Services with checks: with health_check "checks" they must pass too. */
+  readonly #services: readonly ServiceSpec[]
   readonly #deadline: number
   /** Restarts each task had when tracking began (an agent restart keeps the counts). */
   readonly #baseRestarts: ReadonlyMap<string, number>
@@ -34,10 +36,11 @@ export class AllocHealthTracker {
 
   constructor(
     strategy: Pick<UpdateStrategy, 'minHealthyTimeMs' | 'healthyDeadlineMs' | 'healthCheck'>,
-    tasks: readonly Task[], startedAt: number, previous: Readonly<Record<string, TaskState>> = {},
+    tasks: readonly Task[], startedAt: number, previous: Readonly<Record<string, TaskState>> = {}, services: readonly ServiceSpec[] = [],
   ) {
     this.#strategy = strategy
     this.#tasks = tasks
+    this.#services = services.filter((s) => s.checks?.length)
     this.#deadline = startedAt + strategy.healthyDeadlineMs
     this.#baseRestarts = new Map(tasks.map((t) => [t.name, previous[t.name]?.restarts ?? 0]))
   }
@@ -46,7 +49,7 @@ export class AllocHealthTracker {
     return this.#verdict
   }
 
-  observe(states: Readonly<Record<string, TaskState>>, now: number): HealthObservation {
+  observe(states: Readonly<Record<string, TaskState>>, now: number, services: Readonly<Record<string, ServiceHealth>> = {}): HealthObservation {
     if (this.#verdict) return { verdict: this.#verdict }
     const unhealthy = (reason: string) => ({ verdict: (this.#verdict = { healthy: false, reason, time: now }) })
     for (const t of this.#tasks) {
@@ -55,12 +58,12 @@ export class AllocHealthTracker {
       if (s.failed) return unhealthy(`task "${t.name}" failed`)
       if (s.restarts > (this.#baseRestarts.get(t.name) ?? 0)) return unhealthy(`task "${t.name}" restarted`)
     }
-    const waiting = this.#waitingFor(states)
+    const waiting = this.#waitingFor(states, services)
     if (waiting === undefined) {
       this.#since ??= now
       const healthyAt = this.#since + this.#strategy.minHealthyTimeMs
       if (now >= healthyAt) {
-        const checks = this.#strategy.healthCheck === 'checks' && this.#tasks.some((t) => t.checks?.length) ? ' with checks passing' : ''
+        const checks = this.#strategy.healthCheck === 'checks' && (this.#services.length > 0 || this.#tasks.some((t) => t.checks?.length)) ? ' with checks passing' : ''
         return { verdict: (this.#verdict = { healthy: true, reason: `tasks running${checks} for ${formatDuration(this.#strategy.minHealthyTimeMs)}`, time: now }) }
       }
       if (healthyAt <= this.#deadline) return { recheckAt: healthyAt }
@@ -74,12 +77,16 @@ export class AllocHealthTracker {
   }
 
   /** What keeps the allocation from counting as healthy now; undefined when nothing does. */
-  #waitingFor(states: Readonly<Record<string, TaskState>>): string | undefined {
+  #waitingFor(states: Readonly<Record<string, TaskState>>, services: Readonly<Record<string, ServiceHealth>>): string | undefined {
     for (const t of this.#tasks) {
       if (isEphemeralTask(t) || t.lifecycle?.hook === 'poststop') continue
       const s = states[t.name]
       if (s?.state !== 'running') return `task "${t.name}" is not running`
       if (this.#strategy.healthCheck === 'checks' && t.checks?.length && s.health !== 'healthy') return `checks of task "${t.name}" are not passing`
+    }
+    if (this.#strategy.healthCheck !== 'checks') return undefined
+    for (const svc of this.#services) {
+      if (services[svc.name]?.status !== 'passing') return `checks of service "${svc.name}" are not passing`
     }
     return undefined
   }

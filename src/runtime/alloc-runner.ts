@@ -13,7 +13,7 @@
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AllocClientUpdate } from '../fsm/commands.ts'
-import type { Allocation, ClientStatus, Job, Task, TaskDependency, TaskGroup, TaskState } from '../structs/index.ts'
+import type { Allocation, ClientStatus, Job, Task, TaskDependency, TaskGroup, TaskState, ServiceHealth } from '../structs/index.ts'
 import { isEphemeralTask, isEssentialTask, updateStrategyOf } from '../structs/index.ts'
 import { AllocHealthTracker } from './alloc-health.ts'
 import { SetupError, type Driver, type TaskHandle } from './driver.ts'
@@ -141,7 +141,7 @@ export class AllocRunner {
       return
     }
     if (job.type === 'service' && alloc.deploymentStatus?.healthy === undefined) {
-      this.#health = new AllocHealthTracker(updateStrategyOf(group), group.tasks, Date.now(), alloc.taskStates)
+      this.#health = new AllocHealthTracker(updateStrategyOf(group), group.tasks, Date.now(), alloc.taskStates, group.services)
     }
     await mkdir(this.allocDir, { recursive: true })
     const missing = group.tasks.find((t) => !this.#o.drivers.has(t.driver))
@@ -375,8 +375,8 @@ export class AllocRunner {
     this.#description = description
     const taskStates: Record<string, TaskState> = {}
     for (const e of this.#entries) taskStates[e.runner.name] = e.runner.state
-    const verdict = this.#observeHealth(taskStates)
     const serviceHealth = this.#serviceChecks?.health
+    const verdict = this.#observeHealth(taskStates, serviceHealth)
     this.#o.onUpdate({
       allocId: this.alloc.id, clientStatus: status, clientDescription: this.#description, taskStates,
       ...(serviceHealth ? { serviceHealth } : {}),
@@ -386,11 +386,11 @@ export class AllocRunner {
   }
 
   /** Folds the task states into the health verdict; looks again when min_healthy_time or the deadline ends. */
-  #observeHealth(taskStates: Record<string, TaskState>) {
+  #observeHealth(taskStates: Record<string, TaskState>, services: Record<string, ServiceHealth> | undefined) {
     const tracker = this.#health
     if (!tracker) return undefined
     if (tracker.verdict || this.#stopping) return tracker.verdict
-    const seen = tracker.observe(taskStates, Date.now())
+    const seen = tracker.observe(taskStates, Date.now(), services)
     clearTimeout(this.#healthTimer)
     if (seen.recheckAt !== undefined) {
       this.#healthTimer = setTimeout(() => this.#report(this.#status, this.#description), Math.max(0, seen.recheckAt - Date.now()))

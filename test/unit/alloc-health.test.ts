@@ -77,3 +77,13 @@ test('prestart tasks that complete do not hold health back', (t) => {
   h.observe({ init: st('dead'), web: st('running') }, 1_000)
   t.is(h.observe({ init: st('dead'), web: st('running') }, 11_000).verdict?.healthy, true)
 })
+
+test('with health_check "checks", services with checks must be passing too', (t) => {
+  const svc = { name: 'api', port: 'http', tags: [], checks: [{ type: 'tcp' as const, port: 'http', intervalMs: 1000, timeoutMs: 500, retries: 1, startPeriodMs: 0 }] }
+  const h = new AllocHealthTracker(strategy, [web], 0, {}, [svc, { name: 'plain', port: 'http', tags: [] }])
+  t.deepEqual(h.observe({ web: st('running') }, 1_000, { api: { status: 'critical' } }), { recheckAt: 60_000 })
+  t.deepEqual(h.observe({ web: st('running') }, 2_000, { api: { status: 'passing' } }), { recheckAt: 12_000 })
+  t.is(h.observe({ web: st('running') }, 12_000, { api: { status: 'passing' } }).verdict?.healthy, true)
+  const late = new AllocHealthTracker(strategy, [web], 0, {}, [svc])
+  t.regex(late.observe({ web: st('running') }, 60_000).verdict!.reason, /checks of service "api" are not passing/)
+})
