@@ -1,5 +1,6 @@
 // Shared by the deployment tests: a busybox httpd service whose page says its version.
 import { writeFile } from 'node:fs/promises'
+import { get } from 'node:http'
 import type Docker from 'dockerode'
 import { TEST_IMAGE } from './docker.ts'
 import type { AgentProcess } from '../harness/agent.ts'
@@ -41,14 +42,20 @@ export async function liveAllocs(agent: AgentProcess, job: string): Promise<Allo
   return all.filter((a) => a.desiredStatus === 'run' && (a.clientStatus === 'running' || a.clientStatus === 'pending'))
 }
 
-/** GETs the page; its text, or null when it does not answer 200 within the timeout. */
-export async function page(addr: string, timeoutMs = 500): Promise<string | null> {
-  try {
-    const res = await fetch(`http://${addr}/`, { signal: AbortSignal.timeout(timeoutMs) })
-    return res.ok ? (await res.text()).trim() : null
-  } catch {
-    return null
-  }
+/** GETs the page on a fresh connection; its text, or null when it does not answer 200 within the timeout. */
+export function page(addr: string, timeoutMs = 1_000): Promise<string | null> {
+  const [host, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))]
+  return new Promise((resolve) => {
+    const req = get({ host, port, path: '/', agent: false, timeout: timeoutMs }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (d: string) => (body += d))
+      res.on('end', () => resolve(res.statusCode === 200 ? body.trim() : null))
+      res.on('error', () => resolve(null))
+    })
+    req.on('timeout', () => req.destroy(new Error('timeout')))
+    req.on('error', () => resolve(null))
+  })
 }
 
 export const addrOf = (a: AllocView) => `${a.ports[0]!.hostIp}:${a.ports[0]!.value}`

@@ -42,11 +42,11 @@ test('max_parallel 1: at least 3 of 4 instances answer at every moment; all end 
   const prober = (async () => {
     while (probing) {
       for (const a of await liveAllocs(agent, 'roll').catch(() => [])) addresses.add(addrOf(a))
-      const answers = await Promise.all([...addresses].map((addr) => page(addr, 400)))
+      const answers = await Promise.all([...addresses].map((addr) => page(addr)))
       const answering = answers.filter((p) => p !== null).length
       probes++
       fewest = Math.min(fewest, answering)
-      if (answering < 3) lows.push(`${new Date().toISOString()}: ${answering} answering (${answers.join(', ')})`)
+      if (answering < 3) lows.push(`${new Date().toISOString()}: ${answering} answering (${answers.map((p) => p ?? 'no answer').join(', ')})`)
     }
   })()
 
