@@ -86,6 +86,8 @@ export interface FollowOptions {
   /** Where output goes (nothing with --json). */
   write: (text: string) => void
   now?: () => number
+  /** Between reads of the deployment (default 500 ms). */
+  pollMs?: number
 }
 
 /** The table of a deployment's groups, as `deployment status` prints it. */
@@ -153,7 +155,7 @@ export async function followDeployment(api: ApiClient, deploymentId: string, o: 
       o.write(`==> ${o.tty ? '' : `${stamp()} `}Deployment "${shortId(d.id)}" ${verdict}\n`)
       return { outcome, deployment: d }
     }
-    await sleep(POLL_MS)
+    await sleep(o.pollMs ?? POLL_MS)
     d = await api.get(`/v1/deployment/${encodeURIComponent(d.id)}`)
   }
 }

@@ -355,7 +355,14 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
       const d = tx.get('deployments', cmd.deploymentId)
       if (!d) return fail(index, 'not-found', `deployment ${cmd.deploymentId} not found`)
       if (!isDeploymentActive(d)) return fail(index, 'conflict', `deployment ${cmd.deploymentId} is already ${d.status}${d.statusDescription ? ` (${d.statusDescription})` : ''}`)
-      updateDeployment(tx, index, cmd.time, d, (n) => { n.status = cmd.status; n.statusDescription = cmd.statusDescription })
+      updateDeployment(tx, index, cmd.time, d, (n) => {
+        n.status = cmd.status
+        n.statusDescription = cmd.statusDescription
+        // Resumed: the time it was paused does not count against the progress deadline.
+        if (d.status === 'paused' && cmd.status === 'running') {
+          for (const g of Object.values(n.groups)) if (g.progressDeadlineMs > 0) g.requireProgressBy = cmd.time + g.progressDeadlineMs
+        }
+      })
       if (cmd.status === 'successful') markStable(tx, d)
       // A port the reverted version publishes may have been taken by another job since: then no revert.
       if (cmd.revert && !publishConflict(tx, cmd.revert)) registerJob(tx, index, cmd.revert, cmd.time)
@@ -374,7 +381,14 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
         if (!g) return fail(index, 'invalid', `deployment ${cmd.deploymentId} has no group "${name}" (groups: ${Object.keys(d.groups).join(', ')})`)
         if (g.desiredCanaries === 0) return fail(index, 'invalid', `group "${name}" of deployment ${cmd.deploymentId} has no canaries to promote`)
       }
-      updateDeployment(tx, index, cmd.time, d, (n) => { for (const name of names) n.groups[name]!.promoted = true })
+      updateDeployment(tx, index, cmd.time, d, (n) => {
+        for (const name of names) {
+          const g = n.groups[name]!
+          g.promoted = true
+          // Waiting for the promotion was no lack of progress: the deadline starts again.
+          if (g.progressDeadlineMs > 0) g.requireProgressBy = cmd.time + g.progressDeadlineMs
+        }
+      })
       putEval(tx, index, cmd.eval)
       return { ok: true, index }
     }

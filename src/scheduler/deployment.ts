@@ -126,8 +126,12 @@ export function planRollout(group: TaskGroup, deployment: Deployment | NewDeploy
   return rollout
 }
 
-/** A new-version group with nothing to replace wants no canaries (Nomad places canaries only for destructive updates). */
-export function withoutCanaries(d: NewDeployment, group: string): void {
+/**
+ * A canary pairs with an old allocation whose slot it takes at promotion: a
+ * group with nothing to replace wants none (as Nomad, canaries are only for
+ * destructive updates), and never more than it has old allocations.
+ */
+export function limitCanaries(d: NewDeployment, group: string, outdated: number): void {
   const g = d.groups[group]
-  if (g) g.desiredCanaries = 0
+  if (g) g.desiredCanaries = Math.min(g.desiredCanaries, outdated)
 }

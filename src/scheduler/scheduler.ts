@@ -4,7 +4,7 @@ import { isDeepStrictEqual } from 'node:util'
 import type { AllocStop, AllocVersionUpdate, DeploymentStatusChange, NewAlloc, NewDeployment, NewEval } from '../fsm/commands.ts'
 import type { Allocation, Deployment, Evaluation, Job, Node, PlacementFailure, TaskGroup } from '../structs/index.ts'
 import { defaultReschedulePolicy, isDeploymentActive, isTerminal } from '../structs/index.ts'
-import { planDeployment, planRollout, withoutCanaries, type DeploymentPlan } from './deployment.ts'
+import { limitCanaries, planDeployment, planRollout, type DeploymentPlan } from './deployment.ts'
 import { checkNode, type FeasibilityContext } from './feasible.ts'
 import { JobAllocTracker } from './job-allocs.ts'
 import { assignPorts } from './ports.ts'
@@ -203,6 +203,7 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
       }
     }
 
+    if (deployments.create) limitCanaries(deployments.create, group.name, destructive.length)
     const rollout = planRollout(group, deployments.current, destructive, occupying)
     for (const a of rollout.replace) {
       stop(a, `updated to job version ${job.version}`)
@@ -210,7 +211,6 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
       replaceable.push(a)
     }
     for (const a of rollout.retire) stop(a, occupying.some((c) => c.index === a.index) ? `replaced by a promoted canary of job version ${job.version}` : 'scaled down')
-    if (destructive.length === 0 && deployments.create) withoutCanaries(deployments.create, group.name)
     // Unpromoted canaries are extra to the count; old allocations waiting their turn keep their slots.
     const canaryIds = new Set(rollout.canaries.map((a) => a.id))
     const waiting = new Set(rollout.wait.map((a) => a.id))

@@ -72,7 +72,7 @@ test('deployments: a failure with a revert registers the stable spec as a new ve
   t.is(state.get('deployments', 'd1')!.status, 'cancelled')
   t.like(apply({ type: 'DeploymentPromote', deploymentId: 'd2', groups: ['nope'], time: 6, eval: newEval('p', 'web') }), { ok: false, error: 'deployment d2 has no group "nope" (groups: fe)' })
   t.true(apply({ type: 'DeploymentPromote', deploymentId: 'd2', time: 6, eval: newEval('p', 'web') }).ok)
-  t.is(state.get('deployments', 'd2')!.groups.fe!.promoted, true)
+  t.like(state.get('deployments', 'd2')!.groups.fe, { promoted: true, requireProgressBy: 60_006 }, 'the progress deadline starts again at promotion')
   t.is(state.get('evals', 'p')!.status, 'pending')
   const revert = spec('web', [group('fe', 1)])
   t.true(apply({ type: 'DeploymentStatusUpdate', deploymentId: 'd2', status: 'failed', statusDescription: 'unhealthy', time: 7, revert, eval: newEval('r', 'web') }).ok)

@@ -219,3 +219,59 @@ test('a new version that changes tasks and scales down: the extra old allocation
   t.true(c.live().every((a) => envOf(a, c.state) === 'new' && a.deploymentStatus?.healthy === true))
   t.like(c.deployment().groups.fe, { desiredTotal: 2, healthy: 2 })
 })
+
+/** mulberry32: a small seeded generator, so every run checks the same cases. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let x = Math.imul(a ^ (a >>> 15), 1 | a)
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+test('property: random counts, max_parallel, canaries and scale changes: never more than count + canaries live, never fewer than count − max_parallel healthy, always finishing on the new version', (t) => {
+  for (let seed = 1; seed <= 60; seed++) {
+    const r = rng(seed)
+    const int = (lo: number, hi: number) => lo + Math.floor(r() * (hi - lo + 1))
+    const before = int(1, 6)
+    const count = r() < 0.3 ? int(1, 6) : before
+    const maxParallel = int(1, 3)
+    const canary = r() < 0.4 ? int(1, 2) : 0
+    const where = `seed ${seed} (count ${before}→${count}, max_parallel ${maxParallel}, canary ${canary})`
+    const c = cluster()
+    const make = (n: number, v: string) => group('fe', n, { update: { ...defaultUpdateStrategy(), maxParallel, canary }, tasks: [{ ...group('fe', 1).tasks[0]!, env: { V: v } }] })
+    c.register(make(before, 'old'))
+    c.schedule()
+    c.clients()
+    c.register(make(count, 'new'))
+    let steps = 0
+    let promoted = false
+    const done = () => c.live().length === count && c.live().every((a) => envOf(a, c.state) === 'new' && a.deploymentStatus?.healthy === true)
+    while (!done()) {
+      if (++steps > 40) {
+        t.fail(`${where}: the rollout did not finish`)
+        break
+      }
+      c.schedule()
+      const live = c.live()
+      const canaries = promoted ? 0 : live.filter((a) => a.deploymentStatus?.canary === true).length
+      if (canaries > canary) t.fail(`${where} step ${steps}: ${canaries} canaries`)
+      if (live.length > Math.max(before, count) + canary) t.fail(`${where} step ${steps}: ${live.length} live`)
+      const healthy = live.filter((a) => a.deploymentStatus?.healthy === true).length
+      if (healthy < Math.min(before, count) - maxParallel) t.fail(`${where} step ${steps}: ${healthy} healthy`)
+      c.clients()
+      const d = c.deployment()
+      if (!promoted && d.groups.fe!.desiredCanaries > 0 && d.groups.fe!.placedCanaries.length >= d.groups.fe!.desiredCanaries) {
+        // The user promotes once the canaries are healthy; until then nothing old stopped.
+        t.is(c.state.allocsOfJob('web').filter((a) => a.desiredStatus === 'stop' && envOf(a, c.state) === 'old').length, Math.max(0, before - count), `${where}: only scaled-down old allocations stopped before promotion`)
+        c.apply({ type: 'DeploymentPromote', deploymentId: d.id, time: 1, eval: newEval(`p${seed}`, 'web') })
+        promoted = true
+      }
+    }
+    const d = c.deployment()
+    t.is(d.jobVersion, 1, where)
+    t.is(d.groups.fe!.healthy >= count, true, where)
+  }
+})
