@@ -21,7 +21,8 @@ export interface PublishedPort {
 /**
  * The instances an allocation registers: one per service of its group, while it
  * should run and runs. Healthy when the service's checks pass (reported by the
- * client); without checks, while its task (or the allocation) runs.
+ * client); without checks, while its task (or the allocation) runs. Critical
+ * on a node the cluster declared down.
  */
 export function instancesOf(alloc: Allocation, job: Job | undefined, node: Node | undefined): ServiceInstance[] {
   if (alloc.desiredStatus !== 'run' || alloc.clientStatus !== 'running' || !job) return []
@@ -31,7 +32,8 @@ export function instancesOf(alloc: Allocation, job: Job | undefined, node: Node 
   for (const s of group.services) {
     const port = alloc.resources.ports.find((p) => p.label === s.port)
     if (!port) continue
-    const status = serviceStatus(alloc, s)
+    // The cluster declared the node down: its allocations are about to be replaced, never routed to.
+    const status = node?.status === 'down' ? 'critical' : serviceStatus(alloc, s)
     out.push({
       service: s.name, allocId: alloc.id, jobId: alloc.jobId, group: alloc.group,
       ...(s.task !== undefined ? { task: s.task } : {}),

@@ -36,6 +36,8 @@ interface Entry {
   /** Whether checks ran in this runner before (then a new run starts from unknown). */
   started: boolean
   health: ServiceHealth
+  /** What the last probe that changed a check's result saw. */
+  lastOutput?: string
 }
 
 export class ServiceChecks {
@@ -69,6 +71,7 @@ export class ServiceChecks {
       e.monitor = undefined
       if (run === undefined) continue
       // A restart starts from unknown; the first run after an agent restart keeps what was reported.
+      e.lastOutput = undefined
       if (e.started) this.#set(e, { status: 'unknown' })
       e.started = true
       e.monitor = this.#monitor(e, tasks)
@@ -114,9 +117,11 @@ export class ServiceChecks {
 
   #onUpdate(e: Entry, u: HealthUpdate): void {
     if (e.monitor === undefined) return
+    const seen = u.events.at(-1)?.message
+    if (seen !== undefined) e.lastOutput = seen
     // Until the checks decide (a pass, or `retries` failures) the last status stands.
     if (u.health === 'unknown' && e.health.status !== 'unknown') return
-    const output = u.events.at(-1)?.message ?? e.health.output
+    const output = e.lastOutput ?? e.health.output
     this.#set(e, { status: STATUS[u.health], ...(output !== undefined ? { output } : {}) })
   }
 

@@ -1,6 +1,7 @@
 // Bad input to the CLI and the HTTP API: a clear error naming the field, a
 // non-zero exit or 4xx status, and the agent's state unchanged.
 import test from 'ava'
+import { createSocket } from 'node:dgram'
 import { readFileSync } from 'node:fs'
 import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -122,4 +123,24 @@ test.serial('the agent rejects malformed flags with the flag named', async (t) =
   const r = await runCli(['agent', '--dev', '--http', '127.0.0.1:99999', '--data-dir', join(dir, 'x')])
   t.is(r.code, 1)
   t.regex(r.stderr, /--http: "127\.0\.0\.1:99999" is not HOST or HOST:PORT/)
+})
+
+test.serial('the agent rejects bad DNS flags, and an explicit --dns-addr it cannot bind, with the flag named', async (t) => {
+  const agent = (...extra: string[]) => runCli(['agent', '--dev', '--bind', '127.0.3.20', '--http', '127.0.0.1:0', '--data-dir', join(dir, 'dns'), ...extra], undefined, 30_000)
+  let r = await agent('--dns-addr', '127.0.3.20:70000')
+  t.is(r.code, 1)
+  t.regex(r.stderr, /--dns-addr: "127\.0\.3\.20:70000" is not HOST or HOST:PORT/)
+  r = await agent('--dns-domain', 'bad domain!')
+  t.is(r.code, 1)
+  t.regex(r.stderr, /--dns-domain: "bad domain!" is not a domain name/)
+  r = await agent('--dns-recursor', '10.0.0.1:0')
+  t.is(r.code, 1)
+  t.regex(r.stderr, /--dns-recursor: "10\.0\.0\.1:0" needs a port other than 0/)
+  // A port that is taken: an explicit address stops the agent with the reason.
+  const taken = createSocket('udp4')
+  await new Promise<void>((resolve) => taken.bind(0, '127.0.3.20', () => resolve()))
+  t.teardown(() => taken.close())
+  r = await agent('--dns-addr', `127.0.3.20:${taken.address().port}`)
+  t.is(r.code, 1)
+  t.regex(r.stderr, /--dns-addr: cannot listen on 127\.0\.3\.20:\d+: .*EADDRINUSE/)
 })

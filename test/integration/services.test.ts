@@ -187,6 +187,8 @@ test('3 agents: a 3-instance service is discovered with health; a killed contain
   const { index } = await getWithIndex<ServiceInstance[]>(agents[1]!, '/v1/service/web')
   t.true(index > 0)
   const blocking = getWithIndex<ServiceInstance[]>(agents[1]!, `/v1/service/web?index=${index}&wait=60s`)
+  const listIndex = (await getWithIndex<ServiceSummary[]>(agents[0]!, '/v1/services')).index
+  const blockingList = getWithIndex<ServiceSummary[]>(agents[0]!, `/v1/services?index=${listIndex}&wait=60s`)
   const streamAbort = new AbortController()
   t.teardown(() => streamAbort.abort())
   const stream = await fetch(`${agents[2]!.address}/v1/event/stream?topic=service:web`, { signal: streamAbort.signal })
@@ -215,6 +217,9 @@ test('3 agents: a 3-instance service is discovered with health; a killed contain
   await docker.getContainer(container!.Id).kill()
   const answered = await blocking
   t.true(answered.index > index)
+  const answeredList = await blockingList
+  t.true(answeredList.index > listIndex)
+  t.true(answeredList.body.find((x) => x.name === 'web')!.healthy < 3)
   t.false(answered.body.some((i) => i.allocId === victim.allocId && i.healthy), JSON.stringify(answered.body))
   const gone = await eventually(async () => {
     const list = await agents[0]!.get<ServiceInstance[]>('/v1/service/web?passing')

@@ -96,3 +96,12 @@ test('apply refuses a job publishing a port another running job publishes; a sto
   t.deepEqual(s.publishedPorts(), [])
   t.true(apply(5, { type: 'JobRegister', spec: spec('b', [group('g', 1, { services: [{ ...pub(8080), name: 'other' }] })]), time: 5, eval: newEval('e5', 'b') }).ok)
 })
+
+test('instances on a node the cluster declared down are critical at once', (t) => {
+  const { s, j } = store([group('fe', 1, { services: [plain] })])
+  s.applyChanges([{ table: 'allocs', key: 'a1', value: alloc('a1', j, 'fe', 0, 'id-n1') }], 2)
+  t.true(s.serviceInstances('plain')[0]!.healthy)
+  const changed = s.applyChanges([{ table: 'nodes', key: 'id-n1', value: node('n1', { status: 'down' }) }], 3)
+  t.deepEqual(changed.map((c) => c.service), ['plain'])
+  t.like(s.serviceInstances('plain')[0], { healthy: false, status: 'critical' })
+})

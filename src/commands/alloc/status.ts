@@ -48,6 +48,7 @@ export default class AllocStatus extends ApiCommand {
       ['Created', ago(a.createTime)], ['Modified', ago(a.modifyTime)],
       ['Resources', `${a.resources.cpu} MHz, ${a.resources.memoryMB} MB`],
       ['Ports', a.resources.ports.map((p) => `${p.label}: ${p.hostIp}:${p.value} → ${p.to}`).join(', ') || '-'],
+      ...(a.serviceHealth ? [['Service Checks', Object.entries(a.serviceHealth).map(([n, h]) => `${n}: ${h.status}${h.output ? ` (${h.output})` : ''}`).join('; ')] as [string, string]] : []),
     ]))
     for (const [name, ts] of Object.entries(a.taskStates)) {
       const health = ts.health ? `, health: ${ts.health}` : ''
