@@ -20,11 +20,12 @@ import { median } from './lib/report.ts'
 const USAGE = `usage: npm run bench:runtime -- [--ns 1,20,50] [--trials N] [--only LIST] [--profile DIR] [--host IP]
   --ns LIST      allocation counts (default 1,20,50)
   --trials N     runs per system and count (default 3); the systems take turns within a trial
-  --only LIST    comma-separated subset of shoal,swarm,docker,docker-par
+  --only LIST    comma-separated subset of shoal,shoal-api,swarm,docker,docker-par
+                 (shoal-api: POST /v1/jobs without the CLI, to separate the CLI's start-up)
   --profile DIR  run the Shoal agent with --cpu-prof; the profile lands in DIR when it stops
   --host IP      loopback address of the agent and of raw docker's published ports (default 127.0.5.1)`
 
-const ALL_SYSTEMS = ['shoal', 'swarm', 'docker', 'docker-par'] as const
+const ALL_SYSTEMS = ['shoal', 'shoal-api', 'swarm', 'docker', 'docker-par'] as const
 type System = (typeof ALL_SYSTEMS)[number]
 
 const flags = (() => {
@@ -95,7 +96,7 @@ async function startAgent(): Promise<void> {
   trackDir(dataDir)
   const port = await freePort(HOST)
   agentUrl = `http://${HOST}:${port}`
-  const env = flags.profile ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${resolve(flags.profile)}` } : {}
+  const env = flags.profile ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --cpu-prof --cpu-prof-dir=${resolve(flags.profile)}`.trim() } : {}
   agent = new Proc('agent', SHOAL, ['agent', '--dev', '--data-dir', dataDir, '--name', 'bench-runtime', '--http', `${HOST}:${port}`, '--bind', HOST], env)
   await waitFor('the Shoal agent to be ready', async () => {
     if (!agent!.running) throw new Error(`agent exited:\n${tail(agent!)}`)
@@ -149,19 +150,21 @@ async function requestWithIndex(url: string): Promise<{ body: string; index: num
   return { body, index: Number(res.headers.get('x-shoal-index') ?? 0) }
 }
 
-async function shoalTrial(n: number): Promise<{ seconds: number; cliSeconds: number }> {
+async function shoalTrial(n: number, viaCli: boolean): Promise<{ seconds: number; cliSeconds?: number }> {
   const dir = await mkdtemp(join(os.tmpdir(), 'shoal-bench-job-'))
   const file = join(dir, 'job.json')
   await writeFile(file, JSON.stringify(jobFile(n)))
   let { index } = await allocsOfJob()
   const t0 = performance.now()
-  const cli = new Promise<number>((resolvePromise, reject) => {
-    const p = spawn(SHOAL, ['job', 'run', file, '--address', agentUrl], { stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    p.stdout.on('data', (d: Buffer) => (out += d))
-    p.stderr.on('data', (d: Buffer) => (out += d))
-    p.on('close', (code) => (code === 0 ? resolvePromise(performance.now()) : reject(new Error(`shoal job run exited ${code}:\n${out}`))))
-  })
+  const cli = !viaCli
+    ? json(http, 'POST', `${agentUrl}/v1/jobs`, jobFile(n), 10_000).then(() => undefined)
+    : new Promise<number>((resolvePromise, reject) => {
+      const p = spawn(SHOAL, ['job', 'run', file, '--address', agentUrl], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let out = ''
+      p.stdout.on('data', (d: Buffer) => (out += d))
+      p.stderr.on('data', (d: Buffer) => (out += d))
+      p.on('close', (code) => (code === 0 ? resolvePromise(performance.now()) : reject(new Error(`shoal job run exited ${code}:\n${out}`))))
+    })
   // Watch the state with blocking queries: the moment every allocation reports running.
   let runningAt: number | undefined
   const deadline = Date.now() + 120_000
@@ -175,7 +178,7 @@ async function shoalTrial(n: number): Promise<{ seconds: number; cliSeconds: num
   const cliAt = await cli
   await rm(dir, { recursive: true, force: true })
   if (runningAt === undefined) throw new Error(`not all ${n} allocations running within 120 s`)
-  return { seconds: (runningAt - t0) / 1000, cliSeconds: (cliAt - t0) / 1000 }
+  return { seconds: (runningAt - t0) / 1000, ...(cliAt !== undefined ? { cliSeconds: (cliAt - t0) / 1000 } : {}) }
 }
 
 async function shoalCleanup(): Promise<void> {
@@ -247,12 +250,13 @@ async function dockerCleanup(): Promise<void> {
 // ---------------------------------------------------------------- run
 
 const cleanups: Record<System, () => Promise<void>> = {
-  shoal: shoalCleanup, swarm: swarmCleanup, docker: dockerCleanup, 'docker-par': dockerCleanup,
+  shoal: shoalCleanup, 'shoal-api': shoalCleanup, swarm: swarmCleanup, docker: dockerCleanup, 'docker-par': dockerCleanup,
 }
 
 async function trial(system: System, n: number): Promise<Pick<Sample, 'seconds' | 'cliSeconds'>> {
   switch (system) {
-    case 'shoal': return shoalTrial(n)
+    case 'shoal': return shoalTrial(n, true)
+    case 'shoal-api': return shoalTrial(n, false)
     case 'swarm': return { seconds: await swarmTrial(n) }
     case 'docker': return { seconds: await dockerTrial(n, false) }
     case 'docker-par': return { seconds: await dockerTrial(n, true) }
@@ -300,14 +304,14 @@ function report(samples: Sample[], rss: { idle: number; idleAfter: number } | un
   lines.push(`machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), 1-min load avg during the run ${fmt(Math.min(...loads), 1)}…${fmt(Math.max(...loads), 1)} (shared with other work)`)
   lines.push(`image ${IMAGE}, ${CMD.join(' ')}, one published port each`)
   lines.push('')
-  const cols = ['N', 'shoal running', 'shoal CLI exit', 'swarm', 'docker run seq', 'docker run par', 'shoal/seq', 'shoal/swarm']
+  const cols = ['N', 'shoal running', 'shoal CLI exit', 'shoal via API', 'swarm', 'docker run seq', 'docker run par', 'shoal/seq', 'shoal/swarm']
   lines.push(cols.map((c, i) => (i === 0 ? c.padStart(3) : c.padStart(15))).join(' '))
   for (const n of ns) {
     const cell = (s: System) => (systems.includes(s) ? `${fmt(med(s, n))} (${fmt(min(s, n))})` : '-')
     const sh = med('shoal', n)
     const seq = med('docker', n)
     const sw = med('swarm', n)
-    const row = [String(n).padStart(3), cell('shoal'), systems.includes('shoal') ? fmt(med('shoal', n, 'cliSeconds')) : '-', cell('swarm'), cell('docker'), cell('docker-par'),
+    const row = [String(n).padStart(3), cell('shoal'), systems.includes('shoal') ? fmt(med('shoal', n, 'cliSeconds')) : '-', cell('shoal-api'), cell('swarm'), cell('docker'), cell('docker-par'),
       sh !== null && seq ? `${fmt(sh / seq)}×` : '-', sh !== null && sw ? `${fmt(sh / sw)}×` : '-']
     lines.push(row.map((c, i) => (i === 0 ? c : c.padStart(15))).join(' '))
   }
@@ -340,7 +344,7 @@ async function main(): Promise<void> {
   if (flags.profile) await mkdir(resolve(flags.profile), { recursive: true })
   await dockerCleanup()
   let rss: { idle: number; idleAfter: number } | undefined
-  if (systems.includes('shoal')) {
+  if (systems.includes('shoal') || systems.includes('shoal-api')) {
     await startAgent()
     log(`shoal: agent ready at ${agentUrl}; measuring idle RSS after 10 s`)
     await sleep(10_000)

@@ -32,8 +32,7 @@ import { EventBroker } from './events.ts'
 import { ClusterRpc } from './rpc.ts'
 import { DEAD_MEMBER_GRACE_MS, nextVoterChange, type Liveness } from './voters.ts'
 
-export const DEFAULT_HTTP_PORT = 4680
-export const DEFAULT_P2P_PORT = 4681
+export { DEFAULT_HTTP_PORT, DEFAULT_P2P_PORT } from './defaults.ts'
 export const DEFAULT_PORT_RANGE = { min: 20000, max: 32000 }
 const LEADER_DUTY_MS = 500
 const JOIN_TIMEOUT_MS = 30_000

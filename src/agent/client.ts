@@ -10,7 +10,6 @@ import type { Allocation } from '../structs/index.ts'
 import { isTerminal } from '../structs/index.ts'
 import type { Logger } from './leader.ts'
 
-const UPDATE_BATCH_MS = 100
 const UPDATE_RETRY_MS = 1_000
 
 /** The writes a client needs; on the leader they apply locally, elsewhere they are forwarded. */
@@ -36,8 +35,10 @@ export class Client {
   readonly #stopping = new Map<string, Promise<void>>()
   readonly #pending = new Map<string, AllocClientUpdate>()
   #recovered = new Map<string, Map<string, TaskHandle>>()
-  #flushTimer: NodeJS.Timeout | undefined
+  #flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined
   #flushing: Promise<void> = Promise.resolve()
+  /** A report is being written: updates queued meanwhile go out together right after it. */
+  #inFlight = false
   #closed = false
   readonly #onApplied = (e: AppliedEvent) => {
     for (const c of e.changes) if (c.table === 'allocs' && c.value?.nodeId === this.#o.nodeId) this.#sync(c.value)
@@ -107,7 +108,7 @@ export class Client {
   async close(): Promise<void> {
     this.#closed = true
     this.#o.fsm.off('applied', this.#onApplied)
-    clearTimeout(this.#flushTimer)
+    this.#cancelFlush()
     await this.#flush()
   }
 
@@ -158,14 +159,29 @@ export class Client {
     return p
   }
 
+  /**
+   * Reports go out at once when none is being written (the user waits for "running"),
+   * else together as soon as the one in flight is done: one Raft write per batch, and
+   * batches grow with the load instead of waiting a fixed delay.
+   */
   #queue(update: AllocClientUpdate): void {
     this.#pending.set(update.allocId, update)
-    if (!this.#flushTimer && !this.#closed) {
-      this.#flushTimer = setTimeout(() => {
-        this.#flushTimer = undefined
-        void this.#flush()
-      }, UPDATE_BATCH_MS)
-    }
+    this.#scheduleFlush()
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushTimer || this.#inFlight || this.#closed) return
+    // setImmediate: the updates of one burst of events (several tasks at once) share a write.
+    this.#flushTimer = setImmediate(() => {
+      this.#flushTimer = undefined
+      void this.#flush()
+    })
+  }
+
+  #cancelFlush(): void {
+    clearImmediate(this.#flushTimer as NodeJS.Immediate)
+    clearTimeout(this.#flushTimer as NodeJS.Timeout)
+    this.#flushTimer = undefined
   }
 
   #flush(): Promise<void> {
@@ -173,12 +189,22 @@ export class Client {
       if (this.#pending.size === 0) return
       const batch = [...this.#pending.values()]
       this.#pending.clear()
+      this.#inFlight = true
       try {
         await this.#o.writer.updateAllocs(batch)
+        this.#inFlight = false
+        if (this.#pending.size > 0) this.#scheduleFlush()
       } catch (err) {
+        this.#inFlight = false
         this.#o.log.warn(`reporting ${batch.length} allocation update(s) failed, will retry: ${(err as Error).message}`)
         for (const u of batch) if (!this.#pending.has(u.allocId)) this.#pending.set(u.allocId, u)
-        if (!this.#closed) setTimeout(() => void this.#flush(), UPDATE_RETRY_MS)
+        if (!this.#closed) {
+          this.#cancelFlush()
+          this.#flushTimer = setTimeout(() => {
+            this.#flushTimer = undefined
+            void this.#flush()
+          }, UPDATE_RETRY_MS)
+        }
       }
     })
     return this.#flushing

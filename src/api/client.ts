@@ -45,6 +45,13 @@ export class ApiClient {
     return this.#json<T>('GET', path, undefined, signal)
   }
 
+  /** A GET with the state index it was answered at (for `?index=N&wait=` blocking reads). */
+  async getIndexed<T>(path: string, signal?: AbortSignal): Promise<{ body: T; index: number }> {
+    const res = await this.#fetch('GET', path, undefined, signal)
+    if (!res.ok) throw await toError(res)
+    return { body: (await res.json()) as T, index: Number(res.headers.get('x-shoal-index') ?? 0) }
+  }
+
   post<T>(path: string, body: unknown): Promise<T> {
     return this.#json<T>('POST', path, body)
   }

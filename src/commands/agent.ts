@@ -1,9 +1,8 @@
 import { Command, Flags } from '@oclif/core'
 import os from 'node:os'
 import { join } from 'node:path'
-import { Agent, DEFAULT_HTTP_PORT, DEFAULT_P2P_PORT, defaultNodeName } from '../agent/agent.ts'
-import { ApiServer } from '../api/server.ts'
-import { readClusterKey } from '../gossip/cluster-key.ts'
+import type { Agent } from '../agent/agent.ts'
+import { DEFAULT_HTTP_PORT, DEFAULT_P2P_PORT } from '../agent/defaults.ts'
 import { DEFAULT_DNS_DOMAIN, DEFAULT_DNS_TTL } from '../dns/answer.ts'
 import { DnsServer, stateCatalog, type HostPort } from '../dns/server.ts'
 import { fail } from './base.ts'
@@ -91,6 +90,10 @@ a restarted agent re-attaches to them.`
     }
     if (![1, 3, 5, 7].includes(flags.voters)) fail(this, `--voters: must be 1, 3, 5 or 7 (got ${flags.voters})`)
     if (flags.dev && flags.join.length > 0) fail(this, '--join: a --dev agent is a one-node cluster and cannot join others')
+    // Loaded here, not at the top: every other command's start-up would pay for libp2p and LevelDB.
+    const [{ Agent, defaultNodeName }, { ApiServer }, { readClusterKey }] = await Promise.all([
+      import('../agent/agent.ts'), import('../api/server.ts'), import('../gossip/cluster-key.ts'),
+    ])
     let clusterKey: Uint8Array | undefined
     if (flags['cluster-key-file']) {
       try {

@@ -1,6 +1,5 @@
 import type { Command } from '@oclif/core'
 import { readFile } from 'node:fs/promises'
-import { parseJobText } from '../jobspec/index.ts'
 import { fail } from './base.ts'
 
 /**
@@ -16,6 +15,8 @@ export async function readJobFile(cmd: Command, path: string): Promise<unknown> 
     const code = (err as NodeJS.ErrnoException).code
     return fail(cmd, `file: cannot read "${path}": ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`, 1)
   }
+  // Loaded on use: the validator is the biggest part of the CLI's start-up otherwise.
+  const { parseJobText } = await import('../jobspec/index.ts')
   const parsed = parseJobText(text)
   if (!parsed.ok) {
     for (const e of parsed.errors) process.stderr.write(`Error: ${e.field}: ${e.message}\n`)

@@ -39,8 +39,6 @@ export interface MonitorResult {
   ok: boolean
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
 export async function monitorEval(api: ApiClient, evalId: string, jobId: string, opts: { timeoutMs: number; log: (s: string) => void; waitForRunning: boolean }): Promise<MonitorResult> {
   const deadline = Date.now() + opts.timeoutMs
   let ev = await api.get<Evaluation>(`/v1/evaluation/${evalId}`)
@@ -54,9 +52,14 @@ export async function monitorEval(api: ApiClient, evalId: string, jobId: string,
 
   const seen = new Map<string, string>()
   let mine: AllocStub[] = []
+  let index: number | undefined
   while (true) {
-    const all = await api.get<AllocStub[]>(`/v1/job/${encodeURIComponent(jobId)}/allocations`)
-    mine = all.filter((a) => a.evalId === evalId)
+    // Blocking reads: the answer comes as soon as the state changes (an allocation reports), not on a poll tick.
+    const wait = Math.max(1, Math.min(5, Math.ceil((deadline - Date.now()) / 1000)))
+    const query = index === undefined ? '' : `?index=${index}&wait=${wait}s`
+    const res = await api.getIndexed<AllocStub[]>(`/v1/job/${encodeURIComponent(jobId)}/allocations${query}`)
+    index = res.index
+    mine = res.body.filter((a) => a.evalId === evalId)
     for (const a of mine) {
       const key = `${a.clientStatus}/${a.clientDescription}`
       if (seen.get(a.id) === key) continue
@@ -66,7 +69,6 @@ export async function monitorEval(api: ApiClient, evalId: string, jobId: string,
     }
     const settled = mine.every((a) => a.clientStatus !== 'pending')
     if (!opts.waitForRunning || settled || Date.now() >= deadline) break
-    await sleep(250)
   }
   const ok = ev.status === 'complete' && mine.every((a) => a.clientStatus === 'running' || a.clientStatus === 'complete')
   return { evaluation: ev, allocations: mine, ok }

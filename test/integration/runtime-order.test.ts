@@ -54,8 +54,9 @@ test('prestart completes first; depends_on HEALTHY waits for the check; non-esse
   await writeFile(file, JSON.stringify(jobFile))
   const run = await runCli(['job', 'run', file, '--detach'], agent.address)
   t.is(run.code, 0, run.stdout + run.stderr)
-  const [stub] = await agent.get<{ id: string }[]>('/v1/job/order/allocations')
-  const alloc = () => agent.get<AllocView>(`/v1/allocation/${stub!.id}`)
+  // --detach returns before the plan is applied: wait for the allocation to exist.
+  const stub = await eventually(async () => (await agent.get<{ id: string }[]>('/v1/job/order/allocations'))[0], { what: 'the allocation placed' })
+  const alloc = () => agent.get<AllocView>(`/v1/allocation/${stub.id}`)
 
   // While db is not yet healthy, app has not even been received.
   const early = await eventually(async () => {
