@@ -6,6 +6,8 @@ import {
   defaultUpdateStrategy,
   HEALTH_CHECK_MODES,
   type UpdateStrategy,
+  DEFAULT_TASK_LOGS,
+  type TaskLogs,
   AFFINITY_OPERATORS,
   CHECK_TYPES,
   CONSTRAINT_OPERATORS,
@@ -85,10 +87,15 @@ const NETWORK_FIELDS = ['port'] as const
 const PORT_FIELDS = ['to', 'static'] as const
 const RESTART_FIELDS = ['attempts', 'interval', 'delay', 'mode'] as const
 const TASK_FIELDS = ['driver', 'config', 'env', 'resources', 'kill_timeout', 'constraint', 'affinity', 'check', 'check_restart',
-  'lifecycle', 'depends_on', 'essential', 'env_from_var', 'service', 'upstreams'] as const
+  'lifecycle', 'depends_on', 'essential', 'env_from_var', 'service', 'upstreams', 'logs'] as const
 const SERVICE_FIELDS = ['name', 'port', 'tags', 'checks', 'publish'] as const
 const PUBLISH_FIELDS = ['port', 'balance', 'proxy_protocol', 'mode'] as const
 const UPSTREAM_FIELDS = ['service', 'local_port'] as const
+const LOGS_FIELDS = ['max_files', 'max_file_size_mb'] as const
+const LOGS_HINTS: Hints = { max_file_size: 'did you mean "max_file_size_mb"? the size is in MB' }
+/** Bounds that keep a typo from filling a disk or rotating every few bytes. */
+const MAX_LOG_FILES = 1000
+const MAX_LOG_FILE_SIZE_MB = 100 * 1024
 const LIFECYCLE_FIELDS = ['hook', 'sidecar'] as const
 const DEPENDENCY_FIELDS = ['task', 'condition'] as const
 const CHECK_FIELDS = ['type', 'port', 'path', 'expected_status', 'command', 'args', 'interval', 'timeout', 'retries', 'start_period'] as const
@@ -689,6 +696,7 @@ function checkTask(
   const envFromVar = checkEnvFromVar(c, own(o, 'env_from_var'), [...path, 'env_from_var'], env)
   services.push(...checkServices(c, own(o, 'service'), [...path, 'service'], groupName, labels, name))
   const upstreams = checkUpstreams(c, own(o, 'upstreams'), [...path, 'upstreams'])
+  const logs = checkLogs(c, own(o, 'logs'), [...path, 'logs'])
 
   const base = {
     name, env, resources, killTimeoutMs,
@@ -701,6 +709,7 @@ function checkTask(
     ...(essential === false ? { essential } : {}),
     ...(envFromVar !== undefined ? { envFromVar } : {}),
     ...(upstreams.length > 0 ? { upstreams } : {}),
+    ...(logs !== undefined ? { logs } : {}),
   }
   if (docker !== undefined) return { ...base, driver: 'docker', config: docker }
   if (exec !== undefined) return { ...base, driver: 'exec', config: exec }
@@ -1066,6 +1075,17 @@ function checkCheck(c: Checker, o: Obj, path: Path, groupName: string, labels: R
   if ((type === 'http' || type === 'tcp') && port === undefined) return undefined
   if (type === 'command' && command === undefined) return undefined
   return check
+}
+
+function checkLogs(c: Checker, v: unknown, path: Path): TaskLogs | undefined {
+  if (v === undefined) return undefined
+  const o = c.object(v, path, 'an object like {"max_files": 10, "max_file_size_mb": 10}')
+  if (o === undefined) return undefined
+  c.fields(o, path, LOGS_FIELDS, LOGS_HINTS)
+  return {
+    maxFiles: c.integer(o, 'max_files', path, 1, MAX_LOG_FILES) ?? DEFAULT_TASK_LOGS.maxFiles,
+    maxFileSizeMB: c.integer(o, 'max_file_size_mb', path, 1, MAX_LOG_FILE_SIZE_MB) ?? DEFAULT_TASK_LOGS.maxFileSizeMB,
+  }
 }
 
 function checkCheckRestart(c: Checker, v: unknown, path: Path, hasChecks: boolean): CheckRestart | undefined {

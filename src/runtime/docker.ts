@@ -36,7 +36,9 @@ import {
   timestampToSince,
 } from './docker-logs.ts'
 import { kernelLogShowsOomKill } from './kmsg.ts'
+import { DEFAULT_TASK_LOGS } from '../structs/index.ts'
 import { CPU_PERIOD_US, cpuQuota } from './limits.ts'
+import { Semaphore } from './semaphore.ts'
 
 export interface DockerDriverOptions {
   /** Engine socket; default /var/run/docker.sock. */
@@ -62,7 +64,14 @@ export interface DockerDriverOptions {
   pauseImage?: string
   /** Command of the pause container; default $SHOAL_DOCKER_PAUSE_COMMAND (split on spaces), else ["sleep", "2147483647"]. */
   pauseCommand?: string[]
+  /** Task containers being created and started at once, at most; default $SHOAL_DOCKER_START_CONCURRENCY, else DEFAULT_START_CONCURRENCY. */
+  startConcurrency?: number
 }
+
+/** Measured with bench:runtime on 2 cores (see docs/benchmarks-runtime.md). */
+export const DEFAULT_START_CONCURRENCY = 4
+/** How long an image's inspect data is reused. */
+const IMAGE_CACHE_MS = 30_000
 
 export const LABEL_ALLOC = 'shoal.alloc'
 export const LABEL_JOB = 'shoal.job'
@@ -169,6 +178,11 @@ export class DockerDriver implements Driver {
   private readonly pauseCommand: string[]
   /** Serialises start() per (allocId, task) within this process. */
   private readonly starting = new Map<string, Promise<unknown>>()
+  /** Bounds the creates and starts in flight: the engine does them slower all at once than a few at a time. */
+  private readonly engineSlots: Semaphore
+  private readonly images = new Map<string, { info: Promise<ImageInspectInfo>; at: number }>()
+  /** Programs found executable, by image id, working dir and candidate paths (see checkCommand). */
+  private readonly commandsFound = new Set<string>()
 
   constructor(options: DockerDriverOptions = {}) {
     this.socketPath = options.socketPath ?? '/var/run/docker.sock'
@@ -180,6 +194,8 @@ export class DockerDriver implements Driver {
     const envCommand = process.env.SHOAL_DOCKER_PAUSE_COMMAND?.trim()
     this.pauseCommand = options.pauseCommand ?? (envCommand ? envCommand.split(/\s+/) : ['sleep', '2147483647'])
     this.docker = new Docker({ socketPath: this.socketPath })
+    const envSlots = Number(process.env.SHOAL_DOCKER_START_CONCURRENCY)
+    this.engineSlots = new Semaphore(options.startConcurrency ?? (Number.isInteger(envSlots) && envSlots > 0 ? envSlots : DEFAULT_START_CONCURRENCY))
   }
 
   async fingerprint(): Promise<DriverFingerprint> {
@@ -229,35 +245,48 @@ export class DockerDriver implements Driver {
     const task = spec.task
     if (task.driver !== 'docker') throw new DriverError('not a docker task')
     const name = containerName(task.name, spec.allocId)
-
-    const existing = await this.inspectOrUndefined(name, spec)
-    if (existing) return this.startExisting(existing, spec)
-
     await checkVolumes(task.config.volumes ?? [])
-    const image = await this.ensureImage(task.config.image, spec)
     const options = this.createOptions(spec, name)
-
-    let container: Docker.Container
-    try {
-      container = await this.docker.createContainer(options)
-    } catch (err) {
-      if (statusCode(err) === 409) {
-        // Created by someone else in the meantime (another agent process): use it.
-        const raced = await this.inspectOrUndefined(name, spec)
-        if (raced) return this.startExisting(raced, spec)
+    return this.engineSlots.run(async () => {
+      // Create first: an existing container of the task (created before an agent restart)
+      // answers 409, and is then started or returned as is, never created twice.
+      let image: ImageInspectInfo
+      try {
+        image = await this.ensureImage(task.config.image, spec)
+      } catch (err) {
+        // The image is gone but the task's container is still there: it can run without it.
+        const existing = await this.inspectOrUndefined(name, spec).catch(() => undefined)
+        if (existing) return this.startExisting(existing, spec)
+        throw err
       }
-      throw this.mapError(err, spec)
-    }
-
-    try {
-      await this.checkCommand(container, image, options.Cmd, spec.env)
-      await container.start()
-      const info = await container.inspect()
-      return this.handleOf(info, spec.allocId, task.name)
-    } catch (err) {
-      await container.remove({ force: true, v: true }).catch(() => undefined)
-      throw err instanceof DriverError ? err : this.mapError(err, spec)
-    }
+      let container: Docker.Container
+      try {
+        container = await this.docker.createContainer(options)
+      } catch (err) {
+        if (statusCode(err) === 409) {
+          const existing = await this.inspectOrUndefined(name, spec)
+          if (existing) return this.startExisting(existing, spec)
+        }
+        if (statusCode(err) !== 404 || !/no such image/i.test(apiMessage(err))) throw this.mapError(err, spec)
+        // Removed since it was inspected: look again (and pull), once.
+        this.images.delete(task.config.image)
+        image = await this.ensureImage(task.config.image, spec)
+        try {
+          container = await this.docker.createContainer(options)
+        } catch (again) {
+          throw this.mapError(again, spec)
+        }
+      }
+      try {
+        await this.checkCommand(container, image, options.Cmd, spec.env)
+        await container.start()
+        // The engine's StartedAt, so that a handle recovered later is the same handle.
+        return this.handleOf(await container.inspect(), spec.allocId, task.name)
+      } catch (err) {
+        await container.remove({ force: true, v: true }).catch(() => undefined)
+        throw err instanceof DriverError ? err : this.mapError(err, spec)
+      }
+    })
   }
 
   /** The task's container already exists: return it if it runs, start it again if not. */
@@ -315,6 +344,7 @@ export class DockerDriver implements Driver {
       }
     }
 
+    const logs = task.logs ?? DEFAULT_TASK_LOGS
     const memoryMB = task.resources.memoryMB
     if (memoryMB > 0 && memoryMB < MIN_MEMORY_MB) {
       throw new DriverError(`memory limit of ${memoryMB} MB is below docker's minimum of ${MIN_MEMORY_MB} MB`)
@@ -352,6 +382,8 @@ export class DockerDriver implements Driver {
         ...network.HostConfig,
         CpuShares: Math.max(2, Math.round(task.resources.cpu)),
         Init: this.init,
+        // The task's logs block, whatever the engine's default log driver: json-file rotates and can be read back.
+        LogConfig: { Type: 'json-file', Config: { 'max-size': `${logs.maxFileSizeMB}m`, 'max-file': String(logs.maxFiles) } },
         ...limits,
       },
     }
@@ -359,7 +391,24 @@ export class DockerDriver implements Driver {
     return options
   }
 
-  private async ensureImage(image: string, spec: TaskStartSpec | undefined): Promise<ImageInspectInfo> {
+  /**
+   * The image's inspect data, pulling it when it is not present. Remembered for
+   * IMAGE_CACHE_MS and shared by concurrent starts, so N allocations of one image cost
+   * one inspect, not N (a create that finds the image gone looks again).
+   */
+  private ensureImage(image: string, spec: TaskStartSpec | undefined): Promise<ImageInspectInfo> {
+    const cached = this.images.get(image)
+    if (cached && Date.now() - cached.at < IMAGE_CACHE_MS) return cached.info
+    const info = this.inspectOrPull(image, spec)
+    const entry = { info, at: Date.now() }
+    this.images.set(image, entry)
+    info.catch(() => {
+      if (this.images.get(image) === entry) this.images.delete(image)
+    })
+    return info
+  }
+
+  private async inspectOrPull(image: string, spec: TaskStartSpec | undefined): Promise<ImageInspectInfo> {
     try {
       return await this.docker.getImage(image).inspect()
     } catch (err) {
@@ -434,10 +483,19 @@ export class DockerDriver implements Driver {
         .filter((d) => d !== '')
         .map((d) => posix.join(posix.resolve(workdir, d), program))
     }
+    // Same image, program and search path: same answer (the filesystem comes from the image).
+    const key = `${image.Id}\0${workdir}\0${candidates.join(':')}`
+    if (this.commandsFound.has(key)) return
     let notExecutable = false
     for (const candidate of candidates) {
       const check = await this.checkExecutable(container, candidate)
-      if (check === 'ok' || check === 'unknown') return
+      if (check === 'ok' || check === 'unknown') {
+        if (check === 'ok') {
+          if (this.commandsFound.size >= 1000) this.commandsFound.clear()
+          this.commandsFound.add(key)
+        }
+        return
+      }
       if (check === 'not-executable') notExecutable = true
     }
     if (notExecutable) throw new DriverError(`command "${program}" is not executable in image`, false)

@@ -12,8 +12,8 @@
 // command gets default dispositions) and outlives the command to record its status.
 // A handle file `<stateDir>/<key>.json` (pid, /proc start time, boot id, node, alloc,
 // task) lets recover() find tasks again and guards against pid reuse.
-import { spawn, type ChildProcess } from 'node:child_process'
-import { constants as fsConstants, openSync, closeSync, statSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { constants as fsConstants, statSync } from 'node:fs'
 import { access, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import { delimiter, join, resolve as resolvePath } from 'node:path'
 import type { Readable } from 'node:stream'
@@ -32,7 +32,8 @@ import {
   type TaskStartSpec,
   type TaskStats,
 } from './driver.ts'
-import { FileLogStream, tailOffset } from './file-log.ts'
+import { DEFAULT_TASK_LOGS } from '../structs/index.ts'
+import { RotatedLogStream, rotatedFiles, tailPosition } from './file-log.ts'
 import { CPU_PERIOD_US, cpuQuota } from './limits.ts'
 import { bootId, CLOCK_TICKS_PER_SECOND, isRunning, processGroupMembers, readCpuTicks, readCwd, readEnviron, readProcStat, readRssBytes, signalProcess } from './proc.ts'
 
@@ -53,13 +54,54 @@ export interface ExecDriverOptions {
 const SHELL = '/bin/sh'
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
-/** $1 status file prefix, $2 cgroup dir ('' for none), then the command and its args. */
+/**
+ * $1 status file prefix, $2 cgroup dir ('' for none), $3 log file prefix, $4 bytes per log
+ * file, $5 log files kept per stream, then the command and its args.
+ *
+ * The command writes into two FIFOs; a reader per stream (part of the wrapper, so it
+ * outlives the agent as the task does) writes `<prefix>.<stream>.<n>`, a new n at each
+ * start, moving to n+1 at the size limit and deleting what is max_files behind. It copies
+ * with dd, which writes what each read returns at once (head -c would hold it in a stdio
+ * buffer) and never reads more than count × bs bytes, so a file ends exactly at the limit
+ * and no byte is lost between files; "records in" fewer than count means the end of the
+ * input. The readers ignore stop signals (the task can still log while it shuts down)
+ * and end when the last writer closes its end (SIGKILL of the group ends them too).
+ * Needs mkfifo, dd and a sleep that takes fractions (coreutils or busybox).
+ */
 const WRAPPER = [
-  'status="$1.$$.exit"; cg="$2"; shift 2',
+  'status="$1.$$.exit"; fifo="$1.$$"; cg="$2"; logs="$3"; max_bytes="$4"; max_files="$5"; shift 5',
   'if [ -n "$cg" ]; then echo $$ > "$cg/cgroup.procs" 2>/dev/null || :; fi',
+  'rotate() {',
+  '  trap "" TERM INT HUP QUIT',
+  '  base="$1"; i=-1',
+  '  for f in "$base".*; do n="${f##*.}"; case "$n" in ""|*[!0-9]*) continue;; esac; [ "$n" -gt "$i" ] && i="$n"; done',
+  '  i=$((i + 1)); room="$max_bytes"',
+  '  for f in "$base".*; do n="${f##*.}"; case "$n" in ""|*[!0-9]*) continue;; esac; [ "$n" -le $((i - max_files)) ] && rm -f "$f"; done',
+  '  while :; do',
+  '    bs=4096; [ "$room" -lt $bs ] && bs="$room"',
+  '    count=$((room / bs))',
+  '    out=$(LC_ALL=C dd bs="$bs" count="$count" 2>&1 >> "$base.$i") || exit 0',
+  // "F+P records in", "F+P records out", "N bytes ... copied", after warnings about partial reads.
+  '    recs=${out%% records in*}; recs=${recs##*[!0-9+]}; recs=$((${recs%+*} + ${recs#*+}))',
+  '    copied=${out##*records out}; copied=${copied%% bytes*}; copied=${copied##*[!0-9]}',
+  '    room=$((room - copied))',
+  '    [ "$recs" -lt "$count" ] && exit 0',
+  '    if [ "$room" -le 0 ]; then i=$((i + 1)); room="$max_bytes"; rm -f "$base.$((i - max_files))"; fi',
+  '  done',
+  '}',
+  'rm -f "$fifo.out" "$fifo.err"',
+  'mkfifo "$fifo.out" "$fifo.err" 2>/dev/null || { echo "shoal-exec: cannot create $fifo.out and $fifo.err" >> "$logs.stderr.0"; exit 125; }',
+  'rotate "$logs.stdout" < "$fifo.out" & r1=$!',
+  'rotate "$logs.stderr" < "$fifo.err" & r2=$!',
   'trap : TERM INT HUP QUIT',
-  '"$@"',
+  // In a subshell: dash would point the wrapper's own stderr at the FIFO while the command
+  // runs, and its "Killed" note after a SIGKILL would then die of SIGPIPE.
+  '("$@" > "$fifo.out" 2> "$fifo.err")',
   'rc=$?',
+  'rm -f "$fifo.out" "$fifo.err"',
+  // The output is in the files before the exit is recorded; up to 2 s, as a process the
+  // command left behind may hold the pipes open (it keeps logging, the exit is still reported).
+  'n=0; while [ $n -lt 40 ] && { kill -0 $r1 || kill -0 $r2; } 2>/dev/null; do sleep 0.05; n=$((n + 1)); done',
   'echo "$rc" > "$status"',
   'exit "$rc"',
 ].join('\n')
@@ -188,29 +230,16 @@ export class ExecDriver implements Driver {
     await mkdir(logDir, { recursive: true })
     const cgroup = await this.prepareCgroup(key, task.resources.cpu, task.resources.memoryMB, task.resources.memoryMaxMB, task.config.cpuHardLimit ?? false)
 
-    const out = openSync(join(logDir, `${task.name}.stdout`), 'a')
-    let err: number
-    try {
-      err = openSync(join(logDir, `${task.name}.stderr`), 'a')
-    } catch (e) {
-      closeSync(out)
-      throw e
-    }
-    let child: ChildProcess
-    let startTime = ''
-    try {
-      child = spawn(SHELL, ['-c', WRAPPER, 'shoal-exec', join(this.stateDir, key), cgroup ?? '', command, ...task.config.args], {
-        cwd: allocDir,
-        env,
-        detached: true,
-        stdio: ['ignore', out, err],
-      })
-      // Read synchronously, before the event loop can reap an already-finished child.
-      if (child.pid !== undefined) startTime = readProcStat(child.pid)?.startTime ?? ''
-    } finally {
-      closeSync(out)
-      closeSync(err)
-    }
+    const logs = task.logs ?? DEFAULT_TASK_LOGS
+    const child = spawn(SHELL, ['-c', WRAPPER, 'shoal-exec', join(this.stateDir, key), cgroup ?? '', join(logDir, task.name),
+      String(logs.maxFileSizeMB * 1024 * 1024), String(logs.maxFiles), command, ...task.config.args], {
+      cwd: allocDir,
+      env,
+      detached: true,
+      stdio: 'ignore',
+    })
+    // Read synchronously, before the event loop can reap an already-finished child.
+    const startTime = child.pid === undefined ? '' : readProcStat(child.pid)?.startTime ?? ''
     const pid = child.pid
     if (pid === undefined) {
       const reason = await new Promise<string>((resolve) => {
@@ -403,7 +432,7 @@ export class ExecDriver implements Driver {
       this.allocDirs.set(key, record.allocDir)
       await rm(this.recordPath(key), { force: true })
     }
-    // Exit-status files of this task (any pid).
+    // Exit-status files and log FIFOs of this task (any pid).
     let entries: string[] = []
     try {
       entries = await readdir(this.stateDir)
@@ -412,7 +441,7 @@ export class ExecDriver implements Driver {
     }
     await Promise.all(
       entries
-        .filter((e) => e.startsWith(`${key}.`) && e.endsWith('.exit'))
+        .filter((e) => e.startsWith(`${key}.`) && /\.(exit|out|err)$/.test(e))
         .map((e) => rm(join(this.stateDir, e), { force: true })),
     )
   }
@@ -421,9 +450,9 @@ export class ExecDriver implements Driver {
     const key = taskKey(handle.allocId, handle.taskName)
     const allocDir = (await this.readRecord(key))?.allocDir ?? this.allocDirs.get(key)
     if (!allocDir) throw new DriverError(`no record of task "${handle.taskName}" of alloc ${handle.allocId}`, false)
-    const path = join(allocDir, 'logs', `${handle.taskName}.${options.stream}`)
-    const start = options.tail === undefined ? 0 : await tailOffset(path, options.tail)
-    return new FileLogStream(path, { start, follow: options.follow, pollMs: this.pollMs })
+    const base = join(allocDir, 'logs', `${handle.taskName}.${options.stream}`)
+    const start = options.tail === undefined ? undefined : await tailPosition(await rotatedFiles(base), options.tail)
+    return new RotatedLogStream(base, { ...(start ? { start } : {}), follow: options.follow, pollMs: this.pollMs })
   }
 
   /** Runs a command as the task would: its environment, its working directory. */

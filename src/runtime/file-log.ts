@@ -1,66 +1,114 @@
-// Reading task log files: the last N lines, and following appended bytes.
-import { open, type FileHandle } from 'node:fs/promises'
+// Reading task log files that are rotated: `<base>.0`, `<base>.1`, ... (the highest is
+// being written; the oldest are deleted past max_files), and `<base>` itself, written
+// before rotation existed (an agent upgraded under a running task). The last N lines
+// across the files, and following them as they grow and rotate.
+import { open, readdir, type FileHandle } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
 import { Readable } from 'node:stream'
 
 const CHUNK = 64 * 1024
 
-/**
- * Offset where the last `lines` lines of the file start (a final line without its
- * newline counts as a line). 0 when the file has fewer lines; the size for 0 lines.
- */
-export async function tailOffset(path: string, lines: number): Promise<number> {
-  let handle: FileHandle
+/** Index of the un-numbered file, older than every numbered one. */
+const LEGACY = -1
+
+export interface LogFile {
+  index: number
+  path: string
+}
+
+/** The files of the rotated log `base`, oldest first. */
+export async function rotatedFiles(base: string): Promise<LogFile[]> {
+  const dir = dirname(base)
+  const name = basename(base)
+  let entries: string[]
   try {
-    handle = await open(path, 'r')
+    entries = await readdir(dir)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
     throw err
   }
-  try {
-    const size = (await handle.stat()).size
-    if (lines <= 0) return size
-    let end = size
-    let remaining = lines
-    const buf = Buffer.allocUnsafe(CHUNK)
-    let first = true
-    while (end > 0) {
-      const start = Math.max(0, end - CHUNK)
-      const { bytesRead } = await handle.read(buf, 0, end - start, start)
-      let i = bytesRead - 1
-      // The newline that ends the file terminates the last line; it does not start one.
-      if (first && buf[i] === 0x0a) i--
-      first = false
-      for (; i >= 0; i--) {
-        if (buf[i] !== 0x0a) continue
-        remaining--
-        if (remaining === 0) return start + i + 1
-      }
-      end = start
+  const files: LogFile[] = []
+  for (const e of entries) {
+    if (e === name) files.push({ index: LEGACY, path: base })
+    else if (e.startsWith(`${name}.`) && /^\d+$/.test(e.slice(name.length + 1))) {
+      files.push({ index: Number(e.slice(name.length + 1)), path: join(dir, e) })
     }
-    return 0
-  } finally {
-    await handle.close()
   }
+  return files.sort((a, b) => a.index - b.index)
+}
+
+/** Where reading starts: a file of the list and an offset in it. */
+export interface LogPosition {
+  index: number
+  offset: number
 }
 
 /**
- * The bytes of a file from `start`; with `follow`, then whatever is appended (polled
- * every `pollMs`) until the stream is destroyed. A missing file reads as empty (and is
- * waited for with follow); a truncated file is read again from its start.
+ * Where the last `lines` lines of the files, read one after the other, start (a final
+ * line without its newline counts as a line; a line split over two files counts once).
+ * The start of the first file when there are fewer lines; the end for 0 lines.
  */
-export class FileLogStream extends Readable {
-  private readonly path: string
+export async function tailPosition(files: readonly LogFile[], lines: number): Promise<LogPosition> {
+  const first: LogPosition = { index: files[0]?.index ?? 0, offset: 0 }
+  let remaining = lines
+  let atEnd = true
+  const buf = Buffer.allocUnsafe(CHUNK)
+  for (let f = files.length - 1; f >= 0; f--) {
+    const file = files[f]!
+    let handle: FileHandle
+    try {
+      handle = await open(file.path, 'r')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue // rotated away meanwhile
+      throw err
+    }
+    try {
+      const size = (await handle.stat()).size
+      if (lines <= 0) return { index: file.index, offset: size }
+      let end = size
+      while (end > 0) {
+        const start = Math.max(0, end - CHUNK)
+        const { bytesRead } = await handle.read(buf, 0, end - start, start)
+        let i = bytesRead - 1
+        // The newline that ends the log terminates the last line; it does not start one.
+        if (atEnd && buf[i] === 0x0a) i--
+        atEnd = false
+        for (; i >= 0; i--) {
+          if (buf[i] !== 0x0a) continue
+          remaining--
+          if (remaining === 0) return { index: file.index, offset: start + i + 1 }
+        }
+        end = start
+      }
+    } finally {
+      await handle.close()
+    }
+  }
+  return first
+}
+
+/**
+ * The bytes of a rotated log from `start` (or from its oldest file) on; with `follow`,
+ * then whatever is appended, moving on to newer files as they appear (polled every
+ * `pollMs`), until the stream is destroyed. No files read as empty (and are waited for
+ * with follow); a truncated file is read again from its start.
+ */
+export class RotatedLogStream extends Readable {
+  private readonly base: string
   private readonly follow: boolean
   private readonly pollMs: number
+  /** The file being read (undefined: the oldest one, once there is one). */
+  private index: number | undefined
   private position: number
   private handle: FileHandle | undefined
   private timer: NodeJS.Timeout | undefined
   private pumping = false
 
-  constructor(path: string, options: { start: number; follow: boolean; pollMs?: number }) {
+  constructor(base: string, options: { start?: LogPosition; follow: boolean; pollMs?: number }) {
     super()
-    this.path = path
-    this.position = options.start
+    this.base = base
+    this.index = options.start?.index
+    this.position = options.start?.offset ?? 0
     this.follow = options.follow
     this.pollMs = options.pollMs ?? 200
   }
@@ -77,21 +125,42 @@ export class FileLogStream extends Readable {
     }, this.pollMs)
   }
 
+  /** The file after the current one (the oldest left when the current one is gone), if any. */
+  private async next(): Promise<LogFile | undefined> {
+    const files = await rotatedFiles(this.base)
+    if (this.index === undefined) return files[0]
+    return files.find((f) => f.index > this.index!)
+  }
+
+  private async closeHandle(): Promise<void> {
+    const handle = this.handle
+    this.handle = undefined
+    await handle?.close().catch(() => undefined)
+  }
+
   private async pump(): Promise<void> {
     this.pumping = true
     try {
       for (;;) {
         if (this.destroyed) return
         if (!this.handle) {
-          try {
-            const handle = await open(this.path, 'r')
-            if (this.destroyed) {
-              await handle.close()
-              return
+          if (this.index === undefined) {
+            const oldest = await this.next()
+            if (oldest) this.index = oldest.index
+          }
+          const handle = this.index === undefined ? undefined : await this.openIndex(this.index)
+          if (this.destroyed) {
+            await handle?.close()
+            return
+          }
+          if (!handle) {
+            // Not there (yet, or rotated away): a newer file, else wait for one.
+            const newer = await this.next()
+            if (newer && newer.index !== this.index) {
+              this.index = newer.index
+              this.position = 0
+              continue
             }
-            this.handle = handle
-          } catch (err) {
-            if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
             if (!this.follow) {
               this.push(null)
               return
@@ -99,6 +168,7 @@ export class FileLogStream extends Readable {
             this.later()
             return
           }
+          this.handle = handle
         }
         const buf = Buffer.allocUnsafe(CHUNK)
         const { bytesRead } = await this.handle.read(buf, 0, CHUNK, this.position)
@@ -106,6 +176,14 @@ export class FileLogStream extends Readable {
         if (bytesRead > 0) {
           this.position += bytesRead
           if (!this.push(buf.subarray(0, bytesRead))) return
+          continue
+        }
+        // At the end of this file: the writer has moved on if a newer one exists.
+        const newer = await this.next()
+        if (newer) {
+          await this.closeHandle()
+          this.index = newer.index
+          this.position = 0
           continue
         }
         if (!this.follow) {
@@ -127,13 +205,19 @@ export class FileLogStream extends Readable {
     }
   }
 
+  private async openIndex(index: number): Promise<FileHandle | undefined> {
+    try {
+      return await open(index === LEGACY ? this.base : `${this.base}.${index}`, 'r')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw err
+    }
+  }
+
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     if (this.timer) clearTimeout(this.timer)
     this.timer = undefined
-    const handle = this.handle
-    this.handle = undefined
-    if (!handle) return callback(error)
-    handle.close().then(
+    this.closeHandle().then(
       () => callback(error),
       () => callback(error),
     )

@@ -222,6 +222,15 @@ export interface TaskDependency {
   condition: DependencyCondition
 }
 
+/** Rotation of a task's output files (Nomad's logs block): at most maxFiles files of maxFileSizeMB each, per stream. */
+export interface TaskLogs {
+  maxFiles: number
+  maxFileSizeMB: number
+}
+
+/** Nomad's defaults; a task without a logs block gets them. */
+export const DEFAULT_TASK_LOGS: TaskLogs = { maxFiles: 10, maxFileSizeMB: 10 }
+
 interface TaskBase {
   name: string
   env: Record<string, string>
@@ -243,6 +252,8 @@ interface TaskBase {
   envFromVar?: Record<string, string>
   /** Services this task reaches on localhost through the agent's proxy; absent when none. */
   upstreams?: Upstream[]
+  /** Log rotation; absent: DEFAULT_TASK_LOGS. */
+  logs?: TaskLogs
 }
 
 export type Task =

@@ -280,3 +280,16 @@ test('recover finds the running and exited containers of the node', async (t) =>
   t.is(recovered[0].handle.startedAt, running.startedAt)
   t.deepEqual(await new DockerDriver().recover(uniqueId('other-node')), [])
 })
+
+test('the logs block sets json-file rotation on the container (defaults 10 × 10 MB); logs read back', async (t) => {
+  const { docker, allocId, nodeId } = await setup(t)
+  const plain = await start(t, dockerSpec({ image: TEST_IMAGE, command: '/bin/sh', args: ['-c', 'echo hi; sleep 30'] }, { allocId, nodeId, name: 'plain' }))
+  const spec = dockerSpec({ image: TEST_IMAGE, command: '/bin/sh', args: ['-c', 'echo rotated; sleep 30'] }, { allocId, nodeId, name: 'rotated' })
+  spec.task.logs = { maxFiles: 3, maxFileSizeMB: 2 }
+  const rotated = await start(t, spec)
+  const logConfig = async (h: TaskHandle) => (await docker.getContainer(h.id).inspect()).HostConfig.LogConfig
+  t.deepEqual(await logConfig(plain), { Type: 'json-file', Config: { 'max-file': '10', 'max-size': '10m' } })
+  t.deepEqual(await logConfig(rotated), { Type: 'json-file', Config: { 'max-file': '3', 'max-size': '2m' } })
+  await eventually(async () => (await readAll(await driver.logs(rotated, { stream: 'stdout', follow: false }))) === 'rotated\n')
+  t.pass()
+})

@@ -59,8 +59,8 @@ test('runs a script in the alloc dir with the task env; exit code and log files'
   t.is(handle.driver, 'exec')
   t.regex(handle.id, /^\d+$/)
   t.deepEqual(await driver.wait(handle), { exitCode: 3, oomKilled: false })
-  t.is(await readFile(join(allocDir, 'logs', 'worker.stdout'), 'utf8'), `hello from ${allocDir}\npath-set\n`)
-  t.is(await readFile(join(allocDir, 'logs', 'worker.stderr'), 'utf8'), 'oops\n')
+  t.is(await readFile(join(allocDir, 'logs', 'worker.stdout.0'), 'utf8'), `hello from ${allocDir}\npath-set\n`)
+  t.is(await readFile(join(allocDir, 'logs', 'worker.stderr.0'), 'utf8'), 'oops\n')
   t.is(await readAll(await driver.logs(handle, { stream: 'stderr', follow: false })), 'oops\n')
   // Late and concurrent waits agree.
   const again = await Promise.all([driver.wait(handle), driver.wait(handle)])
@@ -79,7 +79,7 @@ test('the task runs in its own session and process group', async (t) => {
 })
 
 test('start is idempotent per (alloc, task) and restarts an exited task', async (t) => {
-  const { spec, start, driver, allocDir } = await fixture(t)
+  const { spec, start, driver } = await fixture(t)
   const s = spec('/bin/sh', ['-c', 'echo started; sleep 30'])
   const [a, b] = await Promise.all([start(s), start(s)])
   t.is(a.id, b.id)
@@ -88,7 +88,7 @@ test('start is idempotent per (alloc, task) and restarts an exited task', async 
   t.like(await driver.wait(a), { exitCode: 143, signal: 15 })
   const c = await start(s)
   t.not(c.id, a.id)
-  await eventually(async () => (await readFile(join(allocDir, 'logs', 'worker.stdout'), 'utf8')) === 'started\nstarted\n')
+  await eventually(async () => (await readAll(await driver.logs(c, { stream: 'stdout', follow: false }))) === 'started\nstarted\n')
   await driver.stop(c, 2000)
   t.pass()
 })
@@ -143,6 +143,47 @@ test('logs: tail counts lines, follow sees appended lines until destroyed', asyn
   follow.destroy()
   await closed
   await driver.stop(handle, 1000)
+})
+
+test('logs rotate at max_file_size_mb, keep max_files per stream, and are read (tail, follow) across the files', async (t) => {
+  const { spec, start, driver, allocDir } = await fixture(t)
+  // 5 bursts of 10,000 lines of 100 bytes (5,000,000 bytes) with pauses; files of 1 MiB, 3 kept.
+  const pad = 'x'.repeat(89)
+  const line = (i: number) => `${String(i).padStart(9, '0')} ${pad}\n`
+  const expected = Array.from({ length: 50_000 }, (_, i) => line(i + 1)).join('')
+  const awk = `awk -v b=$b 'BEGIN { for (i = b * 10000 + 1; i <= (b + 1) * 10000; i++) printf "%09d %s\\n", i, "${pad}" }'`
+  const body = `sleep 0.5; for b in 0 1 2 3 4; do ${awk}; echo "burst $b" >&2; sleep 0.3; done; exit 0`
+  const s = spec('/bin/sh', ['-c', body])
+  s.task.logs = { maxFiles: 3, maxFileSizeMB: 1 }
+  const handle = await start(s)
+  const follow = await driver.logs(handle, { stream: 'stdout', follow: true })
+  const chunks: Buffer[] = []
+  let seen = 0
+  const followed = new Promise<void>((resolve, reject) => {
+    follow.on('data', (chunk: Buffer) => {
+      chunks.push(chunk)
+      seen += chunk.length
+      if (seen >= expected.length) resolve()
+    })
+    follow.on('error', reject)
+  })
+  t.deepEqual(await driver.wait(handle), { exitCode: 0, oomKilled: false })
+  await followed
+  follow.destroy()
+  t.is(Buffer.concat(chunks).toString(), expected, 'follow reads every byte once, in order, across the rotations')
+
+  const mib = 1024 * 1024
+  const files = (await readdir(join(allocDir, 'logs'))).filter((f) => f.startsWith('worker.stdout')).sort()
+  t.deepEqual(files, ['worker.stdout.2', 'worker.stdout.3', 'worker.stdout.4'], 'the oldest files are deleted past max_files')
+  const sizes = await Promise.all(files.map(async (f) => (await readFile(join(allocDir, 'logs', f))).length))
+  t.deepEqual(sizes, [mib, mib, expected.length - 4 * mib])
+  const read = async (tail?: number) => readAll(await driver.logs(handle, { stream: 'stdout', follow: false, tail }))
+  t.is(await read(), expected.slice(2 * mib), 'the files kept, oldest first')
+  t.is(await read(3), expected.split('\n').slice(-4).join('\n'))
+  // A tail reaching back past the newest file's start, through a line split between two files.
+  const lastFileLines = (expected.length - 4 * mib) / 100
+  t.is(await read(Math.ceil(lastFileLines) + 2), expected.slice(-(Math.ceil(lastFileLines) + 2) * 100))
+  t.is(await readAll(await driver.logs(handle, { stream: 'stderr', follow: false })), 'burst 0\nburst 1\nburst 2\nburst 3\nburst 4\n')
 })
 
 test('recover after an agent restart finds the task, and wait still gets its exit code', async (t) => {
@@ -216,12 +257,12 @@ test('a command that does not exist or cannot be executed is a DriverError', asy
 test('destroy kills the task and removes its handle but keeps the logs', async (t) => {
   const { spec, driver, allocDir, stateDir, nodeId } = await fixture(t)
   const handle = await driver.start(spec('/bin/sh', ['-c', 'echo kept; sleep 300']))
-  await eventually(async () => (await readFile(join(allocDir, 'logs', 'worker.stdout'), 'utf8')) === 'kept\n')
+  await eventually(async () => (await readFile(join(allocDir, 'logs', 'worker.stdout.0'), 'utf8')) === 'kept\n')
   await driver.destroy(handle)
   t.deepEqual(processGroupMembers(Number(handle.id)), [])
   t.deepEqual(await driver.recover(nodeId), [])
   t.deepEqual(await readdir(stateDir), [])
-  t.is(await readFile(join(allocDir, 'logs', 'worker.stdout'), 'utf8'), 'kept\n')
+  t.is(await readFile(join(allocDir, 'logs', 'worker.stdout.0'), 'utf8'), 'kept\n')
   t.truthy((await driver.wait(handle)).error)
   await driver.destroy(handle) // gone: no error
   await driver.stop(handle, 100)

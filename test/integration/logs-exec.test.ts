@@ -1,6 +1,6 @@
 // `alloc logs` through the API (stdout, stderr, tail, follow) for a docker and
 // an exec task sharing one allocation; the exec driver run by a real agent.
-import test from 'ava'
+import test, { type ExecutionContext } from 'ava'
 import { spawn } from 'node:child_process'
 import { rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -87,3 +87,57 @@ function runPs(): Promise<string> {
     p.on('close', () => resolve(s))
   })
 }
+
+// About 1 MB/s of numbered 100-byte lines: files of 1 MB rotate every second or so.
+const PAD = 'x'.repeat(89)
+const FLOOD = `awk 'BEGIN { for (i = 1; ; i++) { printf "%09d ${PAD}\\n", i; if (i % 5000 == 0) { fflush(); system("sleep 0.5") } } }'`
+
+/** The numbers of the complete lines of `text`; fails unless they follow each other. */
+function consecutive(t: ExecutionContext, text: string, what: string): number[] {
+  const lines = text.split('\n').filter((l) => /^\d{9} x{89}$/.test(l))
+  const nums = lines.map((l) => Number(l.slice(0, 9)))
+  const gap = nums.findIndex((n, i) => i > 0 && n !== nums[i - 1]! + 1)
+  t.is(gap, -1, `${what}: line ${nums[gap - 1]} is followed by ${nums[gap]}`)
+  return nums
+}
+
+test('alloc logs reads across rotated files: --tail, all of what is kept, -f through rotations', async (t) => {
+  const dir = await tempDir('logs-rotate')
+  const agent = await AgentProcess.start({ dataDir: join(dir, 'data'), name: 'it-logs-rotate', bind: '127.0.5.23', httpPort: await freePort() })
+  t.teardown(async () => {
+    await runCli(['job', 'stop', 'flood'], agent.address).catch(() => undefined)
+    await agent.kill()
+    await rm(dir, { recursive: true, force: true })
+  })
+  const file = join(dir, 'flood.json')
+  await writeFile(file, JSON.stringify({ job: { flood: { group: { g: { task: {
+    flood: { driver: 'exec', config: { command: '/bin/sh', args: ['-c', FLOOD] }, resources: { cpu: 50, memory: 32 }, logs: { max_files: 2, max_file_size_mb: 1 } },
+  } } } } } }))
+  const run = await runCli(['job', 'run', file], agent.address)
+  t.is(run.code, 0, run.stdout + run.stderr + agent.output)
+  const [alloc] = await agent.get<{ id: string }[]>('/v1/job/flood/allocations')
+  const logs = (...args: string[]) => runCli(['alloc', 'logs', alloc!.id.slice(0, 8), ...args], agent.address)
+
+  // Past two rotations: the first lines are gone with the deleted file.
+  const all = await eventually(async () => {
+    const r = await logs()
+    return r.code === 0 && Number(/^(\d{9}) /.exec(r.stdout)?.[1] ?? 1) > 1 && r
+  }, { what: 'the oldest log file deleted', timeoutMs: 60_000 })
+  const kept = consecutive(t, all.stdout, 'all the logs kept')
+  t.true(all.stdout.length <= 2 * 1024 * 1024, `at most max_files × max_file_size_mb (${all.stdout.length} bytes)`)
+  t.true(kept.length >= 10_000, `more than one file's worth (${kept.length} lines)`)
+
+  const tail = await logs('--tail', '3')
+  const last = consecutive(t, tail.stdout, '--tail 3')
+  t.is(last.length, 3)
+  t.true(last[0]! >= kept.at(-1)! - 2)
+
+  // -f from the last line on, across at least one rotation (over 10,000 lines = 1 MB).
+  const follow = spawn(SHOAL, ['alloc', 'logs', alloc!.id.slice(0, 8), '-f', '--tail', '1'], { env: { ...process.env, SHOAL_ADDR: agent.address } })
+  let followed = ''
+  follow.stdout.on('data', (d: Buffer) => (followed += d))
+  await eventually(async () => followed.length > 1_200_000, { what: 'more than a file followed', timeoutMs: 60_000 })
+  follow.kill()
+  const nums = consecutive(t, followed, '-f')
+  t.true(nums.length > 12_000)
+})

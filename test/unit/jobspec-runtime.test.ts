@@ -215,3 +215,31 @@ test('volume, memory_max and env_from_var problems name the field', (t) => {
     `${T}.b.config.volumes: unknown field (exec tasks run on the host and see its files; "volumes" is a docker driver option)`,
   ])
 })
+
+// --- Log rotation ------------------------------------------------------------------------
+
+test('logs: max_files and max_file_size_mb with their defaults; absent when not given', (t) => {
+  const spec = specOf(file({ a: { logs: { max_files: 3, max_file_size_mb: 1 } }, b: { logs: {} }, c: { logs: { max_files: 2 } }, d: {} }))
+  const [a, b, c, d] = spec.groups[0]!.tasks
+  t.deepEqual(a!.logs, { maxFiles: 3, maxFileSizeMB: 1 })
+  t.deepEqual(b!.logs, { maxFiles: 10, maxFileSizeMB: 10 })
+  t.deepEqual(c!.logs, { maxFiles: 2, maxFileSizeMB: 10 })
+  t.false('logs' in d!)
+})
+
+test('logs problems name the field', (t) => {
+  expectErrors(t, file({
+    a: { logs: { max_files: 0, max_file_size_mb: 1.5 } },
+    b: { logs: { max_file_size: 10, max_files: '3' } },
+    c: { logs: 'small' },
+    d: { logs: { max_files: 1001, max_file_size_mb: 200_000 } },
+  }), [
+    `${T}.a.logs.max_files: must be an integer between 1 and 1000 (got 0)`,
+    `${T}.a.logs.max_file_size_mb: must be an integer between 1 and 102400 (got 1.5)`,
+    `${T}.b.logs.max_file_size: unknown field (did you mean "max_file_size_mb"? the size is in MB)`,
+    `${T}.b.logs.max_files: must be an integer between 1 and 1000 (got "3")`,
+    `${T}.c.logs: must be an object like {"max_files": 10, "max_file_size_mb": 10} (got "small")`,
+    `${T}.d.logs.max_files: must be an integer between 1 and 1000 (got 1001)`,
+    `${T}.d.logs.max_file_size_mb: must be an integer between 1 and 102400 (got 200000)`,
+  ])
+})
