@@ -1,6 +1,7 @@
 // The HTTP API every agent serves. Reads come from the local state machine;
 // writes go through the agent's ClusterOps (the leader's propose seam).
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { AddressInfo } from 'node:net'
 import { JoinError, type Agent } from '../agent/agent.ts'
 import { WriteError } from '../agent/ops.ts'
@@ -12,6 +13,7 @@ import type { JobSpec } from '../structs/index.ts'
 import { groupResources, MAX_VAR_VALUE_BYTES, specOf, varPathProblem } from '../structs/index.ts'
 import type { LogStream } from '../runtime/driver.ts'
 import { HttpError, Router, readJsonBody, sendError, sendJson, type Request } from './http.ts'
+import { acceptUpgrade, EXEC_UPGRADE, FRAME, frame, FrameReader, proxyUpgrade, refuseUpgrade, sessionSpec } from './exec-session.ts'
 import { planRoute } from './plan.ts'
 import { checkPublishPorts, serviceRoutes } from './services.ts'
 import { eventStream } from './events.ts'
@@ -101,6 +103,13 @@ export class ApiServer {
           }
         })
         .catch((err: unknown) => sendError(res, toHttpError(err)))
+    })
+    this.#server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', () => undefined)
+      this.#execSession(req, socket, head).catch((err: unknown) => {
+        const e = toHttpError(err)
+        refuseUpgrade(socket, e instanceof HttpError ? e : new HttpError(500, e instanceof Error ? e.message : String(e)))
+      })
     })
   }
 
@@ -386,6 +395,68 @@ export class ApiServer {
     }
     res.end()
     return undefined
+  }
+
+  /** `alloc exec -i -t`: see exec-session.ts for the protocol. */
+  async #execSession(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost')
+    const m = /^\/v1\/client\/allocation\/([^/]+)\/exec\/session$/.exec(url.pathname)
+    if (!m) throw new HttpError(404, `no such endpoint: upgrade of ${req.method} ${url.pathname}`)
+    if (req.headers.upgrade?.toLowerCase() !== EXEC_UPGRADE) throw new HttpError(400, `upgrade: must be "${EXEC_UPGRADE}"`, 'upgrade')
+    const id = decodeURIComponent(m[1]!)
+    const alloc = one(this.#agent.fsm.state.findByPrefix('allocs', id), 'allocation', id)
+    const spec = sessionSpec(url.searchParams)
+    if (alloc.nodeId !== this.#agent.nodeId) {
+      const node = this.#agent.fsm.state.get('nodes', alloc.nodeId)
+      if (!node) throw new HttpError(404, `node ${alloc.nodeId} of the allocation is not registered`)
+      if (node.status === 'down') throw new HttpError(503, `node ${node.name} is down; exec is not reachable`)
+      if (url.searchParams.get('proxied') === '1') throw new HttpError(508, 'allocation moved while the exec request was being proxied; retry')
+      const target = new URL(`${url.pathname}${url.search}`, `http://${node.http}`)
+      target.searchParams.set('proxied', '1')
+      return proxyUpgrade(req, socket, head, target)
+    }
+    const { name, task } = this.#localTask(alloc.id, spec.task, 'exec')
+    const handle = task.handle
+    if (!handle || task.state.state !== 'running') throw new HttpError(409, `task "${name}" is not running (${task.state.state})`, 'task')
+    const [program, ...args] = spec.command
+    const session = await this.#agent.driver(handle.driver).execSession(handle, program!, args, spec)
+    acceptUpgrade(socket)
+    const reader = new FrameReader()
+    const onData = (chunk: Buffer) => {
+      let frames
+      try {
+        frames = reader.push(chunk)
+      } catch {
+        socket.destroy()
+        return
+      }
+      for (const f of frames) {
+        if (f.type === FRAME.stdin) session.stdin?.write(f.payload)
+        else if (f.type === FRAME.stdinEnd) session.stdin?.end()
+        else if (f.type === FRAME.resize) {
+          const size = JSON.parse(f.payload.toString()) as { rows?: unknown; cols?: unknown }
+          if (Number.isInteger(size.rows) && Number.isInteger(size.cols)) void session.resize(size.rows as number, size.cols as number)
+        }
+      }
+    }
+    if (head.length) onData(head)
+    socket.on('data', onData)
+    let done = false
+    // The client went away (Ctrl-C, lost connection): the command ends with it.
+    socket.once('close', () => {
+      if (!done) session.kill()
+    })
+    const outputs = [session.stdout, ...(session.stderr ? [session.stderr] : [])]
+    const drained = outputs.map((stream, i) => new Promise<void>((resolve) => {
+      stream.on('data', (c: Buffer) => socket.write(frame(i === 0 ? FRAME.stdout : FRAME.stderr, c)))
+      stream.once('end', resolve)
+      stream.once('close', resolve)
+      stream.once('error', () => resolve())
+    }))
+    const exitCode = await session.wait()
+    await Promise.all(drained)
+    done = true
+    socket.end(frame(FRAME.exit, JSON.stringify({ exitCode })))
   }
 
   /**

@@ -10,6 +10,8 @@ import { awaitsPromotion } from '../structs/index.ts'
 import { formatDuration } from '../jobspec/duration.ts'
 import { shortId, table } from './format.ts'
 
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
 interface AllocStub {
   id: string
   name: string

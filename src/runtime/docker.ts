@@ -3,7 +3,7 @@
 // restarts finds its tasks again (recover) and never starts a second copy (start).
 import { stat } from 'node:fs/promises'
 import { posix } from 'node:path'
-import { pipeline, Readable, type Duplex } from 'node:stream'
+import { PassThrough, pipeline, Readable, type Duplex } from 'node:stream'
 import Docker from 'dockerode'
 import type {
   ContainerCreateOptions,
@@ -18,6 +18,8 @@ import {
   type DriverFingerprint,
   type ExecOptions,
   type ExecResult,
+  type ExecSession,
+  type ExecSessionOptions,
   type ExitResult,
   type GroupNetwork,
   type GroupNetworkSpec,
@@ -784,6 +786,67 @@ export class DockerDriver implements Driver {
       await sleep(20)
     }
     return { exitCode: -1, stdout: out.toString(), stderr: err.toString(), timedOut: true }
+  }
+
+  async execSession(handle: TaskHandle, command: string, args: readonly string[], options: ExecSessionOptions): Promise<ExecSession> {
+    const container = this.docker.getContainer(handle.id)
+    const short = handle.id.slice(0, 12)
+    let exec: Docker.Exec
+    let stream: Duplex
+    try {
+      exec = await container.exec({ Cmd: [command, ...args], AttachStdin: options.stdin, AttachStdout: true, AttachStderr: true, Tty: options.tty })
+      stream = (await exec.start({ hijack: true, stdin: options.stdin, Tty: options.tty })) as Duplex
+    } catch (err) {
+      const code = statusCode(err)
+      if (code === 404) throw new DriverError(`container ${short} of task "${handle.taskName}" no longer exists`, false)
+      if (code === 409 || /is not running/.test(apiMessage(err))) throw new DriverError(`task "${handle.taskName}" is not running`, false)
+      throw new DriverError(`exec in container ${short}: ${apiMessage(err)}`, isConnectionError(err))
+    }
+    const resize = async (rows: number, cols: number) => {
+      await exec.resize({ h: rows, w: cols }).catch(() => undefined)
+    }
+    // Engines before API 1.42 take no size at create: set it at once (the command may read it first).
+    if (options.tty) await resize(options.rows, options.cols)
+    let stdout: Readable = stream
+    let stderr: Readable | undefined
+    if (!options.tty) {
+      const out = new PassThrough()
+      const err = new PassThrough()
+      this.docker.modem.demuxStream(stream, out, err)
+      stream.once('end', () => {
+        out.end()
+        err.end()
+      })
+      stdout = out
+      stderr = err
+    }
+    const ended = new Promise<void>((resolve) => {
+      stream.once('end', resolve)
+      stream.once('close', resolve)
+      stream.once('error', () => resolve())
+    })
+    return {
+      ...(options.stdin ? { stdin: stream } : {}),
+      stdout,
+      ...(stderr ? { stderr } : {}),
+      resize,
+      wait: async () => {
+        await ended
+        // The output can end a moment before the engine records the exit code.
+        for (let i = 0; i < 50; i++) {
+          const info = await exec.inspect().catch(() => undefined)
+          if (info && !info.Running && info.ExitCode !== null) return info.ExitCode
+          await sleep(20)
+        }
+        return -1
+      },
+      kill: () => {
+        stream.destroy()
+        void exec.inspect().then((info) => {
+          if (info.Running && info.Pid > 0) process.kill(info.Pid, 'SIGKILL')
+        }).catch(() => undefined)
+      },
+    }
   }
 
   /** One sample from the engine's stats API (it compares two readings about a second apart). */

@@ -1,5 +1,5 @@
 // The one small interface every task driver implements (docker, exec).
-import type { Readable } from 'node:stream'
+import type { Readable, Writable } from 'node:stream'
 import type { AllocatedPort, DriverName, Task } from '../structs/index.ts'
 
 /** Everything a driver needs to start one task of one allocation. */
@@ -89,6 +89,32 @@ export interface ExecResult {
   stdout: string
   stderr: string
   timedOut?: boolean
+}
+
+/** What an interactive session (`alloc exec -i -t`) asks for. */
+export interface ExecSessionOptions {
+  /** Run the command on a terminal (docker exec Tty; exec driver: a pty through `script`). */
+  tty: boolean
+  /** Keep the command's stdin open for session.stdin; otherwise it reads end of file. */
+  stdin: boolean
+  /** Initial window size (tty only). */
+  rows: number
+  cols: number
+}
+
+/** A command running inside a task with its streams live. */
+export interface ExecSession {
+  /** The command's input (when asked for). */
+  stdin?: Writable
+  /** Its output; with a tty, stdout and stderr both. */
+  stdout: Readable
+  stderr?: Readable
+  /** New window size (tty only; best effort). */
+  resize(rows: number, cols: number): Promise<void>
+  /** The exit code, once the output has ended. */
+  wait(): Promise<number>
+  /** Ends the command (the client went away). */
+  kill(): void
 }
 
 /** How much of each stream an ExecResult keeps. */
@@ -194,6 +220,8 @@ export interface Driver {
    * code and output. DriverError when the task is not running or the command cannot start.
    */
   exec(handle: TaskHandle, command: string, args: readonly string[], options?: ExecOptions): Promise<ExecResult>
+  /** Runs `command args` inside the running task with live streams, on a terminal if asked. DriverError as exec. */
+  execSession(handle: TaskHandle, command: string, args: readonly string[], options: ExecSessionOptions): Promise<ExecSession>
   /** Samples the running task's CPU and memory use (takes about a second). DriverError when it is not running. */
   stats(handle: TaskHandle): Promise<TaskStats>
   /**

@@ -12,8 +12,8 @@
 // command gets default dispositions) and outlives the command to record its status.
 // A handle file `<stateDir>/<key>.json` (pid, /proc start time, boot id, node, alloc,
 // task) lets recover() find tasks again and guards against pid reuse.
-import { spawn } from 'node:child_process'
-import { constants as fsConstants, statSync } from 'node:fs'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { constants as fsConstants, readFileSync, readlinkSync, statSync } from 'node:fs'
 import { access, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises'
 import { delimiter, join, resolve as resolvePath } from 'node:path'
 import type { Readable } from 'node:stream'
@@ -25,6 +25,8 @@ import {
   type DriverFingerprint,
   type ExecOptions,
   type ExecResult,
+  type ExecSession,
+  type ExecSessionOptions,
   type ExitResult,
   type LogOptions,
   type RecoveredTask,
@@ -495,6 +497,51 @@ export class ExecDriver implements Driver {
     return { exitCode, stdout: out.toString(), stderr: err.toString() }
   }
 
+  /**
+   * A live session in the task's environment and working directory. With a tty the
+   * command runs on a pseudo-terminal that util-linux `script` opens (node has no pty of
+   * its own): `script -qfec` passes the command's exit code on, and `stty` sets the window
+   * size first (and again on resize, on the terminal the command holds as its stdin).
+   */
+  async execSession(handle: TaskHandle, command: string, args: readonly string[], options: ExecSessionOptions): Promise<ExecSession> {
+    const pid = Number(handle.id)
+    const record = await this.recordOf(handle)
+    if (!this.running(pid, record)) throw new DriverError(`task "${handle.taskName}" is not running`, false)
+    const env = readEnviron(pid) ?? { PATH: process.env.PATH || DEFAULT_PATH }
+    const cwd = readCwd(pid) ?? record?.allocDir
+    if (!cwd) throw new DriverError(`no working directory known for task "${handle.taskName}"`, false)
+    const program = await resolveCommand(command, cwd, env.PATH)
+    let child: ChildProcess
+    if (options.tty) {
+      const script = await resolveCommand('script', '/', process.env.PATH || DEFAULT_PATH).catch(() => {
+        throw new DriverError('a terminal for exec tasks needs "script" (util-linux) on the host', false)
+      })
+      const line = `stty rows ${options.rows} cols ${options.cols} 2>/dev/null; exec ${[program, ...args].map(shellQuote).join(' ')}`
+      child = spawn(script, ['-qfec', line, '/dev/null'], { cwd, env: { ...env, SHELL: SHELL }, detached: true, stdio: ['pipe', 'pipe', 'pipe'] })
+    } else {
+      child = spawn(program, [...args], { cwd, env, detached: true, stdio: [options.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
+    }
+    const exited = new Promise<number>((resolve) => {
+      child.once('error', () => resolve(-1))
+      child.once('close', (code, signal) => resolve(code ?? (signal ? 128 + (SIGNAL_NUMBERS[signal] ?? 0) : -1)))
+    })
+    child.stdin?.on('error', () => undefined)
+    return {
+      ...(options.stdin && child.stdin ? { stdin: child.stdin } : {}),
+      stdout: child.stdout!,
+      stderr: child.stderr!,
+      resize: async (rows, cols) => {
+        const terminal = child.pid === undefined || !options.tty ? undefined : terminalOfChild(child.pid)
+        if (terminal) await new Promise((resolve) => execFile('stty', ['-F', terminal, 'rows', String(rows), 'cols', String(cols)], resolve))
+      },
+      wait: () => exited,
+      // script's command has a session of its own: it gets SIGHUP when script's terminal closes.
+      kill: () => {
+        if (child.pid !== undefined) signalProcess(-child.pid, 'SIGKILL')
+      },
+    }
+  }
+
   /** CPU and RSS of the task's process group, from /proc, over a half-second sample. */
   async stats(handle: TaskHandle): Promise<TaskStats> {
     const pid = Number(handle.id)
@@ -593,6 +640,23 @@ export class ExecDriver implements Driver {
       await rmdir(dir).catch(() => undefined)
       return undefined
     }
+  }
+}
+
+/** A word for sh -c: single-quoted, with its single quotes escaped. */
+function shellQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`
+}
+
+/** The terminal device the first child of `pid` has as its stdin (script's command), if any. */
+function terminalOfChild(pid: number): string | undefined {
+  try {
+    const first = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)[0]
+    if (!first) return undefined
+    const target = readlinkSync(`/proc/${first}/fd/0`)
+    return target.startsWith('/dev/pts/') ? target : undefined
+  } catch {
+    return undefined
   }
 }
 

@@ -118,7 +118,7 @@ test('stop escalates to SIGKILL after the timeout, and the exit is still recorde
 
 test('logs: tail counts lines, follow sees appended lines until destroyed', async (t) => {
   const { spec, start, driver } = await fixture(t)
-  const body = 'printf "a\\nb\\nc\\n"; printf "err1\\nerr2" >&2; sleep 1; echo d; sleep 1; echo e; sleep 30'
+  const body = 'printf "a\\nb\\nc\\n"; printf "err1\\nerr2" >&2; sleep 3; echo d; sleep 1; echo e; sleep 30'
   const handle = await start(spec('/bin/sh', ['-c', body]))
   await eventually(async () => (await readAll(await driver.logs(handle, { stream: 'stdout', follow: false }))) === 'a\nb\nc\n')
   const read = async (stream: 'stdout' | 'stderr', tail?: number) =>

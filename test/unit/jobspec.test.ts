@@ -620,7 +620,7 @@ test('unknown fields with nothing close list what is allowed', (t) => {
   task.vault = {}
   expectErrors(t, root, [
     'job.web.datacenters: unknown field (expected one of "type", "priority", "reschedule", "update", "constraint", "affinity", "spread", "group")',
-    `${T}.vault: unknown field (expected one of "driver", "config", "env", "resources", "kill_timeout", "constraint", "affinity", "check", "check_restart", "lifecycle", "depends_on", "essential", "env_from_var", "service", "upstreams")`,
+    `${T}.vault: unknown field (expected one of "driver", "config", "env", "resources", "kill_timeout", "constraint", "affinity", "check", "check_restart", "lifecycle", "depends_on", "essential", "env_from_var", "service", "upstreams", "logs")`,
   ])
 })
 

@@ -46,6 +46,7 @@ class ScriptedDriver implements Driver {
   async logs() { return Readable.from([]) }
   async recover() { return [] }
   async exec() { return { exitCode: 0, stdout: '', stderr: '' } }
+  async execSession(): Promise<never> { throw new Error('not scripted') }
   async stats() { return { cpuPercent: 0, memoryRssBytes: 0, timestamp: Date.now() } }
 }
 
