@@ -395,7 +395,7 @@ export class ExecDriver implements Driver {
     const pid = Number(handle.id)
     const record = await this.recordOf(handle)
     if (!this.running(pid, record)) {
-      this.killGroup(pid, record)
+      await this.killGroup(pid, record)
       return
     }
     signalProcess(-pid, 'SIGTERM')
@@ -409,15 +409,17 @@ export class ExecDriver implements Driver {
       }
     }
     // Whatever the task left behind in its process group.
-    this.killGroup(pid, record)
+    await this.killGroup(pid, record)
   }
 
-  /** SIGKILLs what remains of the task's process group once the wrapper is gone. */
-  private killGroup(pid: number, record: HandleRecord | undefined): void {
+  /** SIGKILLs what remains of the task's process group once the wrapper is gone, and waits (up to 1 s) for it to be gone. */
+  private async killGroup(pid: number, record: HandleRecord | undefined): Promise<void> {
     // A pgid stays reserved while any member lives, so this cannot hit a stranger;
     // without a record (or after a reboot) we cannot be sure the group is ours.
     if (!record || record.bootId !== bootId()) return
-    if (processGroupMembers(pid).length > 0) signalProcess(-pid, 'SIGKILL')
+    if (processGroupMembers(pid).length === 0) return
+    signalProcess(-pid, 'SIGKILL')
+    for (let i = 0; i < 50 && processGroupMembers(pid).length > 0; i++) await sleep(20)
   }
 
   async destroy(handle: TaskHandle): Promise<void> {
@@ -429,7 +431,7 @@ export class ExecDriver implements Driver {
         signalProcess(-pid, 'SIGKILL')
         await this.exited(pid, record, 2000)
       }
-      this.killGroup(pid, record)
+      await this.killGroup(pid, record)
       if (record.cgroup) await rmdir(record.cgroup).catch(() => undefined)
       this.allocDirs.set(key, record.allocDir)
       await rm(this.recordPath(key), { force: true })

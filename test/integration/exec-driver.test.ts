@@ -148,11 +148,13 @@ test('logs: tail counts lines, follow sees appended lines until destroyed', asyn
 test('logs rotate at max_file_size_mb, keep max_files per stream, and are read (tail, follow) across the files', async (t) => {
   const { spec, start, driver, allocDir } = await fixture(t)
   // 5 bursts of 10,000 lines of 100 bytes (5,000,000 bytes) with pauses; files of 1 MiB, 3 kept.
+  t.timeout(120_000)
   const pad = 'x'.repeat(89)
   const line = (i: number) => `${String(i).padStart(9, '0')} ${pad}\n`
   const expected = Array.from({ length: 50_000 }, (_, i) => line(i + 1)).join('')
   const awk = `awk -v b=$b 'BEGIN { for (i = b * 10000 + 1; i <= (b + 1) * 10000; i++) printf "%09d %s\\n", i, "${pad}" }'`
-  const body = `sleep 0.5; for b in 0 1 2 3 4; do ${awk}; echo "burst $b" >&2; sleep 0.3; done; exit 0`
+  // A second between bursts keeps the follower (polling every 150 ms) well within the 3 files kept, even on a busy machine.
+  const body = `sleep 0.5; for b in 0 1 2 3 4; do ${awk}; echo "burst $b" >&2; sleep 1; done; exit 0`
   const s = spec('/bin/sh', ['-c', body])
   s.task.logs = { maxFiles: 3, maxFileSizeMB: 1 }
   const handle = await start(s)
@@ -168,7 +170,9 @@ test('logs rotate at max_file_size_mb, keep max_files per stream, and are read (
     follow.on('error', reject)
   })
   t.deepEqual(await driver.wait(handle), { exitCode: 0, oomKilled: false })
+  const late = setTimeout(() => follow.destroy(new Error(`follow read ${seen} of ${expected.length} bytes within 30 s of the exit`)), 30_000)
   await followed
+  clearTimeout(late)
   follow.destroy()
   t.is(Buffer.concat(chunks).toString(), expected, 'follow reads every byte once, in order, across the rotations')
 
