@@ -109,6 +109,12 @@ export class AllocRunner {
   #healthTimer: NodeJS.Timeout | undefined
   /** Checks of the group's services; absent when none has checks. */
   #serviceChecks: ServiceChecks | undefined
+  /**
+   * False until the network hook's setup is over: a task event noted during
+   * setup folds the task states, and no task may start before its upstream
+   * listeners exist (it would meet a refused connection).
+   */
+  #networkReady = false
 
   constructor(o: AllocRunnerOptions) {
     this.#o = o
@@ -193,6 +199,7 @@ export class AllocRunner {
       }).catch((err: Error) => this.#entries[0]?.runner.note('Network Failure', err.message))
       if (this.#stopping) return
     }
+    this.#networkReady = true
     // Tasks found running at agent start are re-attached whatever they wait for.
     for (const e of this.#entries) if (this.#o.recovered.has(e.task.name)) void e.runner.run()
     this.#advance()
@@ -288,7 +295,7 @@ export class AllocRunner {
 
   /** Starts the tasks whose waits are over; gives up on those whose waits never will be. */
   #advance(): void {
-    if (this.#stopping) return
+    if (this.#stopping || !this.#networkReady) return
     for (const e of this.#entries) {
       if (e.runner.launched) continue
       if (e.hook === 'poststop') {

@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import type { AllocClientUpdate } from '../../src/fsm/commands.ts'
 import { validateJob } from '../../src/jobspec/index.ts'
-import { AllocRunner } from '../../src/runtime/alloc-runner.ts'
+import { AllocRunner, type AllocNetworkHooks } from '../../src/runtime/alloc-runner.ts'
 import type { Driver, ExitResult, TaskHandle, TaskStartSpec } from '../../src/runtime/driver.ts'
 import type { Allocation, Job } from '../../src/structs/index.ts'
 
@@ -53,7 +53,7 @@ class ScriptedDriver implements Driver {
 type Json = Record<string, unknown>
 const task = (extra: Json = {}) => ({ driver: 'exec', config: { command: '/bin/true' }, ...extra })
 
-async function runGroup(t: ExecutionContext, type: string, tasks: Record<string, Json>, script: Record<string, { ms?: number; code?: number }>) {
+async function runGroup(t: ExecutionContext, type: string, tasks: Record<string, Json>, script: Record<string, { ms?: number; code?: number }>, network?: AllocNetworkHooks) {
   const r = validateJob({ job: { j: { type, group: { g: { restart: { attempts: 0, delay: '0s', mode: 'fail' }, task: tasks } } } } })
   if (!r.ok) throw new Error(JSON.stringify(r.errors))
   const job: Job = { ...r.spec, version: 0, stop: false, submitTime: 0, createIndex: 1, modifyIndex: 1 }
@@ -66,7 +66,7 @@ async function runGroup(t: ExecutionContext, type: string, tasks: Record<string,
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   const driver = new ScriptedDriver(script)
   let last: AllocClientUpdate | undefined
-  const runner = new AllocRunner({ alloc, job, nodeId: 'n', allocsDir: dir, drivers: new Map([['exec', driver]]), recovered: new Map(), onUpdate: (u) => (last = u) })
+  const runner = new AllocRunner({ alloc, job, nodeId: 'n', allocsDir: dir, drivers: new Map([['exec', driver]]), recovered: new Map(), onUpdate: (u) => (last = u), ...(network ? { network } : {}) })
   await runner.start()
   const until = async (pred: (u: AllocClientUpdate) => boolean, what: string) => {
     const deadline = Date.now() + 5_000
@@ -152,4 +152,22 @@ test('depends_on COMPLETE waits for the exit, whatever its code; stop kills task
   const u = await until((u) => u.clientStatus === 'complete', 'complete')
   t.deepEqual(u.taskStates.never!.events.map((e) => e.type), ['Killed'])
   t.is(u.clientDescription, 'job stopped')
+})
+
+test('no task starts before the network hook\'s setup is over, even when setup notes a task event meanwhile', async (t) => {
+  let setupDone = Infinity
+  const network: AllocNetworkHooks = {
+    wantsGroupNamespace: () => false,
+    setup: async (ctx) => {
+      // A task event folds the task states: it must not start the tasks early (their upstream listeners do not exist yet).
+      ctx.note('main', 'Upstream', 'upstream service nosuch unknown')
+      await new Promise((r) => setTimeout(r, 100))
+      setupDone = Date.now()
+    },
+    teardown: () => undefined,
+  }
+  const { driver, until } = await runGroup(t, 'service', { main: task(), side: task() }, {}, network)
+  const u = await until((u) => u.clientStatus === 'running', 'running')
+  t.deepEqual(driver.log.sort(), ['start main', 'start side'])
+  for (const name of ['main', 'side']) t.true(u.taskStates[name]!.startedAt! >= setupDone, `${name} started before setup was over`)
 })
