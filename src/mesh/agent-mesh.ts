@@ -73,6 +73,8 @@ export class AgentMesh {
       const upstreams: UpstreamRequest[] = ctx.group.tasks.flatMap((t) =>
         (t.upstreams ?? []).map((u) => ({ task: t.name, driver: t.driver, service: u.service, localPort: u.localPort })))
       if (upstreams.length === 0) return
+      // The pools exist from now on (not from the first connection): the status shows the upstreams' instances.
+      for (const u of upstreams) this.mesh.pool(u.service)
       await this.upstreams.attach({ allocId: ctx.alloc.id, upstreams, note: ctx.note, ...(ctx.netnsPid !== undefined ? { netnsPid: ctx.netnsPid } : {}) })
     },
     teardown: (allocId) => this.upstreams.detach(allocId),

@@ -69,6 +69,15 @@ const instances = (service: string, via = ctx.agents[0]!) => via.get<Instance[]>
 const sorted = (s: Set<string>) => [...s].sort()
 const mesh = (a: AgentProcess) => a.get<MeshStatus>('/v1/agent/mesh')
 
+/** Agent 1 has the allocation's upstream listeners open and 3 healthy web instances to proxy them to. */
+async function upstreamsReady(allocId: string): Promise<void> {
+  await eventually(async () => {
+    const st = await mesh(ctx.agents[0]!)
+    const ups = st.upstreams.filter((u) => u.allocId === allocId)
+    return ups.length === 3 && ups.every((u) => u.state === 'listening') && st.services.web?.instances === 3
+  }, { what: 'upstream listeners open, 3 web instances', timeoutMs: 60_000 })
+}
+
 test.before(async () => {
   ctx.docker = await requireDocker()
   ctx.dir = await tempDir('mesh')
@@ -175,30 +184,32 @@ test.serial('upstreams: exec and docker tasks reach the service on localhost; an
         },
         viadocker: {
           driver: 'docker', resources: { cpu: 20, memory: 16 }, kill_timeout: '1s',
-          config: { image: TEST_IMAGE, command: '/bin/sh', args: ['-c', `while true; do echo "GOT $(wget -qO- http://127.0.0.1:5000/ 2>&1)"; sleep 0.3; done`] },
+          config: { image: TEST_IMAGE, command: '/bin/sh', args: ['-c', `while true; do echo "GOT $(timeout 5 wget -qO- http://127.0.0.1:5000/ 2>&1 | tr '\\n' ' ')"; sleep 0.3; done`] },
           upstreams: [{ service: 'web', local_port: 5000 }, { service: 'nosuch', local_port: 5001 }],
         },
       },
     } },
   })
   const [alloc] = (await ctx.agents[0]!.get<AllocStub[]>('/v1/job/consumer/allocations')).filter((a) => a.desiredStatus === 'run')
+  const answer = (line: string) => line.slice(4).trim()
   const healthy = new Set((await instances('web')).filter((i) => i.healthy).map((i) => i.allocId))
-  const union = new Set<string>()
-  for (const task of ['viaexec', 'viadocker']) {
-    let last = ''
-    const seen = await eventually(async () => {
+  await upstreamsReady(alloc!.id)
+  // Every request the tasks made is in their logs: none may have failed (the listeners exist before the tasks start).
+  const logs = await eventually(async () => {
+    const out: Record<string, string[]> = {}
+    for (const task of ['viaexec', 'viadocker']) {
       const r = await runCli(['alloc', 'logs', alloc!.id.slice(0, 8), task], ctx.agents[0]!.address)
-      last = r.stdout.slice(-600) + r.stderr.slice(-300) + ctx.agents[0]!.output.split('\n').filter((l) => /mesh|upstream/i.test(l)).slice(-10).join(' / ')
-      const got = new Set([...r.stdout.matchAll(/GOT (\S+)/g)].map((m) => m[1]!))
-      // Both tasks share the service's round-robin cursor, so one task alone may keep meeting the same instances.
-      return got.size > 0 && [...got].every((id) => healthy.has(id)) && got
-    }, { what: `${task} reached web instances through localhost`, timeoutMs: 90_000 }).catch(async (err: Error) => {
-      const detail = await ctx.agents[0]!.get<object>(`/v1/allocation/${alloc!.id}`)
-      throw new Error(`${err.message}; last logs: ${last}; mesh: ${JSON.stringify(await mesh(ctx.agents[0]!))}; alloc: ${JSON.stringify(detail).slice(0, 3000)}`)
-    })
-    for (const id of seen) union.add(id)
-  }
-  t.deepEqual(sorted(union), sorted(healthy), 'together the tasks reached every instance')
+      out[task] = r.stdout.split('\n').filter((l) => /^(GOT|ERR) /.test(l))
+    }
+    const ids = (task: string) => out[task]!.map(answer).filter((id) => healthy.has(id))
+    const failed = Object.values(out).flat().some((l) => !healthy.has(answer(l)))
+    // Both tasks share the service's round-robin cursor: together (not each) they reach every instance.
+    const union = new Set([...ids('viaexec'), ...ids('viadocker')])
+    return (failed || (ids('viaexec').length > 0 && ids('viadocker').length > 0 && union.size === healthy.size)) && out
+  }, { what: 'both tasks reached the web instances through localhost', timeoutMs: 60_000 })
+  for (const [task, lines] of Object.entries(logs)) t.deepEqual(lines.filter((l) => !healthy.has(answer(l))), [], `${task}: requests that failed`)
+  t.deepEqual(sorted(new Set(Object.values(logs).flat().map(answer))), sorted(healthy), 'together the tasks reached every instance')
+
   // The unknown upstream: a task event and the mesh status say so; its connections are closed.
   const detail = await ctx.agents[0]!.get<{ taskStates: Record<string, { events: TaskEvent[] }> }>(`/v1/allocation/${alloc!.id}`)
   t.true(detail.taskStates.viadocker!.events.some((e) => e.message.startsWith('upstream service nosuch unknown')), JSON.stringify(detail.taskStates.viadocker!.events))
@@ -206,8 +217,8 @@ test.serial('upstreams: exec and docker tasks reach the service on localhost; an
   t.like(st.upstreams.find((u) => u.localPort === 5001), { service: 'nosuch', state: 'listening' })
   t.like(st.upstreams.find((u) => u.localPort === local), { service: 'web', task: 'viaexec', state: 'listening' })
   // A connection to the unknown upstream is closed (from inside the task's namespace).
-  const out = await runCli(['alloc', 'exec', alloc!.id.slice(0, 8), 'viadocker', '--', '/bin/sh', '-c', 'wget -qO- -T 3 http://127.0.0.1:5001/; echo "rc=$?"'], ctx.agents[0]!.address)
-  t.regex(out.stdout, /rc=1/)
+  const out = await runCli(['alloc', 'exec', alloc!.id.slice(0, 8), 'viadocker', '--', '/bin/sh', '-c', 'timeout 5 wget -qO- http://127.0.0.1:5001/; echo "rc=$?"'], ctx.agents[0]!.address)
+  t.regex(out.stdout, /^rc=1$/m)
   t.true(ctx.agents[0]!.output.includes('upstream service nosuch unknown'))
   // Stopping the allocation closes its upstream listeners.
   await runCli(['job', 'stop', 'consumer'], ctx.agents[0]!.address)
