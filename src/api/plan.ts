@@ -5,6 +5,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { schedulerView } from '../agent/leader.ts'
 import type { StateStore } from '../fsm/state.ts'
 import { validateJob } from '../jobspec/index.ts'
+import { checkPublishPorts } from './services.ts'
 import { schedule, type DesiredUpdates, type SchedulerState } from '../scheduler/index.ts'
 import type { Evaluation, Job, JobSpec, PlacementFailure } from '../structs/index.ts'
 import { specOf } from '../structs/index.ts'
@@ -93,5 +94,6 @@ export async function planRoute(state: StateStore, req: Request): Promise<JobPla
     const first = result.errors[0]!
     throw new HttpError(400, result.errors.map((e) => `${e.field}: ${e.message}`).join('\n'), first.field, result.errors)
   }
+  checkPublishPorts(state, result.spec)
   return planJob(state, result.spec, Date.now())
 }

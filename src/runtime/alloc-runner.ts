@@ -374,6 +374,7 @@ export class AllocRunner {
   #checkedTasks(): Map<string, CheckedTask> {
     return new Map(this.#entries.map((e) => [e.task.name, {
       state: e.runner.state.state, startedAt: e.runner.state.startedAt, handle: e.runner.handle, driver: this.#o.drivers.get(e.task.driver)!,
+      longRunning: e.hook !== 'poststop' && !isEphemeralTask(e.task),
     }]))
   }
 

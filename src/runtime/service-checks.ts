@@ -13,6 +13,8 @@ export interface CheckedTask {
   startedAt: number | undefined
   handle: TaskHandle | undefined
   driver: Driver
+  /** Main tasks and sidecars: what a group-level service's run is made of (hooks that finish do not restart its checks). */
+  longRunning: boolean
 }
 
 export interface ServiceChecksOptions {
@@ -93,7 +95,7 @@ export class ServiceChecks {
       return t?.state === 'running' && t.startedAt !== undefined ? String(t.startedAt) : undefined
     }
     if (!running) return undefined
-    return [...tasks.values()].map((t) => (t.state === 'running' ? t.startedAt ?? 0 : '-')).join(',')
+    return [...tasks.values()].filter((t) => t.longRunning).map((t) => (t.state === 'running' ? t.startedAt ?? 0 : '-')).join(',')
   }
 
   #monitor(e: Entry, tasks: ReadonlyMap<string, CheckedTask>): HealthMonitor {

@@ -273,6 +273,9 @@ test('3 agents: a 3-instance service is discovered with health; a killed contain
   t.not(clashRun.code, 0)
   t.regex(clashRun.stderr, /job\.svc-clash\.group\.g\.task\.t\.service\[0\]\.publish\.port: port 18080 is already published by service "web" of job "svc-web"/)
   t.is((await fetch(`${agents[2]!.address}/v1/job/svc-clash`)).status, 404)
+  const clashPlan = await runCli(['job', 'plan', clashFile], agents[0]!.address)
+  t.not(clashPlan.code, 0)
+  t.regex(clashPlan.stderr, /publish\.port: port 18080 is already published by service "web" of job "svc-web"/)
 
   const twice = { job: { 'svc-twice': { group: { g: {
     network: { port: { a: {}, b: {} } },

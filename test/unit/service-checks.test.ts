@@ -37,13 +37,18 @@ test('http service check: passing, critical after retries, unknown again after a
   })
   t.deepEqual(checks.health, { web: { status: 'unknown' } }, 'services without checks are not tracked')
   const driver = {} as Driver
-  const tasks = (state: CheckedTask['state'], startedAt: number) => new Map([['main', { state, startedAt, handle: undefined, driver }]])
+  const tasks = (state: CheckedTask['state'], startedAt: number, hook: CheckedTask['state'] = 'running') => new Map([
+    ['main', { state, startedAt, handle: undefined, driver, longRunning: true }],
+    ['hook', { state: hook, startedAt: 5, handle: undefined, driver, longRunning: false }],
+  ])
   checks.sync(tasks('pending', 0), false)
   await new Promise((r) => setTimeout(r, 150))
   t.is(changes, 0, 'no checks before the allocation runs')
   checks.sync(tasks('running', 1), true)
   await until(() => checks.health!.web!.status === 'passing', 'passing')
   t.regex(checks.health!.web!.output!, /HTTP 200/)
+  checks.sync(tasks('running', 1, 'dead'), true) // a poststart hook finished: the same run
+  t.is(checks.health!.web!.status, 'passing')
   status.code = 500
   await until(() => checks.health!.web!.status === 'critical', 'critical')
   t.regex(checks.health!.web!.output!, /HTTP 500/)
@@ -66,7 +71,7 @@ test('a reported status stands across an agent restart until the checks decide; 
   const checks = new ServiceChecks({
     services: [spec], mainTask: undefined, ports: [], previous: { db: { status: 'passing', output: 'before' } }, onChange: () => undefined,
   })
-  checks.sync(new Map([['pg', { state: 'running', startedAt: 1, handle: {} as TaskHandle, driver }]]), true)
+  checks.sync(new Map([['pg', { state: 'running', startedAt: 1, handle: {} as TaskHandle, driver, longRunning: true }]]), true)
   await until(() => ran.length >= 1, 'a probe')
   t.is(checks.health!.db!.status, 'passing', 'one failure below retries keeps the reported status')
   await until(() => checks.health!.db!.status === 'critical', 'critical')
