@@ -10,7 +10,7 @@ import {
 import type { Fsm } from '../fsm/fsm.ts'
 import type { StateStore } from '../fsm/state.ts'
 import type { Allocation, Job, TaskGroup } from '../structs/index.ts'
-import { scalingKey } from '../structs/index.ts'
+import { isDeploymentActive, scalingKey } from '../structs/index.ts'
 import type { Logger } from './leader.ts'
 import type { ClusterOps } from './ops.ts'
 
@@ -114,8 +114,8 @@ export class Autoscaler {
       now: this.#now(), policy: group.scaling, count: group.count,
       running: running.length, starting: allocs.filter((a) => a.clientStatus === 'pending').length,
       lastChangeTime: lastChangeTime(history),
-      // TODO(deploy): no deployments table on main yet; check it here once it lands.
-      deploymentRunning: false,
+      // Every job version is rolled out by a deployment (the autoscaler's own changes too): wait until it ends.
+      deploymentRunning: deploymentActive(state, jobId),
     }
     let decision: Decision | null = gate(observation)
     if (decision === null) {
@@ -210,6 +210,11 @@ export class Autoscaler {
     const rate = requestRate(previous, sample, serving.size)
     return rate.ok ? { ...rate, instances: mine.size } : rate
   }
+}
+
+function deploymentActive(state: StateStore, jobId: string): boolean {
+  const d = state.latestDeployment(jobId)
+  return d !== undefined && isDeploymentActive(d)
 }
 
 /** The names of the services a group registers (its own and its tasks'); the mesh counts requests per service. */

@@ -26,7 +26,7 @@ function spec(policy: object, extra: object = {}): JobSpec {
   return r.spec
 }
 
-async function setup(t: ExecutionContext, policy: object, extra: object = {}) {
+async function setup(t: ExecutionContext, policy: object, extra: object = {}, deploymentStatus?: 'running' | 'successful') {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-autoscaler-'))
   const fsm = await Fsm.open(join(dir, 'state'), { syncWrites: false })
   t.teardown(async () => {
@@ -48,6 +48,9 @@ async function setup(t: ExecutionContext, policy: object, extra: object = {}) {
   }))
   await proposer.propose({
     type: 'PlanApply', evalId: 'e0', place, stop: [], newEvals: [], time: 1,
+    ...(deploymentStatus ? { deployment: {
+      id: 'd0', jobId: 'api', jobVersion: 0, jobCreateIndex: 3, status: deploymentStatus, statusDescription: '', groups: {}, createTime: 1, modifyTime: 1,
+    } } : {}),
     evalUpdate: { status: 'complete', statusDescription: '', failedGroups: {}, modifyTime: 1 },
   })
   const answers = new Map<string, unknown>()
@@ -137,4 +140,14 @@ test('a paused group records why once and is not measured', async (t) => {
   await s.scaler.evaluate('api', 'g')
   t.deepEqual(s.events().map((e) => e.reason), ['disabled'])
   t.is(s.count(), 2)
+})
+
+test('no decision while a deployment of the job is running; one that ended does not hold it', async (t) => {
+  const s = await setup(t, { cpu_percent: 50 }, {}, 'running')
+  t.is(s.fsm.state.latestDeployment('api')?.status, 'running')
+  await s.scaler.evaluate('api', 'g')
+  t.like(last(s.events()), { reason: 'deployment-running', from: 2, to: 2 })
+  const done = await setup(t, { cpu_percent: 50 }, {}, 'successful')
+  await done.scaler.evaluate('api', 'g')
+  t.like(last(done.events()), { reason: 'missing-metrics' })
 })
