@@ -303,8 +303,9 @@ function report(samples: Sample[], rss: { idle: number; idleAfter: number } | un
   lines.push(`Runtime benchmark — ${started.toISOString()}, ${trials} trial(s) per cell, median (min) seconds to all N running`)
   lines.push(`machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), 1-min load avg during the run ${fmt(Math.min(...loads), 1)}…${fmt(Math.max(...loads), 1)} (shared with other work)`)
   lines.push(`image ${IMAGE}, ${CMD.join(' ')}, one published port each`)
+  lines.push('shoal running: from spawning `shoal job run` until the state says all N run (blocking reads); job run exit: it then follows the deployment (min_healthy_time 10 s)')
   lines.push('')
-  const cols = ['N', 'shoal running', 'shoal CLI exit', 'shoal via API', 'swarm', 'docker run seq', 'docker run par', 'shoal/seq', 'shoal/swarm']
+  const cols = ['N', 'shoal running', 'job run exit', 'shoal via API', 'swarm', 'docker run seq', 'docker run par', 'shoal/seq', 'shoal/swarm']
   lines.push(cols.map((c, i) => (i === 0 ? c.padStart(3) : c.padStart(15))).join(' '))
   for (const n of ns) {
     const cell = (s: System) => (systems.includes(s) ? `${fmt(med(s, n))} (${fmt(min(s, n))})` : '-')
