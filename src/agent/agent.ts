@@ -24,6 +24,7 @@ import { Autoscaler } from './autoscaler.ts'
 import { Client } from './client.ts'
 import { fingerprint } from './fingerprint.ts'
 import { DeploymentWatcher } from './deployment-watcher.ts'
+import { NodeDrainer } from './drainer.ts'
 import { EvalBroker, type Logger } from './leader.ts'
 import { consoleLogger } from './log.ts'
 import { ClusterOps } from './ops.ts'
@@ -125,6 +126,7 @@ export class Agent {
   #broker: EvalBroker | null = null
   #autoscaler: Autoscaler | null = null
   #deployments: DeploymentWatcher | null = null
+  #drainer: NodeDrainer | null = null
   #voterTimer: NodeJS.Timeout | undefined
   #closed = false
 
@@ -352,6 +354,7 @@ export class Agent {
     this.#broker?.stop()
     this.#autoscaler?.stop()
     this.#deployments?.stop()
+    this.#drainer?.stop()
     await this.client.close()
     await this.mesh.close()
     await this.raft.stop()
@@ -418,6 +421,8 @@ export class Agent {
       this.#autoscaler.start()
       this.#deployments = new DeploymentWatcher(this.fsm, this.ops, consoleLogger('deployments'))
       this.#deployments.start()
+      this.#drainer = new NodeDrainer(this.fsm, this.ops, consoleLogger('drainer'))
+      this.#drainer.start()
       this.#voterTimer = setInterval(() => {
         void this.#maintainVoters()
         void this.#reconcileNodes()
@@ -430,6 +435,8 @@ export class Agent {
       this.#autoscaler = null
       this.#deployments?.stop()
       this.#deployments = null
+      this.#drainer?.stop()
+      this.#drainer = null
       clearInterval(this.#voterTimer)
     }
   }

@@ -1,7 +1,7 @@
 // Cluster writes as the leader performs them: it stamps ids and times into
 // the command, so every member's apply() computes the same state.
 import { randomUUID } from 'node:crypto'
-import type { AllocClientUpdate, ApplyResult, GroupScalingEvent, NewEval, NewNode } from '../fsm/commands.ts'
+import type { AllocClientUpdate, AllocTransition, ApplyResult, GroupScalingEvent, NewEval, NewNode } from '../fsm/commands.ts'
 import type { StateStore } from '../fsm/state.ts'
 import type { DeploymentStatus, EvalTrigger, Job, JobSpec, Member, NodeStatus, ScalingEvent } from '../structs/index.ts'
 import { isLive, specOf } from '../structs/index.ts'
@@ -95,6 +95,28 @@ export class ClusterOps {
     if (status === 'ready') for (const j of this.#state.list('jobs')) if (j.type === 'system' && !j.stop) jobs.add(j.id)
     const evals = [...jobs].map((jobId) => newEval(jobId, 'node-update', time, { nodeId }))
     return check(await this.#proposer.propose({ type: 'NodeStatusUpdate', nodeId, status, description, time, evals }))
+  }
+
+  async setEligibility(nodeId: string, eligible: boolean): Promise<number> {
+    return check(await this.#proposer.propose({ type: 'NodeEligibility', nodeId, eligible, time: this.#now() }))
+  }
+
+  /** Starts (or changes) a drain; `deadlineMs` undefined: no deadline, 0: everything stops at once. */
+  async drainNode(nodeId: string, opts: { deadlineMs: number | undefined; ignoreSystem: boolean }): Promise<number> {
+    const time = this.#now()
+    const drain = { startedAt: time, ignoreSystem: opts.ignoreSystem, ...(opts.deadlineMs !== undefined ? { deadlineAt: time + opts.deadlineMs } : {}) }
+    return check(await this.#proposer.propose({ type: 'NodeDrain', nodeId, drain, time }))
+  }
+
+  async endDrain(nodeId: string, outcome: 'complete' | 'canceled', eligible: boolean): Promise<number> {
+    return check(await this.#proposer.propose({ type: 'NodeDrainEnd', nodeId, outcome, eligible, time: this.#now() }))
+  }
+
+  /** The drainer: allocations to migrate, and jobs to evaluate (theirs, and those whose replacements turned healthy). */
+  async markForMigration(transitions: AllocTransition[], jobIds: readonly string[]): Promise<number> {
+    const time = this.#now()
+    const evals = jobIds.map((jobId) => newEval(jobId, 'node-drain', time))
+    return check(await this.#proposer.propose({ type: 'AllocDesiredTransition', transitions, evals, time }))
   }
 
   async upsertMember(member: Omit<Member, 'createIndex' | 'modifyIndex'>): Promise<number> {

@@ -79,6 +79,52 @@ function checkFitsSomeNode(state: StateStore, spec: JobSpec): void {
   }
 }
 
+/** A node by name, id, or a unique start (or end, 4+ characters) of its id. */
+function findNode(state: StateStore, id: string) {
+  const byName = state.list('nodes').filter((n) => n.name === id)
+  const suffix = id.replace(/^…/, '')
+  const byEnd = state.list('nodes').filter((n) => suffix.length >= 4 && n.id.endsWith(suffix))
+  return one(byName.length ? byName : byEnd.length ? byEnd : state.findByPrefix('nodes', id), 'node', id)
+}
+
+export const DEFAULT_DRAIN_DEADLINE_MS = 3_600_000
+
+type DrainRequest =
+  | { enable: true; deadlineMs: number | undefined; ignoreSystem: boolean }
+  | { enable: false; markEligible: boolean }
+
+/**
+ * The body of POST /v1/node/:id/drain: {"enable": true, "deadline": "1h" | null (none),
+ * "ignoreSystem": false} or {"enable": false, "markEligible": true}.
+ */
+function drainBody(raw: unknown): DrainRequest {
+  const b = objectBody(raw)
+  const known = ['enable', 'deadline', 'ignoreSystem', 'markEligible']
+  for (const k of Object.keys(b)) if (!known.includes(k)) throw new HttpError(400, `${k}: unknown field (expected one of ${known.join(', ')})`, k)
+  const bool = (k: string, dflt: boolean): boolean => {
+    const v = b[k]
+    if (v === undefined) return dflt
+    if (typeof v !== 'boolean') throw new HttpError(400, `${k}: must be true or false (got ${JSON.stringify(v)})`, k)
+    return v
+  }
+  if (b.enable === undefined) throw new HttpError(400, 'enable: is required (true starts a drain, false ends it)', 'enable')
+  if (!bool('enable', false)) {
+    if (b.deadline !== undefined || b.ignoreSystem !== undefined) throw new HttpError(400, 'deadline, ignoreSystem: only with "enable": true', b.deadline !== undefined ? 'deadline' : 'ignoreSystem')
+    return { enable: false, markEligible: bool('markEligible', true) }
+  }
+  if (b.markEligible !== undefined) throw new HttpError(400, 'markEligible: only with "enable": false', 'markEligible')
+  let deadlineMs: number | undefined = DEFAULT_DRAIN_DEADLINE_MS
+  if (b.deadline === null) deadlineMs = undefined
+  else if (b.deadline !== undefined) {
+    try {
+      deadlineMs = parseDuration(b.deadline as string)
+    } catch {
+      throw new HttpError(400, `deadline: must be a duration like "1h" or "30m", "0s" to stop everything at once, or null for none (got ${JSON.stringify(b.deadline)})`, 'deadline')
+    }
+  }
+  return { enable: true, deadlineMs, ignoreSystem: bool('ignoreSystem', false) }
+}
+
 export class ApiServer {
   readonly #agent: Agent
   readonly #server: Server
@@ -316,12 +362,26 @@ export class ApiServer {
     this.#router
       .on('GET', '/v1/nodes', async () => state.list('nodes').sort((a, b) => a.name.localeCompare(b.name)))
       .on('GET', '/v1/node/:id', async (req) => {
-        const id = req.params.id!
-        const byName = state.list('nodes').filter((n) => n.name === id)
-        const suffix = id.replace(/^…/, '')
-        const byEnd = state.list('nodes').filter((n) => suffix.length >= 4 && n.id.endsWith(suffix))
-        const node = one(byName.length ? byName : byEnd.length ? byEnd : state.findByPrefix('nodes', id), 'node', id)
+        const node = findNode(state, req.params.id!)
         return { ...node, allocations: state.allocsOfNode(node.id).map((a) => allocStub(state, a)) }
+      })
+      .on('POST', '/v1/node/:id/eligibility', async (req) => {
+        const node = findNode(state, req.params.id!)
+        const eligibility = objectBody(await req.body()).eligibility
+        if (eligibility !== 'eligible' && eligibility !== 'ineligible') {
+          throw new HttpError(400, `eligibility: must be "eligible" or "ineligible" (got ${JSON.stringify(eligibility) ?? 'nothing'})`, 'eligibility')
+        }
+        const index = await agent.ops.setEligibility(node.id, eligibility === 'eligible')
+        return { nodeId: node.id, name: node.name, eligibility, index }
+      })
+      .on('POST', '/v1/node/:id/drain', async (req) => {
+        const node = findNode(state, req.params.id!)
+        const spec = drainBody(await req.body())
+        const index = spec.enable
+          ? await agent.ops.drainNode(node.id, { deadlineMs: spec.deadlineMs, ignoreSystem: spec.ignoreSystem })
+          : await agent.ops.endDrain(node.id, 'canceled', spec.markEligible)
+        const after = state.get('nodes', node.id)!
+        return { nodeId: node.id, name: node.name, index, drain: after.drain ?? null, eligible: after.eligible }
       })
   }
 

@@ -30,6 +30,7 @@ export function allocStub(state: StateStore, a: Allocation) {
     nodeId: a.nodeId, nodeName: state.get('nodes', a.nodeId)?.name ?? '',
     desiredStatus: a.desiredStatus, desiredDescription: a.desiredDescription,
     clientStatus: a.clientStatus, clientDescription: a.clientDescription,
+    ...(a.desiredTransition ? { desiredTransition: a.desiredTransition } : {}),
     ports: a.resources.ports, createTime: a.createTime, modifyTime: a.modifyTime,
   }
 }

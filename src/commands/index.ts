@@ -17,6 +17,8 @@ import Members from './members.ts'
 import JobScale from './job/scale.ts'
 import JobStatus from './job/status.ts'
 import JobStop from './job/stop.ts'
+import NodeDrain from './node/drain.ts'
+import NodeEligibility from './node/eligibility.ts'
 import NodeJoin from './node/join.ts'
 import NodeStatus from './node/status.ts'
 import VarGet from './var/get.ts'
@@ -48,6 +50,8 @@ export const COMMANDS = {
   'alloc:exec': AllocExec,
   'node:status': NodeStatus,
   'node:join': NodeJoin,
+  'node:drain': NodeDrain,
+  'node:eligibility': NodeEligibility,
   keygen: Keygen,
   members: Members,
   'var:put': VarPut,

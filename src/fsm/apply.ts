@@ -121,6 +121,7 @@ function planConflict(tx: Tx, cmd: Extract<Command, { type: 'PlanApply' }>): str
     const node = tx.get('nodes', nodeId)
     if (!node) return `node ${nodeId} is not registered`
     if (node.status !== 'ready') return `node ${node.name} is ${node.status}`
+    if (!node.eligible) return `node ${node.name} is ineligible for scheduling`
     let cpu = 0
     let memoryMB = 0
     const ports = new Set<number>()
@@ -227,7 +228,11 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
   switch (cmd.type) {
     case 'NodeRegister': {
       const prev = tx.get('nodes', cmd.node.id)
-      tx.put('nodes', cmd.node.id, { ...cmd.node, createIndex: prev?.createIndex ?? index, modifyIndex: index })
+      // Eligibility and drains are the cluster's, not the registering agent's: a
+      // restarted agent (or one whose view lags) does not undo them.
+      const kept = prev ? { eligible: prev.eligible, ...(prev.drain ? { drain: prev.drain } : {}), ...(prev.lastDrain ? { lastDrain: prev.lastDrain } : {}) } : {}
+      const { drain: _drain, lastDrain: _lastDrain, ...registered } = cmd.node
+      tx.put('nodes', cmd.node.id, { ...registered, ...kept, createIndex: prev?.createIndex ?? index, modifyIndex: index })
       for (const ev of cmd.evals ?? []) putEval(tx, index, ev)
       return { ok: true, index }
     }
@@ -235,6 +240,46 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
       const node = tx.get('nodes', cmd.nodeId)
       if (!node) return fail(index, 'not-found', `node ${cmd.nodeId} not found`)
       tx.put('nodes', node.id, { ...node, status: cmd.status, statusDescription: cmd.description, modifyIndex: index })
+      for (const ev of cmd.evals) putEval(tx, index, ev)
+      return { ok: true, index }
+    }
+    case 'NodeEligibility': {
+      const node = tx.get('nodes', cmd.nodeId)
+      if (!node) return fail(index, 'not-found', `node ${cmd.nodeId} not found`)
+      if (cmd.eligible && node.drain) {
+        return fail(index, 'conflict', `node ${node.name} is draining; it stays ineligible until the drain ends (node drain --disable)`)
+      }
+      tx.put('nodes', node.id, { ...node, eligible: cmd.eligible, modifyIndex: index })
+      return { ok: true, index }
+    }
+    case 'NodeDrain': {
+      const node = tx.get('nodes', cmd.nodeId)
+      if (!node) return fail(index, 'not-found', `node ${cmd.nodeId} not found`)
+      tx.put('nodes', node.id, { ...node, drain: cmd.drain, eligible: false, modifyIndex: index })
+      return { ok: true, index }
+    }
+    case 'NodeDrainEnd': {
+      const node = tx.get('nodes', cmd.nodeId)
+      if (!node) return fail(index, 'not-found', `node ${cmd.nodeId} not found`)
+      if (!node.drain) {
+        if (cmd.outcome === 'complete') return fail(index, 'conflict', `node ${node.name} is not draining`)
+        tx.put('nodes', node.id, { ...node, eligible: cmd.eligible, modifyIndex: index })
+        return { ok: true, index }
+      }
+      const { drain, ...rest } = node
+      tx.put('nodes', node.id, {
+        ...rest, eligible: cmd.outcome === 'complete' ? false : cmd.eligible,
+        lastDrain: { startedAt: drain.startedAt, endedAt: cmd.time, status: cmd.outcome }, modifyIndex: index,
+      })
+      return { ok: true, index }
+    }
+    case 'AllocDesiredTransition': {
+      for (const t of cmd.transitions) {
+        const a = tx.get('allocs', t.allocId)
+        // Only allocations still meant to run can move; the others are skipped.
+        if (!a || a.desiredStatus !== 'run') continue
+        tx.put('allocs', a.id, { ...a, desiredTransition: t.transition, modifyIndex: index, modifyTime: cmd.time })
+      }
       for (const ev of cmd.evals) putEval(tx, index, ev)
       return { ok: true, index }
     }

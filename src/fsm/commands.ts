@@ -1,6 +1,9 @@
 // Commands are the only way cluster state changes. The leader stamps every id
 // and time into a command before proposing it, so apply() stays deterministic.
-import type { Allocation, ClientStatus, Deployment, DeploymentStatus, Evaluation, JobSpec, Member, Node, NodeStatus, ScalingEvent, ServiceHealth, TaskState } from '../structs/index.ts'
+import type {
+  Allocation, ClientStatus, Deployment, DeploymentStatus, DesiredTransition, DrainStrategy, Evaluation, JobSpec, LastDrain, Member, Node, NodeStatus,
+  ScalingEvent, ServiceHealth, TaskState,
+} from '../structs/index.ts'
 
 /** An evaluation as the leader creates it; the store adds the indexes. */
 export type NewEval = Omit<Evaluation, 'createIndex' | 'modifyIndex'>
@@ -48,6 +51,12 @@ export interface GroupScalingEvent {
   event: ScalingEvent
 }
 
+/** The node drainer's request for one allocation. */
+export interface AllocTransition {
+  allocId: string
+  transition: DesiredTransition
+}
+
 export type Command =
   /** `evals`: system jobs to evaluate for the node (absent in entries written before they existed). */
   | { type: 'NodeRegister'; node: NewNode; time: number; evals?: NewEval[] }
@@ -59,6 +68,17 @@ export type Command =
   | { type: 'JobRegister'; spec: JobSpec; time: number; eval: NewEval; checkIndex?: number; scalingEvent?: GroupScalingEvent }
   /** A decision of the autoscaler that changed nothing, recorded in the group's scaling history. */
   | { type: 'ScalingEventRecord'; jobId: string; scalingEvent: GroupScalingEvent; time: number }
+  /** `node eligibility`: refused (conflict) when enabling a node that is draining. */
+  | { type: 'NodeEligibility'; nodeId: string; eligible: boolean; time: number }
+  /** Starts (or changes) a drain: the node becomes ineligible. */
+  | { type: 'NodeDrain'; nodeId: string; drain: DrainStrategy; time: number }
+  /**
+   * Ends a drain: 'complete' (nothing left; the node stays ineligible; refused
+   * when the node is not draining) or 'canceled' (`--disable`; eligibility as given).
+   */
+  | { type: 'NodeDrainEnd'; nodeId: string; outcome: LastDrain['status']; eligible: boolean; time: number }
+  /** The drainer marks allocations to migrate; `evals` get their jobs scheduled. */
+  | { type: 'AllocDesiredTransition'; transitions: AllocTransition[]; evals: NewEval[]; time: number }
   | { type: 'JobDeregister'; jobId: string; purge: boolean; time: number; eval: NewEval }
   | {
       type: 'PlanApply'

@@ -16,6 +16,7 @@ import {
   isEphemeralTask,
   isEssentialTask,
   DRIVER_NAMES,
+  DEFAULT_MIGRATE_POLICY,
   type Affinity,
   type AffinityOperator,
   type CheckRestart,
@@ -26,6 +27,7 @@ import {
   type ExecTaskConfig,
   type JobSpec,
   type JobType,
+  type MigratePolicy,
   type PortSpec,
   type Resources,
   type DelayFunction,
@@ -77,10 +79,11 @@ export function defaultRestartPolicy(type: JobType): RestartPolicy {
 
 const ROOT_FIELDS = ['job'] as const
 const JOB_FIELDS = ['type', 'priority', 'reschedule', 'update', 'constraint', 'affinity', 'spread', 'group'] as const
-const GROUP_FIELDS = ['count', 'network', 'restart', 'reschedule', 'update', 'constraint', 'affinity', 'spread', 'service', 'scaling', 'task'] as const
+const GROUP_FIELDS = ['count', 'network', 'restart', 'reschedule', 'update', 'migrate', 'constraint', 'affinity', 'spread', 'service', 'scaling', 'task'] as const
 const UPDATE_FIELDS = ['max_parallel', 'min_healthy_time', 'healthy_deadline', 'progress_deadline', 'health_check',
   'auto_revert', 'canary', 'auto_promote', 'stagger'] as const
 const SCALING_FIELDS = ['min', 'max', 'enabled', 'cooldown', 'evaluation_interval', 'scale_in_step', 'scale_out_step', 'policy'] as const
+const MIGRATE_FIELDS = ['max_parallel', 'health_check', 'min_healthy_time', 'healthy_deadline'] as const
 const RESCHEDULE_FIELDS = ['attempts', 'interval', 'delay', 'delay_function', 'max_delay', 'unlimited'] as const
 export const DELAY_FUNCTIONS: readonly DelayFunction[] = ['constant', 'exponential', 'fibonacci']
 const NETWORK_FIELDS = ['port'] as const
@@ -403,6 +406,7 @@ function checkGroup(
   const restart = checkRestart(c, own(o, 'restart'), [...path, 'restart'], jobType)
   const reschedule = checkReschedule(c, own(o, 'reschedule'), [...path, 'reschedule'], jobReschedule)
   const update = checkUpdate(c, own(o, 'update'), [...path, 'update'], jobUpdate, jobType)
+  const migrate = checkMigrate(c, own(o, 'migrate'), [...path, 'migrate'], jobType)
   const constraints = [...jobRules.constraints, ...checkConstraints(c, own(o, 'constraint'), [...path, 'constraint'])]
   const affinities = [...jobRules.affinities, ...checkAffinities(c, own(o, 'affinity'), [...path, 'affinity'])]
   const spreads = [...jobRules.spreads, ...checkSpreads(c, own(o, 'spread'), [...path, 'spread'])]
@@ -423,6 +427,7 @@ function checkGroup(
   return {
     name, count, ports, restart, reschedule, tasks,
     ...(update !== undefined ? { update } : {}),
+    ...(migrate ? { migrate } : {}),
     ...(constraints.length > 0 ? { constraints } : {}),
     ...(affinities.length > 0 ? { affinities } : {}),
     ...(spreads.length > 0 ? { spreads } : {}),
@@ -629,6 +634,30 @@ function checkReschedule(c: Checker, v: unknown, path: Path, base: ReschedulePol
     c.add([...path, 'max_delay'], `must be at least the delay (${policy.delayMs} ms)`)
   }
   if (!policy.unlimited && policy.attempts > 0 && policy.intervalMs <= 0) c.add([...path, 'interval'], 'must be set (> 0) when attempts are limited')
+  return policy
+}
+
+/** A migrate block (service jobs): absent stays absent, and the scheduler applies Nomad's defaults. */
+function checkMigrate(c: Checker, v: unknown, path: Path, jobType: JobType): MigratePolicy | undefined {
+  if (v === undefined) return undefined
+  if (jobType !== 'service') {
+    c.add(path, `only service jobs migrate (a ${jobType} job's allocations ${jobType === 'batch' ? 'run until the drain deadline' : 'are stopped last in a drain'})`)
+    return undefined
+  }
+  const o = c.object(v, path, 'an object like {"max_parallel": 1, "health_check": "checks", "min_healthy_time": "10s", "healthy_deadline": "5m"}')
+  if (o === undefined) return undefined
+  c.fields(o, path, MIGRATE_FIELDS)
+  const d = DEFAULT_MIGRATE_POLICY
+  const policy: MigratePolicy = {
+    maxParallel: c.integer(o, 'max_parallel', path, 1) ?? d.maxParallel,
+    healthCheck: c.oneOf(o, 'health_check', path, HEALTH_CHECK_MODES) ?? d.healthCheck,
+    minHealthyTimeMs: c.duration(o, 'min_healthy_time', path) ?? d.minHealthyTimeMs,
+    healthyDeadlineMs: c.duration(o, 'healthy_deadline', path) ?? d.healthyDeadlineMs,
+  }
+  if (policy.healthyDeadlineMs <= policy.minHealthyTimeMs) {
+    c.add([...path, own(o, 'healthy_deadline') !== undefined ? 'healthy_deadline' : 'min_healthy_time'],
+      `healthy_deadline (${policy.healthyDeadlineMs} ms) must be longer than min_healthy_time (${policy.minHealthyTimeMs} ms)`)
+  }
   return policy
 }
 

@@ -37,7 +37,7 @@ export const nodeReady: FeasibilityCheck = (node) =>
   node.status === 'ready' ? null : filtered('node not ready', `node ${node.name}: status ${node.status}`)
 
 export const nodeEligible: FeasibilityCheck = (node) =>
-  node.eligible ? null : filtered('node ineligible', `node ${node.name}: ineligible for placements`)
+  node.eligible ? null : filtered('node ineligible', `node ${node.name}: ineligible for scheduling${node.drain ? ' (draining)' : ''}`)
 
 export const driversPresent: FeasibilityCheck = (node, { rules }) => {
   for (const t of rules.group.tasks) {

@@ -9,6 +9,7 @@ import { checkNode, type FeasibilityContext } from './feasible.ts'
 import { JobAllocTracker } from './job-allocs.ts'
 import { assignPorts } from './ports.ts'
 import { rankNode, spreadValues, type NodeScore } from './rank.ts'
+import { isMigrating, migrationStep, scaleIn, slotsOf } from './migrate.ts'
 import { mayReschedule, rescheduleDelay } from './reschedule.ts'
 import { groupRules, type GroupRules } from './rules.ts'
 import { NodeWalk, rankLimit, type Choice } from './select.ts'
@@ -180,6 +181,10 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
       if (!isTerminal(a) && nodeGone) {
         stop(a, 'node down: allocation lost', true)
         replaceable.push(a)
+      } else if (isMigrating(a) && (a.desiredTransition!.force || job.type === 'system')) {
+        // Past the drain deadline, or a system job (its replacement could only go on the same node).
+        stop(a, a.desiredTransition!.force ? 'node drain deadline reached' : 'node drained')
+        replaceable.push(a)
       } else if (!isTerminal(a) && a.jobVersion !== job.version && !needsRestart(previousGroup(a), group)) {
         occupying.push(a) // moved to the new version in place, unless scaled down below
       } else if (!isTerminal(a) && a.jobVersion !== job.version) {
@@ -231,25 +236,37 @@ export function schedule(state: SchedulerState, ev: Evaluation, ctx: SchedulerCo
       continue
     }
 
-    // Scale down: stop the highest indexes beyond count.
-    occupying.sort((a, b) => a.index - b.index)
-    while (occupying.length > group.count) stop(occupying.pop()!, 'scaled down')
-    for (const a of occupying) {
-      if (waiting.has(a.id)) {
-        updates(group.name).destructiveUpdate++ // later in the rollout
-      } else if (isTerminal(a)) {
-        updates(group.name).ignore++
-      } else if (a.jobVersion === job.version) {
-        // Allocations of this version the deployment did not place (placed before it existed) join it.
-        if (deployment && a.deploymentId !== deployment.id) plan.inPlace.push({ allocId: a.id, jobVersion: job.version, deploymentId: deployment.id })
-        updates(group.name).ignore++
-      } else {
-        plan.inPlace.push({ allocId: a.id, jobVersion: job.version, ...(deployment ? { deploymentId: deployment.id } : {}) })
-        updates(group.name).inPlaceUpdate++
+    const byIndex = new Map(replaceable.map((a) => [a.index, a]))
+    const slots = slotsOf(occupying)
+    const dropped = new Set(scaleIn(slots, group.count))
+    for (const slot of slots) {
+      if (dropped.has(slot)) {
+        for (const a of slot.allocs) stop(a, 'scaled down')
+        continue
+      }
+      const step = migrationStep(slot)
+      for (const a of step.stop) stop(a, 'migrated: its replacement is healthy')
+      if (step.replace) {
+        const previous = byIndex.get(slot.index) ?? step.replace
+        placements.push({ group, index: slot.index, previous, rescheduled: previous.clientStatus === 'failed', update: false })
+      }
+      for (const a of slot.allocs) {
+        if (step.stop.includes(a)) continue
+        if (waiting.has(a.id)) {
+          updates(group.name).destructiveUpdate++ // later in the rollout
+        } else if (isTerminal(a)) {
+          updates(group.name).ignore++
+        } else if (a.jobVersion === job.version) {
+          // Allocations of this version the deployment did not place (placed before it existed) join it.
+          if (deployment && a.deploymentId !== deployment.id) plan.inPlace.push({ allocId: a.id, jobVersion: job.version, deploymentId: deployment.id })
+          updates(group.name).ignore++
+        } else {
+          plan.inPlace.push({ allocId: a.id, jobVersion: job.version, ...(deployment ? { deploymentId: deployment.id } : {}) })
+          updates(group.name).inPlaceUpdate++
+        }
       }
     }
-    const used = new Set(occupying.map((a) => a.index))
-    const byIndex = new Map(replaceable.map((a) => [a.index, a]))
+    const used = new Set(slots.filter((s) => !dropped.has(s)).map((s) => s.index))
     for (let index = 0; used.size < group.count; index++) {
       if (used.has(index)) continue
       used.add(index)

@@ -44,6 +44,14 @@ export interface TaskState {
   events: TaskEvent[]
 }
 
+/** What the node drainer asks of an allocation (Nomad's desired transition). */
+export interface DesiredTransition {
+  /** Place a replacement on another node; stop this one once the replacement is healthy. */
+  migrate: boolean
+  /** The drain deadline passed: stop it now, without waiting for its replacement. */
+  force?: boolean
+}
+
 export interface Allocation {
   id: string
   /** Stable name, e.g. "web.frontend[0]": a replacement keeps its slot's name. */
@@ -67,6 +75,8 @@ export interface Allocation {
    * whether the deployment placed it as a canary. Absent until either is known.
    */
   deploymentStatus?: AllocDeploymentStatus
+  /** Set by the node drainer; absent otherwise (and in entries written before drains existed). */
+  desiredTransition?: DesiredTransition
   /** The allocation this one replaced, and how many replacements led here. */
   previousAllocId?: string
   rescheduleCount: number

@@ -1,4 +1,4 @@
-export type EvalTrigger = 'job-register' | 'job-deregister' | 'job-scaling' | 'node-update' | 'alloc-failure' | 'retry' | 'deployment-watcher'
+export type EvalTrigger = 'job-register' | 'job-deregister' | 'job-scaling' | 'node-update' | 'node-drain' | 'alloc-failure' | 'retry' | 'deployment-watcher'
 export type EvalStatus = 'pending' | 'complete' | 'blocked' | 'failed'
 
 /** Why placements of one group failed: counts per reason, for `job status`/`job plan`. */

@@ -79,6 +79,26 @@ export function defaultUpdateStrategy(): UpdateStrategy {
   }
 }
 
+/** How a node drain moves a service group's allocations, as Nomad's migrate block. */
+export interface MigratePolicy {
+  /** Allocations of the group moving at once. */
+  maxParallel: number
+  healthCheck: HealthCheckMode
+  /** A replacement counts as healthy once it has been so for this long. */
+  minHealthyTimeMs: number
+  /** A replacement not healthy by then is unhealthy. */
+  healthyDeadlineMs: number
+}
+
+export const DEFAULT_MIGRATE_POLICY: Readonly<MigratePolicy> = Object.freeze({
+  maxParallel: 1, healthCheck: 'checks', minHealthyTimeMs: 10_000, healthyDeadlineMs: 5 * 60_000,
+})
+
+/** The group's migrate block: Nomad's defaults when absent (also in jobs stored before it existed). */
+export function migratePolicy(group: TaskGroup): MigratePolicy {
+  return group.migrate ?? DEFAULT_MIGRATE_POLICY
+}
+
 export interface Resources {
   /** CPU in MHz, as Nomad counts it; becomes Docker CPU shares. */
   cpu: number
@@ -272,6 +292,8 @@ export interface TaskGroup {
   reschedule?: ReschedulePolicy
   /** The job's and the group's update blocks merged over the defaults; absent when neither was given. */
   update?: UpdateStrategy
+  /** Service jobs only; absent: DEFAULT_MIGRATE_POLICY. */
+  migrate?: MigratePolicy
   tasks: Task[]
   /** The job's rules (copied in, `scope: 'job'`) followed by the group's own. Absent when none. */
   constraints?: Constraint[]

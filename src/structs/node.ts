@@ -6,6 +6,26 @@ export interface NodeResources {
   memoryMB: number
 }
 
+/**
+ * A drain in progress (`node drain --enable`): the drainer moves the node's
+ * allocations elsewhere, honouring each group's migrate block, until none is
+ * left or the deadline passes.
+ */
+export interface DrainStrategy {
+  startedAt: number
+  /** When whatever is left is stopped at once (ms); absent: no deadline. */
+  deadlineAt?: number
+  /** System jobs' allocations stay on the node (else they are stopped last). */
+  ignoreSystem: boolean
+}
+
+/** How the node's last drain ended, for `node status` and `node drain` monitors. */
+export interface LastDrain {
+  startedAt: number
+  endedAt: number
+  status: 'complete' | 'canceled'
+}
+
 export interface Node {
   id: string
   name: string
@@ -15,7 +35,11 @@ export interface Node {
   http: string
   status: NodeStatus
   statusDescription: string
+  /** Whether the scheduler may place new allocations here (`node eligibility`, drains). */
   eligible: boolean
+  /** Present while the node is being drained. Absent in entries written before drains existed. */
+  drain?: DrainStrategy
+  lastDrain?: LastDrain
   drivers: string[]
   resources: NodeResources
   /** Fingerprinted attributes (os.name, cpu.arch, kernel.version, ...). */
