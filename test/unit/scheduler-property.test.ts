@@ -168,6 +168,24 @@ function apply(allocs: Allocation[], plan: Plan): Allocation[] {
 
 const isLive = (a: Allocation) => a.desiredStatus === 'run' && a.clientStatus !== 'failed' && a.clientStatus !== 'lost' && a.clientStatus !== 'complete'
 
+const isHealthy = (a: Allocation) => (a as Allocation & { deploymentStatus?: { healthy?: boolean } }).deploymentStatus?.healthy === true
+
+/** Make before break: a migration stops an allocation only when a healthy replacement holds its slot (before the plan, and after it). */
+function checkMigrations(t: ExecutionContext, where: string, before: Allocation[], plan: Plan): void {
+  const stopped = new Set(plan.stop.map((s) => s.allocId))
+  for (const s of plan.stop) {
+    const a = before.find((x) => x.id === s.allocId)!
+    if (a.desiredTransition?.migrate && !a.desiredTransition.force && s.description !== 'migrated: its replacement is healthy' && s.description !== 'scaled down' &&
+      !s.description.startsWith('updated to') && !s.description.startsWith('node down') && s.description !== 'rescheduled after failure' && s.description !== 'group removed from job') {
+      t.fail(`${where}: migrating ${a.name} stopped: ${s.description}`)
+    }
+    if (s.description !== 'migrated: its replacement is healthy') continue
+    const partner = before.find((b) => b.jobId === a.jobId && b.group === a.group && b.index === a.index && !b.desiredTransition?.migrate &&
+      isLive(b) && isHealthy(b) && !stopped.has(b.id))
+    if (!partner) t.fail(`${where}: ${a.name} stopped as migrated without a healthy replacement that stays`)
+  }
+}
+
 function checkInvariants(t: ExecutionContext, where: string, j: Job, nodes: Node[], allocs: Allocation[], plan: Plan): void {
   const nodeOf = new Map(nodes.map((n) => [n.id, n]))
   const live = allocs.filter(isLive)
@@ -205,8 +223,12 @@ function checkInvariants(t: ExecutionContext, where: string, j: Job, nodes: Node
         for (const [v, n] of per) if (n > Number(c.value)) t.fail(`${where}: ${c.attribute} = ${v} has ${n} > ${c.value} allocations (${c.scope ?? 'group'})`)
       }
     }
-    // Every slot is either held or reported unplaced.
-    const held = allocs.filter((a) => a.jobId === j.id && a.group === g.name && a.desiredStatus === 'run').length
+    // Every slot is either held or reported unplaced; a migrating allocation and its replacement hold one.
+    const running = allocs.filter((a) => a.jobId === j.id && a.group === g.name && a.desiredStatus === 'run')
+    const paired = (a: Allocation) => a.desiredTransition?.migrate && running.some((b) => b.index === a.index && !b.desiredTransition?.migrate)
+    // A migrating allocation without a replacement asked for one: it was not placed (counted unplaced).
+    const waiting = running.filter((a) => a.desiredTransition?.migrate && !paired(a) && isLive(a)).length
+    const held = running.filter((a) => !paired(a)).length - waiting
     const unplaced = plan.evalUpdate.failedGroups[g.name]?.unplaced ?? 0
     if (held + unplaced !== g.count) t.fail(`${where}: group ${g.name} holds ${held} + ${unplaced} unplaced, count ${g.count}`)
   }
@@ -217,6 +239,7 @@ const SEEDS = process.env.SCHED_SEED ? [Number(process.env.SCHED_SEED)] : Array.
 test('property: random rules on random clusters, over rounds of change, never break a hard rule or capacity', (t) => {
   let placements = 0
   let failures = 0
+  let migrated = 0
   for (const seed of SEEDS) {
     const r = mulberry32(seed)
     const nodes = Array.from({ length: 2 + int(r, 14) }, (_, i) => randomNode(r, i))
@@ -224,19 +247,35 @@ test('property: random rules on random clusters, over rounds of change, never br
     const bg = job(spec('bg', [Object.assign(group('b', int(r, 10)), { tasks: [{ ...group('b', 1).tasks[0]!, resources: { cpu: 100 + int(r, 400), memoryMB: 64 + int(r, 512) } }] })]))
     let allocs = apply([], schedule(stateOf([bg], nodes, []), evaluation('e-bg', 'bg'), { now: 0, newId: idSource('bg') }))
     let j = randomJob(r, 'web', 0)
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 6; round++) {
       const where = `seed ${seed} round ${round}`
       const st = stateOf([bg, j], nodes, allocs)
       const plan = schedule(st, evaluation(`e${round}`, 'web'), { now: 1_000_000 * (round + 1), newId: idSource(`r${round}-`) })
       const again = schedule(st, evaluation(`e${round}`, 'web'), { now: 1_000_000 * (round + 1), newId: idSource(`r${round}-`) })
       t.deepEqual(again, plan, `${where}: deterministic`)
+      checkMigrations(t, where, allocs, plan)
+      migrated += plan.stop.filter((x) => x.description === 'migrated: its replacement is healthy').length
       allocs = apply(allocs, plan)
       checkInvariants(t, where, j, nodes, allocs, plan)
+      // Half the time what was placed turns healthy before the next round.
+      if (chance(r, 0.5)) {
+        const placedNow = new Set(plan.place.map((a) => a.id))
+        allocs = allocs.map((a) => (placedNow.has(a.id) ? { ...a, deploymentStatus: { healthy: true, timestamp: 0 } } as Allocation : a))
+      }
       placements += plan.place.length
       failures += Object.values(plan.evalUpdate.failedGroups).reduce((n, f) => n + f.unplaced, 0)
-      // Change something: a new job version, a node going down, an allocation failing.
-      const what = int(r, 3)
+      // Change something: a new job version, a node going down, an allocation failing,
+      // a node draining (its allocations marked to migrate, some past the deadline), replacements turning healthy.
+      const what = int(r, 5)
       if (what === 0) j = { ...randomJob(r, 'web', j.version + 1) }
+      else if (what === 3) {
+        const i = int(r, nodes.length)
+        nodes[i] = { ...nodes[i]!, eligible: false, drain: { startedAt: 0, ignoreSystem: false } }
+        const force = chance(r, 0.2)
+        allocs = allocs.map((a) => (a.nodeId === nodes[i]!.id && isLive(a) && chance(r, 0.7) ? { ...a, desiredTransition: force ? { migrate: true, force } : { migrate: true } } : a))
+      } else if (what === 4) {
+        allocs = allocs.map((a) => (isLive(a) && chance(r, 0.6) ? { ...a, deploymentStatus: { healthy: true, timestamp: 0 } } as Allocation : a))
+      }
       else if (what === 1) {
         const i = int(r, nodes.length)
         nodes[i] = { ...nodes[i]!, status: 'down' }
@@ -252,6 +291,8 @@ test('property: random rules on random clusters, over rounds of change, never br
   // The generator is not vacuous: both outcomes happen often.
   t.true(placements > 1000, `placements: ${placements}`)
   t.true(failures > 100, `unplaced: ${failures}`)
+  t.true(SEEDS.length === 1 || migrated > 10, `migrations completed: ${migrated}`)
+  t.log(`placements ${placements}, unplaced ${failures}, migrations completed ${migrated}`)
 })
 
 test('property: spread with targets lands close to the target percentages on large-enough clusters', (t) => {
