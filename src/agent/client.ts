@@ -138,6 +138,7 @@ export class Client {
       recovered: this.#recovered.get(alloc.id) ?? new Map(), onUpdate: (u) => this.#queue(u),
       variable: (path) => this.#o.fsm.state.get('vars', path)?.value,
       ...(this.#o.network ? { network: this.#o.network } : {}),
+      migration: alloc.previousAllocId !== undefined && this.#o.fsm.state.get('allocs', alloc.previousAllocId)?.desiredTransition?.migrate === true,
     })
     this.#runners.set(alloc.id, r)
     r.start().catch((err: Error) => {

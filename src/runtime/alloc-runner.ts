@@ -14,7 +14,7 @@ import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { AllocClientUpdate } from '../fsm/commands.ts'
 import type { Allocation, ClientStatus, Job, Task, TaskDependency, TaskGroup, TaskState, ServiceHealth } from '../structs/index.ts'
-import { isEphemeralTask, isEssentialTask, updateStrategyOf } from '../structs/index.ts'
+import { isEphemeralTask, isEssentialTask, migratePolicy, updateStrategyOf } from '../structs/index.ts'
 import { AllocHealthTracker } from './alloc-health.ts'
 import { SetupError, type Driver, type TaskHandle } from './driver.ts'
 import { taskEnv } from './env.ts'
@@ -37,6 +37,8 @@ export interface AllocRunnerOptions {
   onUpdate: (update: AllocClientUpdate) => void
   /** Network set up around the tasks (the mesh's upstream listeners). */
   network?: AllocNetworkHooks
+  /** It replaces an allocation migrating off a draining node: outside a deployment, the migrate block judges its health. */
+  migration?: boolean
 }
 
 /** What an allocation's network hook is given once the group's namespace exists, before any task starts. */
@@ -147,7 +149,8 @@ export class AllocRunner {
       return
     }
     if (job.type === 'service' && alloc.deploymentStatus?.healthy === undefined) {
-      this.#health = new AllocHealthTracker(updateStrategyOf(group), group.tasks, Date.now(), alloc.taskStates, group.services)
+      const strategy = this.#o.migration && alloc.deploymentId === undefined ? migratePolicy(group) : updateStrategyOf(group)
+      this.#health = new AllocHealthTracker(strategy, group.tasks, Date.now(), alloc.taskStates, group.services)
     }
     await mkdir(this.allocDir, { recursive: true })
     const missing = group.tasks.find((t) => !this.#o.drivers.has(t.driver))

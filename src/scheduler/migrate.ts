@@ -7,7 +7,7 @@
 // make before break. The migrating allocation is stopped once a replacement
 // in its slot is healthy; until then both run and count as one.
 import type { Allocation } from '../structs/index.ts'
-import { isTerminal } from '../structs/index.ts'
+import { isAllocHealthy, isTerminal } from '../structs/index.ts'
 
 /** The allocations holding one slot: one, or a migrating one and its replacement. */
 export interface Slot {
@@ -21,11 +21,6 @@ export interface MigrationStep {
   stop: Allocation[]
   /** The slot has no replacement yet: place one (previousAllocId: this allocation). */
   replace?: Allocation
-}
-
-/** Until the deployment health contract lands: a replacement is healthy once its client says so. */
-export function isHealthy(a: Allocation): boolean {
-  return (a as Allocation & { deploymentStatus?: { healthy?: boolean } }).deploymentStatus?.healthy === true
 }
 
 export function isMigrating(a: Allocation): boolean {
@@ -53,7 +48,7 @@ export function migrationStep(slot: Slot): MigrationStep {
   const migrating = slot.allocs.filter(isMigrating)
   if (migrating.length === 0) return { stop: [] }
   const staying = slot.allocs.filter((a) => !isMigrating(a))
-  if (staying.some((a) => !isTerminal(a) && isHealthy(a))) return { stop: migrating }
+  if (staying.some((a) => !isTerminal(a) && isAllocHealthy(a))) return { stop: migrating }
   if (staying.length > 0) return { stop: [] }
   return { stop: [], replace: newest(migrating) }
 }
@@ -64,11 +59,11 @@ export function migrationStep(slot: Slot): MigrationStep {
  */
 export function healthRank(a: Allocation): number {
   if (isTerminal(a)) return 0
-  const unhealthy = (a as Allocation & { deploymentStatus?: { healthy?: boolean } }).deploymentStatus?.healthy === false ||
+  const unhealthy = a.deploymentStatus?.healthy === false ||
     Object.values(a.taskStates).some((t) => t.health === 'unhealthy')
   if (unhealthy) return 1
   if (a.clientStatus === 'pending') return 2
-  return isHealthy(a) ? 4 : 3
+  return isAllocHealthy(a) ? 4 : 3
 }
 
 /**

@@ -17,7 +17,7 @@ function stateOf(jobs: Job[], nodes: Node[], allocs: Allocation[], evals: Evalua
   }
 }
 
-const healthy = { deploymentStatus: { healthy: true, timestamp: 1 } } as Partial<Allocation>
+const healthy = { deploymentStatus: { healthy: true, timestamp: 1 } }
 const drainingNode = (name: string, d: Partial<DrainStrategy> = {}) => node(name, { eligible: false, drain: { startedAt: 0, ignoreSystem: false, deadlineAt: 10_000, ...d } })
 const ids = (d: ReturnType<typeof decideDrains>) => d.migrate.map((m) => m.allocId)
 

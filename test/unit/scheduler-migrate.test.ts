@@ -20,8 +20,8 @@ function stateOf(jobs: Job[], nodes: Node[], allocs: Allocation[] = [], evals: E
 }
 
 const ctx = (now = 1_000_000) => ({ now, newId: idSource() })
-const healthy = { deploymentStatus: { healthy: true, timestamp: 1 } } as Partial<Allocation>
-const unhealthy = { deploymentStatus: { healthy: false, timestamp: 1 } } as Partial<Allocation>
+const healthy = { deploymentStatus: { healthy: true, timestamp: 1 } }
+const unhealthy = { deploymentStatus: { healthy: false, timestamp: 1 } }
 const draining = (name: string) => node(name, { eligible: false, drain: { startedAt: 0, ignoreSystem: false } })
 
 test('a migrating allocation gets a replacement elsewhere and keeps running', (t) => {

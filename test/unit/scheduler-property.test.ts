@@ -6,7 +6,7 @@
 import test, { type ExecutionContext } from 'ava'
 import { schedule, type Plan, type SchedulerState } from '../../src/scheduler/index.ts'
 import type { Affinity, Allocation, Constraint, Job, Node, Spread, TaskGroup } from '../../src/structs/index.ts'
-import { groupConstraints } from '../../src/structs/index.ts'
+import { groupConstraints, isAllocHealthy } from '../../src/structs/index.ts'
 import { evaluation, group, idSource, job, node, spec } from './fixtures.ts'
 
 type Rand = () => number
@@ -168,7 +168,6 @@ function apply(allocs: Allocation[], plan: Plan): Allocation[] {
 
 const isLive = (a: Allocation) => a.desiredStatus === 'run' && a.clientStatus !== 'failed' && a.clientStatus !== 'lost' && a.clientStatus !== 'complete'
 
-const isHealthy = (a: Allocation) => (a as Allocation & { deploymentStatus?: { healthy?: boolean } }).deploymentStatus?.healthy === true
 
 /** Make before break: a migration stops an allocation only when a healthy replacement holds its slot (before the plan, and after it). */
 function checkMigrations(t: ExecutionContext, where: string, before: Allocation[], plan: Plan): void {
@@ -181,7 +180,7 @@ function checkMigrations(t: ExecutionContext, where: string, before: Allocation[
     }
     if (s.description !== 'migrated: its replacement is healthy') continue
     const partner = before.find((b) => b.jobId === a.jobId && b.group === a.group && b.index === a.index && !b.desiredTransition?.migrate &&
-      isLive(b) && isHealthy(b) && !stopped.has(b.id))
+      isLive(b) && isAllocHealthy(b) && !stopped.has(b.id))
     if (!partner) t.fail(`${where}: ${a.name} stopped as migrated without a healthy replacement that stays`)
   }
 }
@@ -260,7 +259,7 @@ test('property: random rules on random clusters, over rounds of change, never br
       // Half the time what was placed turns healthy before the next round.
       if (chance(r, 0.5)) {
         const placedNow = new Set(plan.place.map((a) => a.id))
-        allocs = allocs.map((a) => (placedNow.has(a.id) ? { ...a, deploymentStatus: { healthy: true, timestamp: 0 } } as Allocation : a))
+        allocs = allocs.map((a) => (placedNow.has(a.id) ? { ...a, deploymentStatus: { healthy: true, timestamp: 0 } } : a))
       }
       placements += plan.place.length
       failures += Object.values(plan.evalUpdate.failedGroups).reduce((n, f) => n + f.unplaced, 0)
@@ -274,7 +273,7 @@ test('property: random rules on random clusters, over rounds of change, never br
         const force = chance(r, 0.2)
         allocs = allocs.map((a) => (a.nodeId === nodes[i]!.id && isLive(a) && chance(r, 0.7) ? { ...a, desiredTransition: force ? { migrate: true, force } : { migrate: true } } : a))
       } else if (what === 4) {
-        allocs = allocs.map((a) => (isLive(a) && chance(r, 0.6) ? { ...a, deploymentStatus: { healthy: true, timestamp: 0 } } as Allocation : a))
+        allocs = allocs.map((a) => (isLive(a) && chance(r, 0.6) ? { ...a, deploymentStatus: { healthy: true, timestamp: 0 } } : a))
       }
       else if (what === 1) {
         const i = int(r, nodes.length)
