@@ -6,7 +6,8 @@ export default class JobScale extends ApiCommand {
   static override description = `Change the count of a group.
 
 This makes a new job version; running allocations are kept (moved to the new
-version in place), new ones are placed, or the highest-numbered are stopped.
+version in place) and new ones are placed, or, scaling in, the least healthy
+allocations stop first, then the newest.
 A group with a scaling block accepts counts within its min and max; the change
 is recorded in the group's scaling history (job status) and the autoscaler
 waits for the cooldown before its next decision.`
