@@ -157,11 +157,15 @@ test('drain moves a service off a node one at a time, never below count - max_pa
   t.false(dn1.eligible)
   t.is(dn1.drain, undefined)
   t.is(dn1.lastDrain?.status, 'complete')
-  // The system allocation stopped last.
-  const stops = dn1.allocations.map((a) => ({ job: a.name.split('.')[0], time: a.modifyTime, why: a.desiredDescription }))
-  const sysStop = stops.find((s) => s.job === 'dsys')!
-  t.is(sysStop.why, 'node drained')
-  t.true(stops.filter((s) => s.job === 'dweb').every((s) => s.time <= sysStop.time))
+  // The system allocation stopped last (the drain's lines come in the order it saw the changes).
+  t.is(dn1.allocations.find((a) => a.name.startsWith('dsys.'))?.desiredDescription, 'node drained')
+  const lines = drain.stdout.split('\n')
+  const sysStopLine = lines.findIndex((l) => /dsys\.s\[0\]: stopped \(node drained\)/.test(l))
+  const webStopLines = lines.flatMap((l, i) => (/dweb\.fe\[\d\]: stopped/.test(l) ? [i] : []))
+  const webStopped = new Set(lines.flatMap((l) => /Allocation (\w+) dweb\.fe\[\d\]: stopped/.exec(l)?.[1] ?? []))
+  t.true(sysStopLine > 0, drain.stdout)
+  t.is(webStopped.size, COUNT, drain.stdout)
+  t.true(webStopLines.every((i) => i < sysStopLine), drain.stdout)
   const status = await cli('node', 'status')
   t.regex(status.stdout, /dn1\s+127\.0\.2\.11\s+\S+\s+-\s+ineligible\s+ready/)
   const one = await cli('node', 'status', 'dn1')
