@@ -161,11 +161,15 @@ test('drain moves a service off a node one at a time, never below count - max_pa
   t.is(dn1.allocations.find((a) => a.name.startsWith('dsys.'))?.desiredDescription, 'node drained')
   const lines = drain.stdout.split('\n')
   const sysStopLine = lines.findIndex((l) => /dsys\.s\[0\]: stopped \(node drained\)/.test(l))
-  const webStopLines = lines.flatMap((l, i) => (/dweb\.fe\[\d\]: stopped/.test(l) ? [i] : []))
-  const webStopped = new Set(lines.flatMap((l) => /Allocation (\w+) dweb\.fe\[\d\]: stopped/.exec(l)?.[1] ?? []))
+  // The first line of each web allocation's stop (a later one reports its tasks ended).
+  const webStopped = new Map<string, number>()
+  lines.forEach((l, i) => {
+    const id = /Allocation (\w+) dweb\.fe\[\d\]: stopped/.exec(l)?.[1]
+    if (id && !webStopped.has(id)) webStopped.set(id, i)
+  })
   t.true(sysStopLine > 0, drain.stdout)
   t.is(webStopped.size, COUNT, drain.stdout)
-  t.true(webStopLines.every((i) => i < sysStopLine), drain.stdout)
+  t.true([...webStopped.values()].every((i) => i < sysStopLine), drain.stdout)
   const status = await cli('node', 'status')
   t.regex(status.stdout, /dn1\s+127\.0\.2\.11\s+\S+\s+-\s+ineligible\s+ready/)
   const one = await cli('node', 'status', 'dn1')
