@@ -178,9 +178,17 @@ export class RotatedLogStream extends Readable {
           if (!this.push(buf.subarray(0, bytesRead))) return
           continue
         }
-        // At the end of this file: the writer has moved on if a newer one exists.
+        // At the end of this file: the writer has moved on if a newer one exists. It may have
+        // finished this one between our read and that look: read it to the end once more first.
         const newer = await this.next()
         if (newer) {
+          const { bytesRead: late } = await this.handle.read(buf, 0, CHUNK, this.position)
+          if (this.destroyed) return
+          if (late > 0) {
+            this.position += late
+            if (!this.push(buf.subarray(0, late))) return
+            continue
+          }
           await this.closeHandle()
           this.index = newer.index
           this.position = 0
