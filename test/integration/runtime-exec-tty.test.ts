@@ -32,6 +32,9 @@ test('alloc exec -i -t runs a shell on a terminal in docker and exec tasks, with
   const nodeB = (await b.get<{ nodeId: string }>('/v1/agent/self')).nodeId
   t.teardown(async () => {
     await runCli(['job', 'stop', 'tty'], a.address, 30_000).catch(() => undefined)
+    // Exec tasks outlive their agent: let the stop reach them before the agents go.
+    await eventually(async () => (await a.get<{ clientStatus: string }[]>('/v1/job/tty/allocations')).every((x) => x.clientStatus !== 'running'),
+      { what: 'the tty job stopped', timeoutMs: 20_000 }).catch(() => undefined)
     for (const x of [b, a]) await x.kill()
     for (const c of await docker.listContainers({ all: true, filters: { label: [`shoal.node=${nodeB}`] } })) {
       await docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)
