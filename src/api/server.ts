@@ -381,7 +381,7 @@ export class ApiServer {
           ? await agent.ops.drainNode(node.id, { deadlineMs: spec.deadlineMs, ignoreSystem: spec.ignoreSystem })
           : await agent.ops.endDrain(node.id, 'canceled', spec.markEligible)
         const after = state.get('nodes', node.id)!
-        return { nodeId: node.id, name: node.name, index, drain: after.drain ?? null, eligible: after.eligible }
+        return { nodeId: node.id, name: node.name, index, drain: after.drain ?? null, eligible: after.eligible, wasDraining: node.drain !== undefined }
       })
   }
 

@@ -58,8 +58,9 @@ and the node becomes eligible again (unless --keep-ineligible).`
     const path = `/v1/node/${encodeURIComponent(args.node)}/drain`
     if (flags.disable) {
       for (const f of ['deadline', 'no-deadline', 'force', 'ignore-system']) if (given(f)) fail(this, `--${f}: only with --enable`)
-      const res = await api.post<{ name: string; eligible: boolean }>(path, { enable: false, markEligible: !flags['keep-ineligible'] })
-      this.log(`Node "${res.name}": drain disabled; ${res.eligible ? 'eligible' : 'ineligible'} for scheduling`)
+      const res = await api.post<{ name: string; eligible: boolean; wasDraining: boolean }>(path, { enable: false, markEligible: !flags['keep-ineligible'] })
+      const what = res.wasDraining ? 'drain disabled' : 'was not draining'
+      this.log(`Node "${res.name}": ${what}; ${res.eligible ? 'eligible' : 'ineligible'} for scheduling`)
       return res
     }
     if (given('keep-ineligible')) fail(this, '--keep-ineligible: only with --disable')
