@@ -4,6 +4,7 @@
 // migrations whose replacement is healthy, drains that are complete.
 import type { AppliedEvent, Fsm } from '../fsm/fsm.ts'
 import type { AllocTransition } from '../fsm/commands.ts'
+import { isMigrating } from '../scheduler/migrate.ts'
 import { decideDrains } from './drain-decisions.ts'
 import type { Logger } from './leader.ts'
 
@@ -27,8 +28,19 @@ export class NodeDrainer {
   #running = false
   #again = false
   #stopped = false
+  /** Allocations marked to migrate and still live: while there are none and no node drains, there is nothing to decide. */
+  readonly #migrating = new Set<string>()
   readonly #onApplied = (e: AppliedEvent) => {
-    if (e.changes.some((c) => c.table === 'nodes' || c.table === 'allocs')) this.#schedule(SETTLE_MS)
+    let relevant = false
+    for (const c of e.changes) {
+      if (c.table === 'nodes') relevant = true
+      else if (c.table === 'allocs') {
+        relevant = true
+        if (c.value && isMigrating(c.value)) this.#migrating.add(c.key)
+        else this.#migrating.delete(c.key)
+      }
+    }
+    if (relevant) this.#schedule(SETTLE_MS)
   }
 
   constructor(fsm: Fsm, writer: DrainWriter, log: Logger, now: () => number = Date.now) {
@@ -38,14 +50,22 @@ export class NodeDrainer {
     this.#now = now
   }
 
+  readonly #onRestored = () => {
+    this.#migrating.clear()
+    for (const a of this.#fsm.state.list('allocs')) if (isMigrating(a)) this.#migrating.add(a.id)
+    this.#schedule(0)
+  }
+
   start(): void {
     this.#fsm.on('applied', this.#onApplied)
-    this.#schedule(0)
+    this.#fsm.on('restored', this.#onRestored)
+    this.#onRestored()
   }
 
   stop(): void {
     this.#stopped = true
     this.#fsm.off('applied', this.#onApplied)
+    this.#fsm.off('restored', this.#onRestored)
     clearTimeout(this.#timer)
     clearTimeout(this.#wakeTimer)
   }
@@ -80,6 +100,8 @@ export class NodeDrainer {
 
   async #step(): Promise<void> {
     const state = this.#fsm.state
+    // The common case, on every plan and client report: no drain, no migration.
+    if (this.#migrating.size === 0 && !state.nodesSortedById().some((n) => n.drain)) return
     const view = {
       nodes: () => state.nodesSortedById(),
       job: (id: string) => state.get('jobs', id),
