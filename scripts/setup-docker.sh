@@ -19,7 +19,9 @@ fi
 
 if ! docker info >/dev/null 2>&1; then
   log "starting dockerd"
-  (dockerd >/var/log/shoal-dockerd.log 2>&1 &)
+  # Its own session: killing the job that started it (a test run, a CI step)
+  # must not take the engine down with it.
+  setsid dockerd >/var/log/shoal-dockerd.log 2>&1 < /dev/null &
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
     sleep 0.5
