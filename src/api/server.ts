@@ -296,7 +296,8 @@ export class ApiServer {
       .on('GET', '/v1/job/:id/deployments', async (req) => state.deploymentsOfJob(jobOr404(state, req.params.id!).id).map((d) => deploymentView(state, d)))
       .on('POST', '/v1/deployment/:id/promote', async (req) => {
         const d = deploymentOr404(state, req.params.id!)
-        const body = (await req.body()) ?? {}
+        // The body is optional: {"groups": [...]} promotes only those groups.
+        const body = req.raw.headers['content-length'] === '0' ? {} : await req.body()
         const groups = objectBody(body).groups
         if (groups !== undefined && (!Array.isArray(groups) || groups.length === 0 || !groups.every((g) => typeof g === 'string'))) {
           throw new HttpError(400, 'groups: must be a non-empty array of group names', 'groups')

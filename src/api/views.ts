@@ -67,6 +67,7 @@ export function jobDetail(state: StateStore, job: Job) {
     latestEval: ev ? { id: ev.id, status: ev.status, statusDescription: ev.statusDescription, triggeredBy: ev.triggeredBy } : null,
     placementFailures: ev?.status === 'blocked' ? ev.failedGroups : {},
     scaling: scalingView(state, job),
+    latestDeployment: latestDeploymentView(state, job),
   }
 }
 
@@ -78,6 +79,12 @@ export function scalingView(state: StateStore, job: Job) {
     if (g.scaling || events.length > 0) out[g.name] = { count: g.count, policy: g.scaling ?? null, events }
   }
   return out
+}
+
+/** The job's newest deployment, for `job status`; null when it has none. */
+function latestDeploymentView(state: StateStore, job: Job) {
+  const d = state.latestDeployment(job.id)
+  return d ? deploymentView(state, d) : null
 }
 
 /** A deployment as the API shows it: the stored row plus the job's stability of that version. */

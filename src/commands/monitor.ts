@@ -100,7 +100,7 @@ export function deploymentTable(d: Deployment, now = Date.now()): string {
   const headers = ['Group', 'Desired', ...(canaries ? ['Canaries', 'Promoted'] : []), 'Placed', 'Healthy', 'Unhealthy', 'Progress Deadline']
   return table(headers, Object.entries(d.groups).map(([name, g]) => [
     name, g.desiredTotal, ...(canaries ? [`${g.placedCanaries.length}/${g.desiredCanaries}`, g.desiredCanaries > 0 ? String(g.promoted) : '-'] : []),
-    g.placed, g.healthy, g.unhealthy, progressDeadline(g.requireProgressBy, now),
+    g.placed, g.healthy, g.unhealthy, d.status === 'running' ? progressDeadline(g.requireProgressBy, now) : '-',
   ]))
 }
 

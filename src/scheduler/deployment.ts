@@ -52,7 +52,7 @@ export function planDeployment(job: Job | undefined, latest: Deployment | undefi
   }
   plan.create = {
     id: newId(), jobId: job.id, jobVersion: job.version, jobCreateIndex: job.createIndex,
-    status: 'running', statusDescription: 'deployment is running', groups, createTime: now, modifyTime: now,
+    status: 'running', statusDescription: 'Deployment is running', groups, createTime: now, modifyTime: now,
   }
   plan.current = plan.create
   return plan

@@ -1,9 +1,9 @@
 import { Args } from '@oclif/core'
-import type { PlacementFailure, ScalingEvent, ScalingPolicy } from '../../structs/index.ts'
+import type { Deployment, PlacementFailure, ScalingEvent, ScalingPolicy } from '../../structs/index.ts'
 import { formatDuration } from '../../jobspec/index.ts'
 import { ApiCommand } from '../base.ts'
 import { ago, keyValues, shortId, table } from '../format.ts'
-import { describeFailures } from '../monitor.ts'
+import { deploymentTable, describeFailures } from '../monitor.ts'
 
 interface JobItem {
   id: string; type: string; priority: number; version: number; status: string; stop: boolean; submitTime: number
@@ -14,6 +14,7 @@ interface JobDetail extends JobItem {
   latestEval: { id: string; status: string; statusDescription: string } | null
   placementFailures: Record<string, PlacementFailure>
   scaling?: Record<string, { count: number; policy: ScalingPolicy | null; events: ScalingEvent[] }>
+  latestDeployment?: Deployment | null
 }
 
 /** Scaling decisions shown per group by `job status`. */
@@ -63,6 +64,12 @@ export default class JobStatus extends ApiCommand {
           ago(e.time), g, e.from === e.to ? `${e.to}` : `${e.from} → ${e.to}`, e.source, e.message,
         ])))
       }
+    }
+    if (job.latestDeployment) {
+      const d = job.latestDeployment
+      this.log('\nLatest Deployment')
+      this.log(keyValues([['ID', shortId(d.id)], ['Version', d.jobVersion], ['Status', d.status], ['Description', d.statusDescription || '-']]))
+      this.log(deploymentTable(d))
     }
     this.log('\nAllocations')
     if (job.allocations.length === 0) this.log('No allocations placed')
