@@ -157,19 +157,22 @@ test('drain moves a service off a node one at a time, never below count - max_pa
   t.false(dn1.eligible)
   t.is(dn1.drain, undefined)
   t.is(dn1.lastDrain?.status, 'complete')
-  // The system allocation stopped last (the drain's lines come in the order it saw the changes).
+  // The system allocation stopped last. The drain's lines carry the time the
+  // follower saw each change; changes seen in one read share it (and their
+  // order within that read says nothing), so no web stop may be seen later.
   t.is(dn1.allocations.find((a) => a.name.startsWith('dsys.'))?.desiredDescription, 'node drained')
   const lines = drain.stdout.split('\n')
-  const sysStopLine = lines.findIndex((l) => /dsys\.s\[0\]: stopped \(node drained\)/.test(l))
+  const seenAt = (l: string) => Date.parse(l.split(' ')[0]!)
+  const sysStop = lines.find((l) => /dsys\.s\[0\]: stopped \(node drained\)/.test(l))
   // The first line of each web allocation's stop (a later one reports its tasks ended).
   const webStopped = new Map<string, number>()
-  lines.forEach((l, i) => {
+  for (const l of lines) {
     const id = /Allocation (\w+) dweb\.fe\[\d\]: stopped/.exec(l)?.[1]
-    if (id && !webStopped.has(id)) webStopped.set(id, i)
-  })
-  t.true(sysStopLine > 0, drain.stdout)
+    if (id && !webStopped.has(id)) webStopped.set(id, seenAt(l))
+  }
+  t.truthy(sysStop, drain.stdout)
   t.is(webStopped.size, COUNT, drain.stdout)
-  t.true([...webStopped.values()].every((i) => i < sysStopLine), drain.stdout)
+  t.true([...webStopped.values()].every((at) => at <= seenAt(sysStop!)), drain.stdout)
   const status = await cli('node', 'status')
   t.regex(status.stdout, /dn1\s+127\.0\.2\.11\s+\S+\s+-\s+ineligible\s+ready/)
   const one = await cli('node', 'status', 'dn1')
