@@ -459,15 +459,20 @@ export class ExecDriver implements Driver {
     return new RotatedLogStream(base, { ...(start ? { start } : {}), follow: options.follow, pollMs: this.pollMs })
   }
 
-  /** Runs a command as the task would: its environment, its working directory. */
-  async exec(handle: TaskHandle, command: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+  /** What a command run inside the running task gets: the task's environment and working directory, and the resolved program. */
+  private async commandInTask(handle: TaskHandle, command: string): Promise<{ env: NodeJS.ProcessEnv; cwd: string; program: string }> {
     const pid = Number(handle.id)
     const record = await this.recordOf(handle)
     if (!this.running(pid, record)) throw new DriverError(`task "${handle.taskName}" is not running`, false)
     const env = readEnviron(pid) ?? { PATH: process.env.PATH || DEFAULT_PATH }
     const cwd = readCwd(pid) ?? record?.allocDir
     if (!cwd) throw new DriverError(`no working directory known for task "${handle.taskName}"`, false)
-    const program = await resolveCommand(command, cwd, env.PATH)
+    return { env, cwd, program: await resolveCommand(command, cwd, env.PATH) }
+  }
+
+  /** Runs a command as the task would: its environment, its working directory. */
+  async exec(handle: TaskHandle, command: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
+    const { env, cwd, program } = await this.commandInTask(handle, command)
     const withStdin = options.stdin !== undefined
     const child = spawn(program, [...args], { cwd, env, detached: true, stdio: [withStdin ? 'pipe' : 'ignore', 'pipe', 'pipe'] })
     const out = new OutputBuffer()
@@ -506,13 +511,7 @@ export class ExecDriver implements Driver {
    * size first (and again on resize, on the terminal the command holds as its stdin).
    */
   async execSession(handle: TaskHandle, command: string, args: readonly string[], options: ExecSessionOptions): Promise<ExecSession> {
-    const pid = Number(handle.id)
-    const record = await this.recordOf(handle)
-    if (!this.running(pid, record)) throw new DriverError(`task "${handle.taskName}" is not running`, false)
-    const env = readEnviron(pid) ?? { PATH: process.env.PATH || DEFAULT_PATH }
-    const cwd = readCwd(pid) ?? record?.allocDir
-    if (!cwd) throw new DriverError(`no working directory known for task "${handle.taskName}"`, false)
-    const program = await resolveCommand(command, cwd, env.PATH)
+    const { env, cwd, program } = await this.commandInTask(handle, command)
     let child: ChildProcess
     if (options.tty) {
       const script = await resolveCommand('script', '/', process.env.PATH || DEFAULT_PATH).catch(() => {
