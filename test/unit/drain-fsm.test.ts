@@ -1,19 +1,9 @@
 // FSM commands of node eligibility and drains: what they change, what they
 // refuse, and that old entries (nodes without the new fields) still apply.
 import test from 'ava'
-import { applyCommand, StateStore, type Command } from '../../src/fsm/index.ts'
-import { group, newEval, newNode, spec } from './fixtures.ts'
+import type { Command } from '../../src/fsm/index.ts'
+import { fsmStore, group, newEval, newNode, spec } from './fixtures.ts'
 
-function cluster() {
-  const state = new StateStore()
-  let index = 0
-  const apply = (cmd: Command) => {
-    const { changes, result } = applyCommand(state, ++index, cmd)
-    state.applyChanges(changes, index)
-    return result
-  }
-  return { state, apply }
-}
 
 const placed = (id: string, nodeId = 'id-n1', index = 0) => ({
   id, name: `web.fe[${index}]`, jobId: 'web', jobVersion: 0, group: 'fe', index, nodeId, evalId: 'e1',
@@ -27,7 +17,7 @@ const plan = (place: ReturnType<typeof placed>[], stop: string[] = []): Command 
 })
 
 test('NodeEligibility sets eligibility; enabling a draining node is refused; unknown nodes are not found', (t) => {
-  const { state, apply } = cluster()
+  const { state, apply } = fsmStore()
   apply({ type: 'NodeRegister', node: newNode('n1'), time: 0 })
   t.like(apply({ type: 'NodeEligibility', nodeId: 'id-n1', eligible: false, time: 1 }), { ok: true })
   t.false(state.get('nodes', 'id-n1')!.eligible)
@@ -40,7 +30,7 @@ test('NodeEligibility sets eligibility; enabling a draining node is refused; unk
 })
 
 test('NodeDrain makes the node ineligible; NodeDrainEnd complete keeps it so, canceled sets eligibility as asked', (t) => {
-  const { state, apply } = cluster()
+  const { state, apply } = fsmStore()
   apply({ type: 'NodeRegister', node: newNode('n1'), time: 0 })
   apply({ type: 'NodeDrain', nodeId: 'id-n1', drain: { startedAt: 5, deadlineAt: 100, ignoreSystem: true }, time: 5 })
   t.like(state.get('nodes', 'id-n1'), { eligible: false, drain: { startedAt: 5, deadlineAt: 100, ignoreSystem: true } })
@@ -58,7 +48,7 @@ test('NodeDrain makes the node ineligible; NodeDrainEnd complete keeps it so, ca
 })
 
 test('a node re-registering (agent restart) keeps its eligibility and drain', (t) => {
-  const { state, apply } = cluster()
+  const { state, apply } = fsmStore()
   apply({ type: 'NodeRegister', node: newNode('n1'), time: 0 })
   apply({ type: 'NodeDrain', nodeId: 'id-n1', drain: { startedAt: 5, ignoreSystem: false }, time: 5 })
   apply({ type: 'NodeRegister', node: newNode('n1', { eligible: true }), time: 6 })
@@ -66,7 +56,7 @@ test('a node re-registering (agent restart) keeps its eligibility and drain', (t
 })
 
 test('AllocDesiredTransition marks allocations still meant to run and records the evaluations', (t) => {
-  const { state, apply } = cluster()
+  const { state, apply } = fsmStore()
   apply({ type: 'NodeRegister', node: newNode('n1'), time: 0 })
   apply({ type: 'JobRegister', spec: spec('web', [group('fe', 2)]), time: 1, eval: newEval('e1', 'web') })
   apply(plan([placed('a', 'id-n1', 0), placed('b', 'id-n1', 1)]))
@@ -81,7 +71,7 @@ test('AllocDesiredTransition marks allocations still meant to run and records th
 })
 
 test('PlanApply is refused when it places on an ineligible node', (t) => {
-  const { state, apply } = cluster()
+  const { state, apply } = fsmStore()
   apply({ type: 'NodeRegister', node: newNode('n1'), time: 0 })
   apply({ type: 'JobRegister', spec: spec('web', [group('fe', 1)]), time: 1, eval: newEval('e1', 'web') })
   apply({ type: 'NodeEligibility', nodeId: 'id-n1', eligible: false, time: 1 })

@@ -1,5 +1,7 @@
 // Builders for the cores' unit tests: jobs, nodes, allocations, evaluations.
-import type { NewAlloc, NewEval, NewNode } from '../../src/fsm/commands.ts'
+import type { ApplyResult, Command, NewAlloc, NewEval, NewNode } from '../../src/fsm/commands.ts'
+import { applyCommand, StateStore } from '../../src/fsm/index.ts'
+import type { SchedulerState } from '../../src/scheduler/index.ts'
 import type { Allocation, Evaluation, Job, JobSpec, Node, TaskGroup } from '../../src/structs/index.ts'
 
 export function group(name: string, count: number, over: Partial<TaskGroup> = {}): TaskGroup {
@@ -56,4 +58,35 @@ export function alloc(id: string, j: Job, groupName: string, index: number, node
 export function idSource(prefix = 'a'): () => string {
   let n = 0
   return () => `${prefix}${++n}`
+}
+
+/** The scheduler's view of plain arrays (also a drainer's: it reads a subset). */
+export function schedulerState(jobs: Job[], nodes: Node[], allocs: Allocation[] = [], evals: Evaluation[] = []): SchedulerState {
+  return {
+    nodes: () => [...nodes],
+    job: (id) => jobs.find((j) => j.id === id),
+    jobVersion: (id, v) => jobs.find((j) => j.id === id && j.version === v),
+    allocsOfJob: (id) => allocs.filter((a) => a.jobId === id),
+    allocsOfNode: (id) => allocs.filter((a) => a.nodeId === id),
+    evalsOfJob: (id) => evals.filter((e) => e.jobId === id),
+  }
+}
+
+/**
+ * A state store that commands are applied to at increasing indexes, as the
+ * FSM does: `apply` answers the command's result, `applyOk` throws on a refusal.
+ */
+export function fsmStore(): { state: StateStore; apply(cmd: Command): ApplyResult; applyOk(cmd: Command): void } {
+  const state = new StateStore()
+  let index = 0
+  const apply = (cmd: Command): ApplyResult => {
+    const { changes, result } = applyCommand(state, ++index, cmd)
+    state.applyChanges(changes, index)
+    return result
+  }
+  const applyOk = (cmd: Command): void => {
+    const result = apply(cmd)
+    if (!result.ok) throw new Error(result.error)
+  }
+  return { state, apply, applyOk }
 }

@@ -1,18 +1,8 @@
 // Deployment state in the FSM: client health reports, deployments, promotion, stability.
 import test from 'ava'
-import { applyCommand, StateStore, type Command, type NewAlloc } from '../../src/fsm/index.ts'
-import { group, newEval, newNode, spec } from './fixtures.ts'
+import type { NewAlloc } from '../../src/fsm/index.ts'
+import { fsmStore, group, newEval, newNode, spec } from './fixtures.ts'
 
-function store() {
-  const state = new StateStore()
-  let index = 0
-  const apply = (cmd: Command) => {
-    const { changes, result } = applyCommand(state, ++index, cmd)
-    state.applyChanges(changes, index)
-    return result
-  }
-  return { state, apply }
-}
 
 const placed = (id: string, over: Partial<NewAlloc> = {}): NewAlloc => ({
   id, name: `web.fe[0]`, jobId: 'web', jobVersion: 0, group: 'fe', index: 0, nodeId: 'id-n1', evalId: 'e1',
@@ -22,7 +12,7 @@ const placed = (id: string, over: Partial<NewAlloc> = {}): NewAlloc => ({
 const complete = { status: 'complete' as const, statusDescription: '', failedGroups: {}, modifyTime: 2 }
 
 test('AllocClientUpdate: health is decided once, a canary flag is kept, reports without it leave it alone', (t) => {
-  const { state, apply } = store()
+  const { state, apply } = fsmStore()
   apply({ type: 'NodeRegister', node: newNode('n1'), time: 0 })
   apply({ type: 'JobRegister', spec: spec('web', [group('fe', 1)]), time: 1, eval: newEval('e1', 'web') })
   apply({ type: 'PlanApply', evalId: 'e1', time: 2, newEvals: [], stop: [], evalUpdate: complete, place: [placed('a1', { deploymentStatus: { canary: true, timestamp: 2 } })] })
@@ -43,7 +33,7 @@ const deploymentOf = (id: string, jobVersion: number, canaries = 0) => ({
 })
 
 test('deployments: placements and health are counted; progress moves the deadline; success makes the version stable', (t) => {
-  const { state, apply } = store()
+  const { state, apply } = fsmStore()
   apply({ type: 'NodeRegister', node: newNode('n1'), time: 0 })
   apply({ type: 'JobRegister', spec: spec('web', [group('fe', 1)]), time: 1, eval: newEval('e1', 'web') })
   apply({ type: 'PlanApply', evalId: 'e1', time: 2, newEvals: [], stop: [], evalUpdate: complete, deployment: deploymentOf('d1', 0), place: [placed('a1', { deploymentId: 'd1' })] })
@@ -61,7 +51,7 @@ test('deployments: placements and health are counted; progress moves the deadlin
 })
 
 test('deployments: a failure with a revert registers the stable spec as a new version; promotion needs canaries', (t) => {
-  const { state, apply } = store()
+  const { state, apply } = fsmStore()
   apply({ type: 'NodeRegister', node: newNode('n1'), time: 0 })
   apply({ type: 'JobRegister', spec: spec('web', [group('fe', 1)]), time: 1, eval: newEval('e1', 'web') })
   apply({ type: 'PlanApply', evalId: 'e1', time: 2, newEvals: [], stop: [], place: [], evalUpdate: complete, deployment: deploymentOf('d1', 0) })

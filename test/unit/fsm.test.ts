@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Fsm } from '../../src/fsm/index.ts'
 import { applyCommand, StateStore, type Command } from '../../src/fsm/index.ts'
-import { group, newEval, newNode, spec } from './fixtures.ts'
+import { fsmStore, group, newEval, newNode, spec } from './fixtures.ts'
 
 async function openTemp() {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-fsm-'))
@@ -217,13 +217,7 @@ test('a large state snapshots without blocking the event loop for long', async (
 })
 
 test('PlanApply is refused, changing nothing, when a placement would overcommit its node or its node is not ready', (t) => {
-  const state = new StateStore()
-  let index = 0
-  const apply = (cmd: Command) => {
-    const { changes, result } = applyCommand(state, ++index, cmd)
-    state.applyChanges(changes, index)
-    return result
-  }
+  const { state, apply } = fsmStore()
   apply({ type: 'NodeRegister', node: newNode('n1', { resources: { cpu: 300, memoryMB: 1024 } }), time: 0 })
   apply({ type: 'JobRegister', spec: spec('web', [group('fe', 3)]), time: 1, eval: newEval('e1', 'web') })
   const placed = (id: string, port: number, nodeId = 'id-n1') => ({

@@ -2,13 +2,13 @@
 // rollouts driven through the real StateStore, applyCommand and schedule(),
 // with simulated clients reporting health, checking the invariants at every step.
 import test from 'ava'
-import { applyCommand, StateStore, type AllocClientUpdate, type Command } from '../../src/fsm/index.ts'
+import type { AllocClientUpdate, StateStore } from '../../src/fsm/index.ts'
 import { schedulerView } from '../../src/agent/leader.ts'
 import { planRollout } from '../../src/scheduler/deployment.ts'
 import { schedule } from '../../src/scheduler/index.ts'
 import type { Allocation, Deployment, DeploymentGroup, TaskGroup } from '../../src/structs/index.ts'
 import { defaultUpdateStrategy, isLive } from '../../src/structs/index.ts'
-import { alloc, group, job, newEval, newNode, spec } from './fixtures.ts'
+import { alloc, fsmStore, group, job, newEval, newNode, spec } from './fixtures.ts'
 
 const dgroup = (over: Partial<DeploymentGroup> = {}): DeploymentGroup => ({
   desiredTotal: 4, desiredCanaries: 0, placedCanaries: [], promoted: false, autoRevert: false, autoPromote: false,
@@ -62,16 +62,10 @@ test('rollout table: canaries beside the old allocations until promoted; then th
 
 /** A one-job cluster driven through the real FSM: schedule, apply, and clients that report. */
 function cluster() {
-  const state = new StateStore()
-  let index = 0
+  const { state, applyOk: apply } = fsmStore()
   let ids = 0
   let evals = 0
   let now = 1_000
-  const apply = (cmd: Command) => {
-    const { changes, result } = applyCommand(state, ++index, cmd)
-    state.applyChanges(changes, index)
-    if (!result.ok) throw new Error(result.error)
-  }
   apply({ type: 'NodeRegister', node: newNode('n1'), time: 0 })
   apply({ type: 'NodeRegister', node: newNode('n2'), time: 0 })
   const live = () => state.allocsOfJob('web').filter(isLive)

@@ -11,23 +11,13 @@ import { EvalBroker, PlannedPlacements, schedulerView, viewWithPlacements } from
 import type { Proposer } from '../../src/agent/proposer.ts'
 import { applyCommand, StateStore, type Command } from '../../src/fsm/index.ts'
 import { Fsm } from '../../src/fsm/fsm.ts'
-import { schedule, UsageTracker, type SchedulerState } from '../../src/scheduler/index.ts'
+import { schedule, UsageTracker } from '../../src/scheduler/index.ts'
 import { groupRules } from '../../src/scheduler/rules.ts'
 import { rankLimit, shuffledOrder } from '../../src/scheduler/select.ts'
-import type { Allocation, Evaluation, Job, Node } from '../../src/structs/index.ts'
+import type { Node } from '../../src/structs/index.ts'
 import { isLive } from '../../src/structs/index.ts'
-import { alloc, evaluation, group, idSource, job, newEval, newNode, node, spec } from './fixtures.ts'
+import { alloc, evaluation, group, idSource, job, newEval, newNode, node, schedulerState, spec } from './fixtures.ts'
 
-function stateOf(jobs: Job[], nodes: Node[], allocs: Allocation[] = [], evals: Evaluation[] = []): SchedulerState {
-  return {
-    nodes: () => [...nodes],
-    job: (id) => jobs.find((j) => j.id === id),
-    jobVersion: (id, v) => jobs.find((j) => j.id === id && j.version === v),
-    allocsOfJob: (id) => allocs.filter((a) => a.jobId === id),
-    allocsOfNode: (id) => allocs.filter((a) => a.nodeId === id),
-    evalsOfJob: (id) => evals.filter((e) => e.jobId === id),
-  }
-}
 
 function store(): { state: StateStore; apply(cmd: Command): void } {
   const state = new StateStore()
@@ -68,7 +58,7 @@ test('the shuffle is a permutation that depends only on the seed', (t) => {
 test('on a large cluster placements stay valid and deterministic, and use many nodes', (t) => {
   const nodes = Array.from({ length: 300 }, (_, i) => bigNode(i, { meta: { rack: `r${i % 10}` } }))
   const g = { ...group('fe', 200), constraints: [{ attribute: '${meta.rack}', operator: '!=' as const, value: 'r3' }] }
-  const st = stateOf([job(spec('web', [g]))], nodes)
+  const st = schedulerState([job(spec('web', [g]))], nodes)
   const plan = schedule(st, evaluation('e1', 'web'), { now: 0, newId: idSource() })
   t.deepEqual(schedule(st, evaluation('e1', 'web'), { now: 0, newId: idSource() }), plan, 'same state and evaluation, same plan')
   t.is(plan.place.length, 200)
@@ -82,7 +72,7 @@ test('on a large cluster placements stay valid and deterministic, and use many n
 test('when nothing fits, every node is evaluated and counted, in node order, once for the group', (t) => {
   const nodes = Array.from({ length: 500 }, (_, i) => bigNode(i, { meta: { rack: `r${i % 5}` }, ...(i % 50 === 0 ? { status: 'down' as const } : {}) }))
   const g = { ...group('fe', 40), constraints: [{ attribute: '${meta.rack}', operator: '=' as const, value: 'r9' }] }
-  const plan = schedule(stateOf([job(spec('web', [g]))], nodes), evaluation('e1', 'web'), { now: 0, newId: idSource() })
+  const plan = schedule(schedulerState([job(spec('web', [g]))], nodes), evaluation('e1', 'web'), { now: 0, newId: idSource() })
   const f = plan.evalUpdate.failedGroups.fe!
   t.is(f.unplaced, 40)
   t.is(f.nodesEvaluated, 500)
@@ -95,7 +85,7 @@ test('a group that fills the cluster places what fits and counts the rest with e
   const nodes = Array.from({ length: 64 }, (_, i) => node(`n${String(i).padStart(2, '0')}`, { resources: { cpu: 1000, memoryMB: 1024 }, portRange: { min: 20000, max: 20100 } }))
   const g = group('fe', 300)
   g.tasks[0]!.resources = { cpu: 250, memoryMB: 100 }
-  const plan = schedule(stateOf([job(spec('web', [g]))], nodes), evaluation('e1', 'web'), { now: 0, newId: idSource() })
+  const plan = schedule(schedulerState([job(spec('web', [g]))], nodes), evaluation('e1', 'web'), { now: 0, newId: idSource() })
   t.is(plan.place.length, 256, 'four per node, every node full')
   const f = plan.evalUpdate.failedGroups.fe!
   t.is(f.unplaced, 44)

@@ -4,20 +4,10 @@
 // at once; system allocations are stopped, not replaced. Scale-in stops the
 // least healthy, then the newest.
 import test from 'ava'
-import { schedule, type SchedulerState } from '../../src/scheduler/index.ts'
-import type { Allocation, Evaluation, Job, Node } from '../../src/structs/index.ts'
-import { alloc, evaluation, group, idSource, job, node, spec } from './fixtures.ts'
+import { schedule } from '../../src/scheduler/index.ts'
 
-function stateOf(jobs: Job[], nodes: Node[], allocs: Allocation[] = [], evals: Evaluation[] = []): SchedulerState {
-  return {
-    nodes: () => [...nodes],
-    job: (id) => jobs.find((j) => j.id === id),
-    jobVersion: (id, v) => jobs.find((j) => j.id === id && j.version === v),
-    allocsOfJob: (id) => allocs.filter((a) => a.jobId === id),
-    allocsOfNode: (id) => allocs.filter((a) => a.nodeId === id),
-    evalsOfJob: (id) => evals.filter((e) => e.jobId === id),
-  }
-}
+import { alloc, evaluation, group, idSource, job, node, schedulerState, spec } from './fixtures.ts'
+
 
 const ctx = (now = 1_000_000) => ({ now, newId: idSource() })
 const healthy = { deploymentStatus: { healthy: true, timestamp: 1 } }
@@ -30,7 +20,7 @@ test('a migrating allocation gets a replacement elsewhere and keeps running', (t
     alloc('m', j, 'fe', 0, 'id-n1', { desiredTransition: { migrate: true }, ...healthy }),
     alloc('k', j, 'fe', 1, 'id-n1', healthy),
   ]
-  const plan = schedule(stateOf([j], [draining('n1'), node('n2')], allocs), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([j], [draining('n1'), node('n2')], allocs), evaluation('e1', 'web'), ctx())
   t.deepEqual(plan.stop, [], 'nothing stops before the replacement is healthy')
   t.is(plan.place.length, 1)
   t.like(plan.place[0], { name: 'web.fe[0]', index: 0, nodeId: 'id-n2', previousAllocId: 'm' })
@@ -45,12 +35,12 @@ test('while the replacement is not healthy both run and nothing more is placed; 
     alloc('r', j, 'fe', 0, 'id-n2', { clientStatus: 'running', createIndex: 5 }),
     alloc('r', j, 'fe', 0, 'id-n2', { ...unhealthy, createIndex: 5 }),
   ]) {
-    const plan = schedule(stateOf([j], [draining('n1'), node('n2')], [...base, r]), evaluation('e1', 'web'), ctx())
+    const plan = schedule(schedulerState([j], [draining('n1'), node('n2')], [...base, r]), evaluation('e1', 'web'), ctx())
     t.deepEqual(plan.stop, [], `replacement ${r.clientStatus}: the pair holds one slot, nothing is scaled down`)
     t.deepEqual(plan.place, [])
   }
   const r = alloc('r', j, 'fe', 0, 'id-n2', { ...healthy, createIndex: 5 })
-  const plan = schedule(stateOf([j], [draining('n1'), node('n2')], [...base, r]), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([j], [draining('n1'), node('n2')], [...base, r]), evaluation('e1', 'web'), ctx())
   t.deepEqual(plan.stop, [{ allocId: 'm', description: 'migrated: its replacement is healthy' }])
   t.deepEqual(plan.place, [])
   t.is(plan.desiredUpdates.fe!.ignore, 2)
@@ -60,7 +50,7 @@ test('a replacement that failed is rescheduled (its reschedule chain kept) while
   const j = job(spec('web', [group('fe', 1)]))
   const m = alloc('m', j, 'fe', 0, 'id-n1', { desiredTransition: { migrate: true }, ...healthy })
   const r = alloc('r', j, 'fe', 0, 'id-n2', { clientStatus: 'failed', createIndex: 5, modifyTime: 0 })
-  const plan = schedule(stateOf([j], [draining('n1'), node('n2'), node('n3')], [m, r]), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([j], [draining('n1'), node('n2'), node('n3')], [m, r]), evaluation('e1', 'web'), ctx())
   t.deepEqual(plan.stop.map((s) => s.allocId), ['r'])
   t.is(plan.place.length, 1)
   t.like(plan.place[0], { index: 0, previousAllocId: 'r', rescheduleCount: 1 })
@@ -69,12 +59,12 @@ test('a replacement that failed is rescheduled (its reschedule chain kept) while
 test('past the drain deadline (force) the allocation stops at once and its replacement is placed', (t) => {
   const j = job(spec('web', [group('fe', 1)]))
   const m = alloc('m', j, 'fe', 0, 'id-n1', { desiredTransition: { migrate: true, force: true } })
-  const plan = schedule(stateOf([j], [draining('n1'), node('n2')], [m]), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([j], [draining('n1'), node('n2')], [m]), evaluation('e1', 'web'), ctx())
   t.deepEqual(plan.stop, [{ allocId: 'm', description: 'node drain deadline reached' }])
   t.like(plan.place[0], { index: 0, nodeId: 'id-n2', previousAllocId: 'm' })
   // With its replacement already running, forced: stopped, nothing new placed.
   const r = alloc('r', j, 'fe', 0, 'id-n2', { createIndex: 5 })
-  const again = schedule(stateOf([j], [draining('n1'), node('n2')], [{ ...m }, r]), evaluation('e1', 'web'), ctx())
+  const again = schedule(schedulerState([j], [draining('n1'), node('n2')], [{ ...m }, r]), evaluation('e1', 'web'), ctx())
   t.deepEqual(again.stop.map((s) => s.allocId), ['m'])
   t.deepEqual(again.place, [])
 })
@@ -82,7 +72,7 @@ test('past the drain deadline (force) the allocation stops at once and its repla
 test('without room for a replacement the migrating allocation keeps running and the evaluation is blocked', (t) => {
   const j = job(spec('web', [group('fe', 1)]))
   const m = alloc('m', j, 'fe', 0, 'id-n1', { desiredTransition: { migrate: true } })
-  const plan = schedule(stateOf([j], [draining('n1')], [m]), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([j], [draining('n1')], [m]), evaluation('e1', 'web'), ctx())
   t.deepEqual(plan.stop, [])
   t.is(plan.evalUpdate.status, 'blocked')
   t.deepEqual(plan.evalUpdate.failedGroups.fe!.details, ['node n1: ineligible for scheduling (draining)'])
@@ -91,18 +81,18 @@ test('without room for a replacement the migrating allocation keeps running and 
 test('system allocations marked to migrate are stopped and not placed again on the draining node', (t) => {
   const j = job(spec('agent', [group('a', 1)], { type: 'system' }))
   const allocs = [alloc('s1', j, 'a', 0, 'id-n1', { desiredTransition: { migrate: true } }), alloc('s2', j, 'a', 0, 'id-n2')]
-  const plan = schedule(stateOf([j], [draining('n1'), node('n2')], allocs), evaluation('e1', 'agent'), ctx())
+  const plan = schedule(schedulerState([j], [draining('n1'), node('n2')], allocs), evaluation('e1', 'agent'), ctx())
   t.deepEqual(plan.stop, [{ allocId: 's1', description: 'node drained' }])
   t.deepEqual(plan.place, [])
 })
 
 test('ineligible nodes get no new allocations (system jobs skip them), but keep what runs there', (t) => {
   const sys = job(spec('agent', [group('a', 1)], { type: 'system' }))
-  const plan = schedule(stateOf([sys], [node('n1', { eligible: false }), node('n2')]), evaluation('e1', 'agent'), ctx())
+  const plan = schedule(schedulerState([sys], [node('n1', { eligible: false }), node('n2')]), evaluation('e1', 'agent'), ctx())
   t.deepEqual(plan.place.map((a) => a.nodeId), ['id-n2'])
   t.is(plan.evalUpdate.status, 'complete', 'a system job does not count an ineligible node as a failure')
   const svc = job(spec('web', [group('fe', 2)]))
-  const kept = schedule(stateOf([svc], [node('n1', { eligible: false }), node('n2')], [alloc('x', svc, 'fe', 0, 'id-n1')]), evaluation('e2', 'web'), ctx())
+  const kept = schedule(schedulerState([svc], [node('n1', { eligible: false }), node('n2')], [alloc('x', svc, 'fe', 0, 'id-n1')]), evaluation('e2', 'web'), ctx())
   t.deepEqual(kept.stop, [])
   t.deepEqual(kept.place.map((a) => [a.name, a.nodeId]), [['web.fe[1]', 'id-n2']])
 })
@@ -117,7 +107,7 @@ test('scale-in stops the least healthy first, then the newest; the rest are unto
     alloc('unhealthy', j, 'fe', 3, 'id-n1', { ...unhealthy, createIndex: 2, jobVersion: 0 }),
     alloc('pending', j, 'fe', 4, 'id-n1', { clientStatus: 'pending', createIndex: 3, jobVersion: 0 }),
   ]
-  const plan = schedule(stateOf([j, old], [node('n1')], allocs), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([j, old], [node('n1')], allocs), evaluation('e1', 'web'), ctx())
   t.deepEqual(plan.stop.map((s) => s.allocId).sort(), ['new-healthy', 'pending', 'unhealthy'])
   t.true(plan.stop.every((s) => s.description === 'scaled down'))
   t.deepEqual(plan.inPlace.map((u) => u.allocId).sort(), ['mid-healthy', 'old-healthy'], 'the kept ones move to the new version in place')
@@ -130,7 +120,7 @@ test('scale-in prefers allocations that are moving off a draining node', (t) => 
     alloc('moving', j, 'fe', 0, 'id-n1', { desiredTransition: { migrate: true }, ...healthy, createIndex: 1 }),
     alloc('staying', j, 'fe', 1, 'id-n2', { clientStatus: 'pending', createIndex: 9 }),
   ]
-  const plan = schedule(stateOf([j], [draining('n1'), node('n2')], allocs), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([j], [draining('n1'), node('n2')], allocs), evaluation('e1', 'web'), ctx())
   t.deepEqual(plan.stop.map((s) => s.allocId), ['moving'])
   t.deepEqual(plan.place, [])
 })

@@ -3,32 +3,19 @@ import test from 'ava'
 import { planJob, planRoute } from '../../src/api/plan.ts'
 import { HttpError, type Request } from '../../src/api/http.ts'
 import { formatPlan } from '../../src/commands/job/plan.ts'
-import { applyCommand, StateStore, type Command } from '../../src/fsm/index.ts'
+import type { StateStore } from '../../src/fsm/index.ts'
 import type { JobSpec } from '../../src/structs/index.ts'
-import { group, newEval, newNode, spec } from './fixtures.ts'
-
-function store(): { state: StateStore; apply(cmd: Command): void } {
-  const state = new StateStore()
-  let index = 0
-  return {
-    state,
-    apply(cmd) {
-      const r = applyCommand(state, ++index, cmd)
-      if (!r.result.ok) throw new Error(r.result.error)
-      state.applyChanges(r.changes, index)
-    },
-  }
-}
+import { fsmStore, group, newEval, newNode, spec } from './fixtures.ts'
 
 /** A cluster of three nodes in racks a, a, b, and job "web" registered with its allocations running. */
 function cluster(s: JobSpec = spec('web', [group('fe', 2)])) {
-  const st = store()
-  st.apply({ type: 'NodeRegister', node: newNode('n1', { meta: { rack: 'a' } }), time: 1 })
-  st.apply({ type: 'NodeRegister', node: newNode('n2', { meta: { rack: 'a' } }), time: 1 })
-  st.apply({ type: 'NodeRegister', node: newNode('n3', { meta: { rack: 'b' } }), time: 1 })
-  st.apply({ type: 'JobRegister', spec: s, time: 2, eval: newEval('e1', s.id) })
+  const st = fsmStore()
+  st.applyOk({ type: 'NodeRegister', node: newNode('n1', { meta: { rack: 'a' } }), time: 1 })
+  st.applyOk({ type: 'NodeRegister', node: newNode('n2', { meta: { rack: 'a' } }), time: 1 })
+  st.applyOk({ type: 'NodeRegister', node: newNode('n3', { meta: { rack: 'b' } }), time: 1 })
+  st.applyOk({ type: 'JobRegister', spec: s, time: 2, eval: newEval('e1', s.id) })
   const p = planJob(st.state, s, 3)
-  st.apply({
+  st.applyOk({
     type: 'PlanApply', evalId: 'e1', time: 3, newEvals: [], stop: [],
     evalUpdate: { status: 'complete', statusDescription: '', failedGroups: {}, modifyTime: 3 },
     place: p.placements.map((x, i) => ({
@@ -44,8 +31,8 @@ function cluster(s: JobSpec = spec('web', [group('fe', 2)])) {
 const snapshot = (state: StateStore) => JSON.stringify({ rows: state.rows(), index: state.appliedIndex })
 
 test('a new job: every allocation created, where each would go, and nothing written', (t) => {
-  const st = store()
-  st.apply({ type: 'NodeRegister', node: newNode('n1'), time: 1 })
+  const st = fsmStore()
+  st.applyOk({ type: 'NodeRegister', node: newNode('n1'), time: 1 })
   const before = snapshot(st.state)
   const plan = planJob(st.state, spec('web', [group('fe', 2)]), 10)
   t.is(snapshot(st.state), before, 'the state is untouched')
@@ -88,7 +75,7 @@ test('an edited task: the next version replaces allocations (max_parallel at a t
 
 test('a stopped job planned again gets a new version and its allocations created', (t) => {
   const st = cluster()
-  st.apply({ type: 'JobDeregister', jobId: 'web', purge: false, time: 5, eval: newEval('e2', 'web') })
+  st.applyOk({ type: 'JobDeregister', jobId: 'web', purge: false, time: 5, eval: newEval('e2', 'web') })
   const plan = planJob(st.state, spec('web', [group('fe', 2)]), 10)
   t.like(plan, { type: 'edited', currentVersion: 0, version: 1 })
 })
@@ -114,7 +101,7 @@ test('constraints that no node meets: placement failures with the reasons per no
 })
 
 test('the route validates the body like POST /v1/jobs: 400 with every field error', async (t) => {
-  const st = store()
+  const st = fsmStore()
   const req = (body: unknown) => ({ body: async () => body }) as unknown as Request
   const err = await t.throwsAsync(planRoute(st.state, req({ job: { web: { group: { fe: { constraint: [{ attribute: 'rack', operator: '~' }], task: { t: { driver: 'exec', config: { command: 'x' } } } } } } } })))
   t.true(err instanceof HttpError)

@@ -4,10 +4,10 @@
 // changes. Hard rules are checked against an oracle written independently of
 // the scheduler's own constraint code. SCHED_SEED=n replays one seed.
 import test, { type ExecutionContext } from 'ava'
-import { schedule, type Plan, type SchedulerState } from '../../src/scheduler/index.ts'
+import { schedule, type Plan } from '../../src/scheduler/index.ts'
 import type { Affinity, Allocation, Constraint, Job, Node, Spread, TaskGroup } from '../../src/structs/index.ts'
 import { groupConstraints, isAllocHealthy } from '../../src/structs/index.ts'
-import { evaluation, group, idSource, job, node, spec } from './fixtures.ts'
+import { evaluation, group, idSource, job, node, schedulerState, spec } from './fixtures.ts'
 
 type Rand = () => number
 function mulberry32(seed: number): Rand {
@@ -144,16 +144,6 @@ function holds(c: Constraint, n: Node): boolean {
 
 // --- The simulation ------------------------------------------------------------------
 
-function stateOf(jobs: Job[], nodes: Node[], allocs: Allocation[]): SchedulerState {
-  return {
-    nodes: () => [...nodes],
-    job: (id) => jobs.find((j) => j.id === id),
-    jobVersion: (id, v) => jobs.find((j) => j.id === id && j.version === v),
-    allocsOfJob: (id) => allocs.filter((a) => a.jobId === id),
-    allocsOfNode: (id) => allocs.filter((a) => a.nodeId === id),
-    evalsOfJob: () => [],
-  }
-}
 
 function apply(allocs: Allocation[], plan: Plan): Allocation[] {
   const stops = new Map(plan.stop.map((s) => [s.allocId, s]))
@@ -244,11 +234,11 @@ test('property: random rules on random clusters, over rounds of change, never br
     const nodes = Array.from({ length: 2 + int(r, 14) }, (_, i) => randomNode(r, i))
     // Background load from another job, placed by the scheduler itself.
     const bg = job(spec('bg', [Object.assign(group('b', int(r, 10)), { tasks: [{ ...group('b', 1).tasks[0]!, resources: { cpu: 100 + int(r, 400), memoryMB: 64 + int(r, 512) } }] })]))
-    let allocs = apply([], schedule(stateOf([bg], nodes, []), evaluation('e-bg', 'bg'), { now: 0, newId: idSource('bg') }))
+    let allocs = apply([], schedule(schedulerState([bg], nodes, []), evaluation('e-bg', 'bg'), { now: 0, newId: idSource('bg') }))
     let j = randomJob(r, 'web', 0)
     for (let round = 0; round < 6; round++) {
       const where = `seed ${seed} round ${round}`
-      const st = stateOf([bg, j], nodes, allocs)
+      const st = schedulerState([bg, j], nodes, allocs)
       const plan = schedule(st, evaluation(`e${round}`, 'web'), { now: 1_000_000 * (round + 1), newId: idSource(`r${round}-`) })
       const again = schedule(st, evaluation(`e${round}`, 'web'), { now: 1_000_000 * (round + 1), newId: idSource(`r${round}-`) })
       t.deepEqual(again, plan, `${where}: deterministic`)
@@ -307,7 +297,7 @@ test('property: spread with targets lands close to the target percentages on lar
     const count = 20 + int(r, 41)
     const g = Object.assign(group('fe', count), { spreads: [{ attribute: '${meta.rack}', weight: 100, targets }] })
     g.tasks[0]!.resources = { cpu: 50 + int(r, 100), memoryMB: 32 + int(r, 128) }
-    const plan = schedule(stateOf([job(spec('web', [g]))], nodes, []), evaluation('e', 'web'), { now: 0, newId: idSource() })
+    const plan = schedule(schedulerState([job(spec('web', [g]))], nodes, []), evaluation('e', 'web'), { now: 0, newId: idSource() })
     t.is(plan.place.length, count, `seed ${seed}: all placed`)
     // Spread is soft: bin-packing still pulls a little (nodes here differ in size).
     const tolerance = Math.max(2, Math.ceil(count * 0.06))
@@ -325,7 +315,7 @@ test('property: a strong affinity puts every allocation on matching nodes when t
     const nodes = Array.from({ length: 3 + int(r, 12) }, (_, i) =>
       node(`n${String(i).padStart(2, '0')}`, { meta: chance(r, 0.4) ? { disk: 'ssd' } : {}, resources: { cpu: 500 + int(r, 2000), memoryMB: 512 + int(r, 2048) } }))
     const bg = job(spec('bg', [Object.assign(group('b', int(r, 8)), { tasks: [{ ...group('b', 1).tasks[0]!, resources: { cpu: 100 + int(r, 300), memoryMB: 64 + int(r, 256) } }] })]))
-    const allocs = apply([], schedule(stateOf([bg], nodes, []), evaluation('e-bg', 'bg'), { now: 0, newId: idSource('bg') }))
+    const allocs = apply([], schedule(schedulerState([bg], nodes, []), evaluation('e-bg', 'bg'), { now: 0, newId: idSource('bg') }))
     const need = { cpu: 100, memoryMB: 128 }
     const roomy = nodes.filter((n) => {
       const on = allocs.filter((a) => a.nodeId === n.id)
@@ -335,7 +325,7 @@ test('property: a strong affinity puts every allocation on matching nodes when t
     if (roomy.length === 0) continue
     const g = Object.assign(group('fe', 1 + int(r, roomy.length)), { affinities: [{ attribute: '${meta.disk}', operator: '=' as const, value: 'ssd', weight: 100 }] })
     g.tasks[0]!.resources = need
-    const plan = schedule(stateOf([bg, job(spec('web', [g]))], nodes, allocs), evaluation('e', 'web'), { now: 0, newId: idSource() })
+    const plan = schedule(schedulerState([bg, job(spec('web', [g]))], nodes, allocs), evaluation('e', 'web'), { now: 0, newId: idSource() })
     t.is(plan.place.length, g.count, `seed ${seed}: all placed`)
     for (const a of plan.place) {
       if (nodes.find((n) => n.id === a.nodeId)!.meta.disk !== 'ssd') t.fail(`seed ${seed}: ${a.name} on a node without ssd although ${roomy.length} ssd node(s) had room`)

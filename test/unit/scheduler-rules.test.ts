@@ -1,7 +1,7 @@
 // Constraints, affinities and spread: table tests per feasibility check and
 // ranking component, then whole-scheduler behaviour.
 import test from 'ava'
-import { compileRule, parseTarget, parseVersion, parseVersionRange, schedule, type SchedulerState } from '../../src/scheduler/index.ts'
+import { compileRule, parseTarget, parseVersion, parseVersionRange, schedule } from '../../src/scheduler/index.ts'
 import {
   constraintsHold, distinctHosts, distinctProperty, driversPresent, FEASIBILITY_CHAIN, nodeEligible, nodeReady, resourcesFit, staticPortsFree,
   type FeasibilityCheck, type FeasibilityContext,
@@ -10,19 +10,9 @@ import { JobAllocTracker } from '../../src/scheduler/job-allocs.ts'
 import { allocationSpread, binPack, jobAntiAffinity, nodeAffinity, rankNode, spreadValues, type RankContext } from '../../src/scheduler/rank.ts'
 import { groupRules } from '../../src/scheduler/rules.ts'
 import { UsageTracker } from '../../src/scheduler/usage.ts'
-import type { Affinity, Allocation, Constraint, ConstraintOperator, Evaluation, Job, Node, Spread, TaskGroup } from '../../src/structs/index.ts'
-import { alloc, evaluation, group, idSource, job, node, spec } from './fixtures.ts'
+import type { Affinity, Allocation, Constraint, ConstraintOperator, Node, Spread, TaskGroup } from '../../src/structs/index.ts'
+import { alloc, evaluation, group, idSource, job, node, schedulerState, spec } from './fixtures.ts'
 
-function stateOf(jobs: Job[], nodes: Node[], allocs: Allocation[] = [], evals: Evaluation[] = []): SchedulerState {
-  return {
-    nodes: () => [...nodes],
-    job: (id) => jobs.find((j) => j.id === id),
-    jobVersion: (id, v) => jobs.find((j) => j.id === id && j.version === v),
-    allocsOfJob: (id) => allocs.filter((a) => a.jobId === id),
-    allocsOfNode: (id) => allocs.filter((a) => a.nodeId === id),
-    evalsOfJob: (id) => evals.filter((e) => e.jobId === id),
-  }
-}
 
 const ctx = (now = 1_000_000) => ({ now, newId: idSource() })
 const c = (attribute: string, operator: ConstraintOperator, value = '', scope?: 'job'): Constraint =>
@@ -266,11 +256,11 @@ test('rankNode averages the components that apply', (t) => {
 test('constraints filter nodes; failures count each constraint and name the node', (t) => {
   const g = withRules(group('fe', 2), { constraints: [c('${meta.rack}', '!=', 'a')] })
   const nodes = [rack('n1', 'a'), rack('n2', undefined), rack('n3', 'b')]
-  const plan = schedule(stateOf([job(spec('web', [g]))], nodes), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([job(spec('web', [g]))], nodes), evaluation('e1', 'web'), ctx())
   t.deepEqual(plan.place.map((a) => a.nodeId), ['id-n3', 'id-n3'])
   t.deepEqual(plan.evalUpdate.failedGroups, {})
   const tight = withRules(group('fe', 1), { constraints: [c('${meta.rack}', '=', 'z')] })
-  const blocked = schedule(stateOf([job(spec('web', [tight]))], nodes), evaluation('e1', 'web'), ctx())
+  const blocked = schedule(schedulerState([job(spec('web', [tight]))], nodes), evaluation('e1', 'web'), ctx())
   t.is(blocked.evalUpdate.status, 'blocked')
   t.deepEqual(blocked.evalUpdate.failedGroups.fe!.filtered, { 'constraint ${meta.rack} = z': 2, 'constraint ${meta.rack} = z: attribute missing': 1 })
   t.deepEqual(blocked.evalUpdate.failedGroups.fe!.details, [
@@ -282,7 +272,7 @@ test('constraints filter nodes; failures count each constraint and name the node
 
 test('distinct_hosts: one allocation per node, the rest unplaced with the reason', (t) => {
   const g = withRules(group('fe', 3), { constraints: [c('', 'distinct_hosts', 'true')] })
-  const plan = schedule(stateOf([job(spec('web', [g]))], [node('n1'), node('n2')]), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([job(spec('web', [g]))], [node('n1'), node('n2')]), evaluation('e1', 'web'), ctx())
   t.deepEqual(plan.place.map((a) => a.nodeId).sort(), ['id-n1', 'id-n2'])
   t.like(plan.evalUpdate.failedGroups.fe, { unplaced: 1, filtered: { 'constraint distinct_hosts': 2 } })
 })
@@ -291,7 +281,7 @@ test('distinct_hosts lets a replacement take the node of the allocation it repla
   const g = withRules(group('fe', 2), { constraints: [c('', 'distinct_hosts', 'true')] })
   const j = job(spec('web', [g]), { version: 1 })
   const old = [alloc('x0', { ...j, version: 0 }, 'fe', 0, 'id-n1'), alloc('x1', { ...j, version: 0 }, 'fe', 1, 'id-n2')]
-  const plan = schedule(stateOf([j], [node('n1'), node('n2')], old), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([j], [node('n1'), node('n2')], old), evaluation('e1', 'web'), ctx())
   t.is(plan.place.length, 2)
   t.deepEqual(plan.evalUpdate.failedGroups, {})
 })
@@ -299,14 +289,14 @@ test('distinct_hosts lets a replacement take the node of the allocation it repla
 test('job-level distinct_hosts keeps two groups of the job apart', (t) => {
   const one = withRules(group('a', 1), { constraints: [c('', 'distinct_hosts', 'true', 'job')] })
   const two = withRules(group('b', 1), { constraints: [c('', 'distinct_hosts', 'true', 'job')] })
-  const plan = schedule(stateOf([job(spec('web', [one, two]))], [node('n1'), node('n2')]), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([job(spec('web', [one, two]))], [node('n1'), node('n2')]), evaluation('e1', 'web'), ctx())
   t.deepEqual(plan.place.map((a) => a.nodeId).sort(), ['id-n1', 'id-n2'])
 })
 
 test('distinct_property counts placements of this plan', (t) => {
   const g = withRules(group('fe', 5), { constraints: [c('${meta.rack}', 'distinct_property', '2')] })
   const nodes = [rack('n1', 'a'), rack('n2', 'a'), rack('n3', 'b'), rack('n4', 'b')]
-  const plan = schedule(stateOf([job(spec('web', [g]))], nodes), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([job(spec('web', [g]))], nodes), evaluation('e1', 'web'), ctx())
   const perRack = countBy(plan.place.map((a) => nodes.find((n) => n.id === a.nodeId)!.meta.rack!))
   t.deepEqual(perRack, { a: 2, b: 2 })
   t.like(plan.evalUpdate.failedGroups.fe, { unplaced: 1, filtered: { 'constraint ${meta.rack} distinct_property 2': 4 } })
@@ -315,11 +305,11 @@ test('distinct_property counts placements of this plan', (t) => {
 test('system jobs skip nodes their constraints filter, without reporting a failure', (t) => {
   const g = withRules(group('g', 1), { constraints: [c('${attr.os.name}', '=', 'linux')] })
   const nodes = [node('n1', { attributes: { 'os.name': 'linux' } }), node('n2', { attributes: { 'os.name': 'darwin' } })]
-  const plan = schedule(stateOf([job(spec('agentd', [g], { type: 'system' }))], nodes), evaluation('e1', 'agentd'), ctx())
+  const plan = schedule(schedulerState([job(spec('agentd', [g], { type: 'system' }))], nodes), evaluation('e1', 'agentd'), ctx())
   t.deepEqual(plan.place.map((a) => a.nodeId), ['id-n1'])
   t.is(plan.evalUpdate.status, 'complete')
   const dp1 = withRules(group('g', 1), { constraints: [c('${meta.rack}', 'distinct_property', '1')] })
-  const sys = schedule(stateOf([job(spec('agentd', [dp1], { type: 'system' }))], [rack('n1', 'a'), rack('n2', 'a'), rack('n3', 'b')]), evaluation('e1', 'agentd'), ctx())
+  const sys = schedule(schedulerState([job(spec('agentd', [dp1], { type: 'system' }))], [rack('n1', 'a'), rack('n2', 'a'), rack('n3', 'b')]), evaluation('e1', 'agentd'), ctx())
   t.deepEqual(sys.place.map((a) => a.nodeId), ['id-n1', 'id-n3'])
   t.is(sys.evalUpdate.status, 'complete')
 })
@@ -327,25 +317,25 @@ test('system jobs skip nodes their constraints filter, without reporting a failu
 test('affinity prefers matching nodes when capacity allows', (t) => {
   const g = aff({ attribute: '${meta.disk}', operator: '=', value: 'ssd', weight: 50 })
   const nodes = [node('n1'), node('n2', { meta: { disk: 'ssd' } }), node('n3'), node('n4', { meta: { disk: 'ssd' } })]
-  const plan = schedule(stateOf([job(spec('web', [g]))], nodes), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([job(spec('web', [g]))], nodes), evaluation('e1', 'web'), ctx())
   t.deepEqual(plan.place.map((a) => a.nodeId).sort(), ['id-n2', 'id-n4'])
   // And a negative weight steers away, even from a fuller node.
   const other = job(spec('other', [group('o', 1)]))
   const busy = alloc('o0', other, 'o', 0, 'id-n2')
   const avoid = aff({ attribute: '${meta.disk}', operator: '=', value: 'ssd', weight: -50 })
-  const away = schedule(stateOf([job(spec('web', [avoid])), other], nodes, [busy]), evaluation('e1', 'web'), ctx())
+  const away = schedule(schedulerState([job(spec('web', [avoid])), other], nodes, [busy]), evaluation('e1', 'web'), ctx())
   t.true(away.place.every((a) => a.nodeId === 'id-n1' || a.nodeId === 'id-n3'))
   // When the matching nodes are full, the others are used.
   const full = { resources: { cpu: 100, memoryMB: 1024 } }
   const small = [node('n1'), node('n2', { meta: { disk: 'ssd' }, ...full })]
   const g3 = withRules(group('fe', 3), { affinities: g.affinities! })
-  const spill = schedule(stateOf([job(spec('web', [g3]))], small), evaluation('e1', 'web'), ctx())
+  const spill = schedule(schedulerState([job(spec('web', [g3]))], small), evaluation('e1', 'web'), ctx())
   t.deepEqual(spill.place.map((a) => a.nodeId).sort(), ['id-n1', 'id-n1', 'id-n2'])
 })
 
 test('plan scores name the components of the chosen node', (t) => {
   const g = aff({ attribute: '${meta.disk}', operator: '=', value: 'ssd', weight: 50 })
-  const plan = schedule(stateOf([job(spec('web', [g]))], [node('n1', { meta: { disk: 'ssd' } })]), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([job(spec('web', [g]))], [node('n1', { meta: { disk: 'ssd' } })]), evaluation('e1', 'web'), ctx())
   const s = plan.scores[plan.place[0]!.id]!
   t.is(s.nodeName, 'n1')
   t.deepEqual(Object.keys(s.components), ['binpack', 'job-anti-affinity', 'node-affinity'])
@@ -376,7 +366,7 @@ for (const [name, layout, targets, count, expected] of SPREAD_CASES) {
   test(`spread lands allocations on the target percentages: ${name}`, (t) => {
     const nodes = racksCluster(layout, { resources: { cpu: 4000, memoryMB: 8192 } })
     const g = spreadGroup(count, sp(targets))
-    const plan = schedule(stateOf([job(spec('web', [g]))], nodes), evaluation('e1', 'web'), ctx())
+    const plan = schedule(schedulerState([job(spec('web', [g]))], nodes), evaluation('e1', 'web'), ctx())
     t.is(plan.place.length, count)
     const perRack = countBy(plan.place.map((a) => nodes.find((n) => n.id === a.nodeId)!.meta.rack!))
     for (const [r, want] of Object.entries(expected)) {
@@ -390,7 +380,7 @@ test('spread counts allocations that already run: scaling up fills the rack that
   const g = spreadGroup(4, sp())
   const j = job(spec('web', [g]))
   const existing = [alloc('x0', j, 'fe', 0, 'id-a00'), alloc('x1', j, 'fe', 1, 'id-a01')]
-  const plan = schedule(stateOf([j], nodes, existing), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([j], nodes, existing), evaluation('e1', 'web'), ctx())
   t.deepEqual(plan.place.map((a) => nodes.find((n) => n.id === a.nodeId)!.meta.rack), ['b', 'b'])
 })
 
@@ -403,21 +393,21 @@ test('desiredUpdates: create, ignore, destroy and destructive updates per group'
     alloc('b0', { ...j1, version: 0 }, 'be', 0, 'id-n1'),
     alloc('g0', j1, 'gone', 0, 'id-n1'),
   ]
-  const plan = schedule(stateOf([j1], [node('n1', { resources: { cpu: 4000, memoryMB: 4096 }, portRange: { min: 20000, max: 20100 } })], existing), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([j1], [node('n1', { resources: { cpu: 4000, memoryMB: 4096 }, portRange: { min: 20000, max: 20100 } })], existing), evaluation('e1', 'web'), ctx())
   t.deepEqual(plan.desiredUpdates, {
     gone: { create: 0, destroy: 1, inPlaceUpdate: 0, destructiveUpdate: 0, ignore: 0 },
     fe: { create: 1, destroy: 0, inPlaceUpdate: 0, destructiveUpdate: 0, ignore: 2 },
     be: { create: 0, destroy: 0, inPlaceUpdate: 0, destructiveUpdate: 1, ignore: 0 },
   })
-  const down = schedule(stateOf([job(spec('web', [group('fe', 1)]), { version: 1 })], [node('n1')], existing.slice(0, 2)), evaluation('e2', 'web'), ctx())
+  const down = schedule(schedulerState([job(spec('web', [group('fe', 1)]), { version: 1 })], [node('n1')], existing.slice(0, 2)), evaluation('e2', 'web'), ctx())
   t.like(down.desiredUpdates.fe, { destroy: 1, ignore: 1 })
-  const stopped = schedule(stateOf([job(spec('web', [group('fe', 2)]), { version: 1, stop: true })], [node('n1')], existing.slice(0, 2)), evaluation('e3', 'web'), ctx())
+  const stopped = schedule(schedulerState([job(spec('web', [group('fe', 2)]), { version: 1, stop: true })], [node('n1')], existing.slice(0, 2)), evaluation('e3', 'web'), ctx())
   t.deepEqual(stopped.desiredUpdates, { fe: { create: 0, destroy: 2, inPlaceUpdate: 0, destructiveUpdate: 0, ignore: 0 } })
 })
 
 test('desiredUpdates count wanted placements even when they cannot be placed', (t) => {
   const g = withRules(group('fe', 2), { constraints: [c('${meta.rack}', '=', 'z')] })
-  const plan = schedule(stateOf([job(spec('web', [g]))], [node('n1')]), evaluation('e1', 'web'), ctx())
+  const plan = schedule(schedulerState([job(spec('web', [g]))], [node('n1')]), evaluation('e1', 'web'), ctx())
   t.like(plan.desiredUpdates.fe, { create: 2 })
   t.is(plan.evalUpdate.failedGroups.fe!.unplaced, 2)
 })
