@@ -126,18 +126,7 @@ export class ServiceCatalog {
     const before = this.#declaredByJob.get(jobId) ?? []
     const after = job && !job.stop ? job.groups.flatMap((g) => g.services ?? []) : []
     if (isDeepStrictEqual(before, after)) return
-    for (const s of before) {
-      const m = this.#declared.get(s.name)
-      m?.delete(jobId)
-      if (m?.size === 0) this.#declared.delete(s.name)
-    }
-    for (const s of after) {
-      let m = this.#declared.get(s.name)
-      if (!m) this.#declared.set(s.name, (m = new Map()))
-      m.set(jobId, s)
-    }
-    if (after.length > 0) this.#declaredByJob.set(jobId, after)
-    else this.#declaredByJob.delete(jobId)
+    moveEntries(this.#declared, this.#declaredByJob, jobId, before, after, (s) => s.name)
     const names = new Set([...before, ...after].map((s) => s.name))
     for (const n of names) this.#touch(n, index, changed)
   }
@@ -146,18 +135,7 @@ export class ServiceCatalog {
   setAlloc(allocId: string, next: ServiceInstance[], index: number, changed: Set<string>): void {
     const before = this.#byAlloc.get(allocId) ?? []
     if (isDeepStrictEqual(before, next)) return
-    for (const i of before) {
-      const m = this.#instances.get(i.service)
-      m?.delete(allocId)
-      if (m?.size === 0) this.#instances.delete(i.service)
-    }
-    for (const i of next) {
-      let m = this.#instances.get(i.service)
-      if (!m) this.#instances.set(i.service, (m = new Map()))
-      m.set(allocId, i)
-    }
-    if (next.length > 0) this.#byAlloc.set(allocId, next)
-    else this.#byAlloc.delete(allocId)
+    moveEntries(this.#instances, this.#byAlloc, allocId, before, next, (i) => i.service)
     const names = new Set([...before, ...next].map((i) => i.service))
     for (const n of names) {
       const was = before.find((i) => i.service === n)
@@ -171,4 +149,26 @@ export class ServiceCatalog {
     if (index > this.#catalogIndex) this.#catalogIndex = index
     changed.add(name)
   }
+}
+
+/**
+ * Replaces what `key` (a job, an allocation) contributes to a service-name
+ * index, `before` → `after`, and records `after` as its current entries.
+ */
+function moveEntries<T>(
+  byName: Map<string, Map<string, T>>, byKey: Map<string, T[]>, key: string,
+  before: readonly T[], after: T[], nameOf: (entry: T) => string,
+): void {
+  for (const e of before) {
+    const m = byName.get(nameOf(e))
+    m?.delete(key)
+    if (m?.size === 0) byName.delete(nameOf(e))
+  }
+  for (const e of after) {
+    let m = byName.get(nameOf(e))
+    if (!m) byName.set(nameOf(e), (m = new Map()))
+    m.set(key, e)
+  }
+  if (after.length > 0) byKey.set(key, after)
+  else byKey.delete(key)
 }
