@@ -255,6 +255,14 @@ test.serial('requests per second through the mesh scale a service out and, once 
   await eventually(async () => (await count()) === 1, { what: 'scaled back in to 1 when quiet', timeoutMs: 60_000 })
   const events = (await status()).scaling.web!.events
   const back = events.filter((e) => e.reason === 'scaled' && e.to < e.from)
-  t.deepEqual(back.map((e) => [e.from, e.to]), [[3, 1]], 'scale_in_step 2: 3 → 1 in one decision')
+  // The window that straddles the end of the load may still see some requests, so the way down is
+  // 3 → 1, or 3 → 2 → 1: each decision follows from its own measurement, limited by scale_in_step 2.
+  t.true(back.length >= 1 && back.at(-1)!.to === 1, JSON.stringify(back))
+  for (const e of back) {
+    // The recorded value is rounded to 0.1: allow for that at an integer boundary.
+    const m = e.measurement!
+    const expected = (value: number) => Math.max(1, e.from - 2, Math.ceil((m.instances * Math.max(0, value)) / m.target - 1e-9))
+    t.true(e.to >= expected(m.value - 0.05) && e.to <= expected(m.value + 0.05), `scale_in_step 2, min 1: ${e.message}`)
+  }
   t.true(events.every((e) => e.to >= 1 && e.to <= 3))
 })
