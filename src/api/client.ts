@@ -1,4 +1,10 @@
 // A thin client of the agent's HTTP API, used by the CLI and tests.
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import { Readable } from 'node:stream'
+
+// The CommonJS module, not an ESM import: the ESM facade of node:http reads every export,
+// which loads fetch's implementation (undici), a cost a short-lived CLI feels.
+const { Agent, request, STATUS_CODES } = process.getBuiltinModule('node:http')
 export interface ApiProblem {
   field: string
   message: string
@@ -34,11 +40,21 @@ export function normalizeAddress(address: string): string {
   return url.origin
 }
 
+/** An answer: status, headers, and the body still to be read. */
+interface Answer {
+  status: number
+  headers: IncomingHttpHeaders
+  body: IncomingMessage
+}
+
+// node:http rather than fetch: loading fetch (undici) costs a short-lived CLI more start-up than the request itself.
 export class ApiClient {
   readonly base: string
+  readonly #url: URL
 
   constructor(address: string) {
     this.base = normalizeAddress(address)
+    this.#url = new URL(this.base)
   }
 
   get<T>(path: string, signal?: AbortSignal): Promise<T> {
@@ -47,9 +63,9 @@ export class ApiClient {
 
   /** A GET with the state index it was answered at (for `?index=N&wait=` blocking reads). */
   async getIndexed<T>(path: string, signal?: AbortSignal): Promise<{ body: T; index: number }> {
-    const res = await this.#fetch('GET', path, undefined, signal)
-    if (!res.ok) throw await toError(res)
-    return { body: (await res.json()) as T, index: Number(res.headers.get('x-shoal-index') ?? 0) }
+    const res = await this.#request('GET', path, undefined, signal)
+    if (!ok(res)) throw await toError(res)
+    return { body: JSON.parse(await text(res.body)) as T, index: Number(res.headers['x-shoal-index'] ?? 0) }
   }
 
   post<T>(path: string, body: unknown): Promise<T> {
@@ -66,39 +82,59 @@ export class ApiClient {
 
   /** A streaming GET (logs): the response body as a web stream. */
   async stream(path: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
-    const res = await this.#fetch('GET', path, undefined, signal)
-    if (!res.ok) throw await toError(res)
-    return res.body ?? new ReadableStream()
+    const res = await this.#request('GET', path, undefined, signal)
+    if (!ok(res)) throw await toError(res)
+    return Readable.toWeb(res.body) as ReadableStream<Uint8Array>
   }
 
   async #json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    const res = await this.#fetch(method, path, body, signal)
-    if (!res.ok) throw await toError(res)
-    return (await res.json()) as T
+    const res = await this.#request(method, path, body, signal)
+    if (!ok(res)) throw await toError(res)
+    return JSON.parse(await text(res.body)) as T
   }
 
-  async #fetch(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<Response> {
-    try {
-      return await fetch(this.base + path, {
+  #request(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<Answer> {
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
+    return new Promise((resolve, reject) => {
+      const req = request({
+        host: this.#url.hostname.replace(/^\[|\]$/g, ''),
+        port: this.#url.port || 80,
         method,
-        ...(body !== undefined ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } } : {}),
+        path,
+        agent: KEEP_ALIVE,
+        headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {},
         ...(signal ? { signal } : {}),
       })
-    } catch (err) {
-      if ((err as Error).name === 'AbortError') throw err
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause
-      const why = cause?.code ?? cause?.message ?? (err as Error).message
-      throw new ApiError(0, `cannot reach the Shoal agent at ${this.base} (${why}); is "shoal agent" running? Set --address or SHOAL_ADDR`)
-    }
+      req.once('response', (res) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: res }))
+      req.once('error', (err: NodeJS.ErrnoException) => {
+        if (err.name === 'AbortError') return reject(err)
+        reject(new ApiError(0, `cannot reach the Shoal agent at ${this.base} (${err.code ?? err.message}); is "shoal agent" running? Set --address or SHOAL_ADDR`))
+      })
+      req.end(payload)
+    })
   }
 }
 
-async function toError(res: Response): Promise<ApiError> {
-  const text = await res.text()
+// Keep-alive for commands that follow (blocking reads); idle sockets do not hold the process open.
+const KEEP_ALIVE = new Agent({ keepAlive: true })
+
+function ok(res: Answer): boolean {
+  return res.status >= 200 && res.status < 300
+}
+
+async function text(body: IncomingMessage): Promise<string> {
+  body.setEncoding('utf8')
+  let all = ''
+  for await (const chunk of body) all += chunk as string
+  return all
+}
+
+async function toError(res: Answer): Promise<ApiError> {
+  const raw = await text(res.body)
   try {
-    const body = JSON.parse(text) as { error?: string; field?: string; errors?: ApiProblem[] }
-    return new ApiError(res.status, body.error ?? text, body.field, body.errors ?? [], body)
+    const body = JSON.parse(raw) as { error?: string; field?: string; errors?: ApiProblem[] }
+    return new ApiError(res.status, body.error ?? raw, body.field, body.errors ?? [], body)
   } catch {
-    return new ApiError(res.status, text || res.statusText)
+    return new ApiError(res.status, raw || (STATUS_CODES[res.status] ?? `HTTP ${res.status}`))
   }
 }
