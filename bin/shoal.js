@@ -11,9 +11,10 @@ import process from 'node:process'
 import { fileURLToPath } from 'node:url'
 
 // Compiled code is cached by Node; the stripped sources of our .ts modules are
-// cached here (Node's compile cache does not cover stripping), keyed by the
-// file's path, size and mtime. Stripping only blanks the types out, so lines
-// and columns in stack traces stay those of the .ts file.
+// cached here (Node's compile cache does not cover stripping): one file per
+// source, named by its path, ending with a comment of the size and mtime it was
+// made from. Stripping only blanks the types out, so lines and columns in stack
+// traces stay those of the .ts file.
 enableCompileCache()
 const cacheDir = join(tmpdir(), `shoal-ts-cache-${process.getuid?.() ?? 0}`)
 mkdirSync(cacheDir, { recursive: true })
@@ -22,12 +23,16 @@ registerHooks({
     if (!url.startsWith('file:') || !url.endsWith('.ts') || url.includes('/node_modules/')) return nextLoad(url, context)
     const path = fileURLToPath(url)
     const st = statSync(path)
-    const cached = join(cacheDir, createHash('sha1').update(`${process.version}\0${path}\0${st.size}\0${st.mtimeMs}`).digest('hex') + '.js')
-    let source
+    const stamp = `\n//shoal-ts-cache ${process.version} ${st.size} ${st.mtimeMs}\n`
+    const cached = join(cacheDir, createHash('sha1').update(path).digest('hex') + '.js')
+    let source = ''
     try {
       source = readFileSync(cached, 'utf8')
     } catch {
-      source = stripTypeScriptTypes(readFileSync(path, 'utf8'), { mode: 'strip' })
+      // not cached yet
+    }
+    if (!source.endsWith(stamp)) {
+      source = stripTypeScriptTypes(readFileSync(path, 'utf8'), { mode: 'strip' }) + stamp
       // Written aside, then renamed: a concurrent start never reads half a file.
       writeFileSync(`${cached}.${process.pid}`, source)
       renameSync(`${cached}.${process.pid}`, cached)
