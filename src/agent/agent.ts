@@ -18,7 +18,7 @@ import type { Message } from '../raft/types.ts'
 import { DockerDriver } from '../runtime/docker.ts'
 import type { Driver } from '../runtime/driver.ts'
 import { ExecDriver } from '../runtime/exec.ts'
-import { AgentMesh } from '../mesh/agent-mesh.ts'
+import { AgentMesh, type DatapathChoice } from '../mesh/agent-mesh.ts'
 import type { Member } from '../structs/index.ts'
 import { Autoscaler } from './autoscaler.ts'
 import { Client } from './client.ts'
@@ -59,6 +59,8 @@ export interface AgentConfig {
   advertise?: string[]
   /** Applied entries between Raft snapshots (log compaction). */
   snapshotThreshold?: number
+  /** How published ports are served: kernel NAT rules or the user-space proxy (default auto: the kernel when it can). */
+  meshDatapath?: DatapathChoice
   /** Node attributes from --meta key=value, for constraints (`${meta.key}`). */
   meta?: Record<string, string>
   clusterKey?: Uint8Array
@@ -148,7 +150,10 @@ export class Agent {
     this.log = o.log
     this.proposer = new RaftProposer(o.raft, o.rpc)
     this.ops = new ClusterOps(this.proposer, o.fsm.state)
-    this.mesh = new AgentMesh({ fsm: o.fsm, bindHost: o.config.bindHost, log: consoleLogger('mesh') })
+    this.mesh = new AgentMesh({
+      fsm: o.fsm, nodeId: o.nodeId, bindHost: o.config.bindHost, log: consoleLogger('mesh'),
+      ...(o.config.meshDatapath ? { datapath: o.config.meshDatapath } : {}),
+    })
     this.client = new Client({
       fsm: o.fsm, writer: this.ops, nodeId: o.nodeId, dataDir: o.config.dataDir, drivers: o.drivers, log: consoleLogger('client'),
       network: this.mesh.allocHooks,
@@ -196,6 +201,8 @@ export class Agent {
 
   /** Starts consensus, joins the cluster if asked, registers this node and starts its client. */
   async start(): Promise<void> {
+    // First: a data path that was asked for and cannot be had stops the agent before it joins anything.
+    await this.mesh.start()
     this.#wireNetwork()
     this.#watchRaft(this.#raft)
     this.#raft.start()
@@ -209,7 +216,6 @@ export class Agent {
     // one after another): it runs its tasks and registers once it can.
     if (this.#fresh) await register()
     else void this.#registerWhenPossible(register)
-    this.mesh.start()
     await this.client.start()
   }
 

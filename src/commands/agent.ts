@@ -2,6 +2,7 @@ import { Command, Flags } from '@oclif/core'
 import os from 'node:os'
 import { join } from 'node:path'
 import type { Agent } from '../agent/agent.ts'
+import { DATAPATH_CHOICES, type DatapathChoice } from '../mesh/agent-mesh.ts'
 import { DEFAULT_HTTP_PORT, DEFAULT_P2P_PORT } from '../agent/defaults.ts'
 import { DEFAULT_DNS_DOMAIN, DEFAULT_DNS_TTL } from '../dns/answer.ts'
 import { DnsServer, stateCatalog, type HostPort } from '../dns/server.ts'
@@ -67,6 +68,7 @@ a restarted agent re-attaches to them.`
     'cluster-key-file': Flags.string({ description: 'pre-shared cluster key (from "shoal keygen"); members must all use the same' }),
     'dns-addr': Flags.string({ description: `HOST:PORT the DNS server answers on (UDP and TCP), or "off" (default: the --bind host, port ${DEFAULT_DNS_PORT})` }),
     'dns-domain': Flags.string({ description: 'domain of service names: NAME.service.DOMAIN', default: DEFAULT_DNS_DOMAIN }),
+    'mesh-datapath': Flags.string({ description: 'how published service ports are served: "kernel" (iptables NAT rules; needs root), "userspace" (the agent\'s proxy), or "auto" (the kernel when it can)', default: 'auto' }),
     'dns-recursor': Flags.string({ description: 'HOST[:PORT] of a resolver for names outside the domain (default: refused); repeatable, tried in order', multiple: true, default: [] }),
   }
 
@@ -89,6 +91,8 @@ a restarted agent re-attaches to them.`
       meta[m[1]!] = m[2]!
     }
     if (![1, 3, 5, 7].includes(flags.voters)) fail(this, `--voters: must be 1, 3, 5 or 7 (got ${flags.voters})`)
+    const meshDatapath = flags['mesh-datapath'] as DatapathChoice
+    if (!DATAPATH_CHOICES.includes(meshDatapath)) fail(this, `--mesh-datapath: must be ${DATAPATH_CHOICES.join(', ')} (got "${flags['mesh-datapath']}")`)
     if (flags.dev && flags.join.length > 0) fail(this, '--join: a --dev agent is a one-node cluster and cannot join others')
     // Loaded here, not at the top: every other command's start-up would pay for libp2p and LevelDB.
     const [{ Agent, defaultNodeName }, { ApiServer }, { readClusterKey }] = await Promise.all([
@@ -107,7 +111,7 @@ a restarted agent re-attaches to them.`
     try {
       agent = await Agent.open({
         dataDir, name: flags.name ?? defaultNodeName(), dev: flags.dev, bindHost: bind.host, bindPort: bind.port,
-        http: `${http.host}:${http.port}`, join: flags.join, voters: flags.voters, meta, snapshotThreshold: flags['snapshot-threshold'], advertise: flags.advertise, ...(clusterKey ? { clusterKey } : {}),
+        http: `${http.host}:${http.port}`, join: flags.join, voters: flags.voters, meta, snapshotThreshold: flags['snapshot-threshold'], meshDatapath, advertise: flags.advertise, ...(clusterKey ? { clusterKey } : {}),
       })
     } catch (err) {
       fail(this, `cannot start the agent: ${(err as Error).message}`)

@@ -7,7 +7,8 @@ import type { AllocNetworkHooks } from '../runtime/alloc-runner.ts'
 import type { TaskGroup } from '../structs/index.ts'
 import type { Backend } from './balancer.ts'
 import type { PublishSpec } from './listeners.ts'
-import { Mesh, type ListenerStatus, type MeshCatalog, type MeshLogger } from './mesh.ts'
+import { Mesh, type Datapath, type ListenerStatus, type MeshCatalog, type MeshLogger } from './mesh.ts'
+import { NatDatapath } from './nat-datapath.ts'
 import type { ServiceCounters } from './proxy.ts'
 import { Upstreams, type UpstreamRequest, type UpstreamStatus } from './upstreams.ts'
 
@@ -46,7 +47,13 @@ export class StateCatalog implements MeshCatalog {
   }
 }
 
+/** `--mesh-datapath`: kernel NAT rules when possible (auto), always (kernel: or the agent does not start), never. */
+export type DatapathChoice = 'auto' | 'kernel' | 'userspace'
+export const DATAPATH_CHOICES: readonly DatapathChoice[] = ['auto', 'kernel', 'userspace']
+
 export interface MeshStatus {
+  /** The data path of published ports on this agent; `chain`: its iptables chain; `reason`: why not the kernel. */
+  datapath: { mode: Datapath; chain?: string; reason?: string }
   listeners: ListenerStatus[]
   upstreams: UpstreamStatus[]
   services: Record<string, ServiceCounters & { instances: number }>
@@ -58,9 +65,13 @@ export class AgentMesh {
   readonly #fsm: Fsm
   readonly #onApplied = (e: AppliedEvent) => { if (e.services.length > 0) this.mesh.refresh() }
   readonly #onRestored = () => this.mesh.refresh()
+  readonly #o: { nodeId: string; bindHost: string; datapath: DatapathChoice; log: MeshLogger }
+  #kernel: NatDatapath | null = null
+  #userspaceReason: string | undefined
 
-  constructor(o: { fsm: Fsm; bindHost: string; log: MeshLogger }) {
+  constructor(o: { fsm: Fsm; nodeId: string; bindHost: string; datapath?: DatapathChoice; log: MeshLogger }) {
     this.#fsm = o.fsm
+    this.#o = { nodeId: o.nodeId, bindHost: o.bindHost, datapath: o.datapath ?? 'auto', log: o.log }
     const catalog = new StateCatalog(o.fsm.state)
     this.mesh = new Mesh({ catalog, bindHost: o.bindHost, log: o.log })
     this.upstreams = new Upstreams({ proxy: (service, socket) => this.mesh.proxy(service, socket), known: (s) => catalog.known(s), log: o.log })
@@ -80,15 +91,37 @@ export class AgentMesh {
     teardown: (allocId) => this.upstreams.detach(allocId),
   }
 
-  start(): void {
+  /**
+   * Chooses the data path (throws when `kernel` was asked for and cannot be
+   * had), then follows the catalog.
+   */
+  async start(): Promise<void> {
+    const { datapath, log } = this.#o
+    if (datapath === 'userspace') this.#userspaceReason = '--mesh-datapath userspace'
+    else {
+      try {
+        this.#kernel = await NatDatapath.open({ owner: this.#o.nodeId, bind: this.#o.bindHost, log })
+        this.mesh.useKernel(this.#kernel)
+        log.info(`mesh: published ports on the kernel data path (iptables nat chain ${this.#kernel.chains.prefix})`)
+      } catch (err) {
+        const why = (err as Error).message
+        if (datapath === 'kernel') throw new Error(`--mesh-datapath kernel: ${why}`)
+        this.#userspaceReason = why
+        log.info(`mesh: published ports on the user-space proxy: ${why}`)
+      }
+    }
     this.mesh.refresh()
     this.#fsm.on('applied', this.#onApplied)
     this.#fsm.on('restored', this.#onRestored)
   }
 
-  status(): MeshStatus {
-    const { listeners, services } = this.mesh.status()
-    return { listeners, upstreams: this.upstreams.status(), services }
+  async status(): Promise<MeshStatus> {
+    const kernel = this.#kernel
+    const { listeners, services } = this.mesh.status(kernel ? await kernel.requests() : undefined)
+    const datapath: MeshStatus['datapath'] = kernel
+      ? { mode: 'kernel', chain: kernel.chains.prefix }
+      : { mode: 'userspace', ...(this.#userspaceReason ? { reason: this.#userspaceReason } : {}) }
+    return { datapath, listeners, upstreams: this.upstreams.status(), services }
   }
 
   async close(): Promise<void> {

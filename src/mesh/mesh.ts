@@ -5,6 +5,8 @@
 import net from 'node:net'
 import type { Backend, BalanceMode } from './balancer.ts'
 import { desiredListeners, diffListeners, type PublishConflict, type PublishSpec } from './listeners.ts'
+import type { NatDatapath } from './nat-datapath.ts'
+import type { NatPort } from './nat-rules.ts'
 import { ServicePool, type Route, type ServiceCounters } from './proxy.ts'
 
 /** A listener that could not bind is tried again this often (the port may be freed). */
@@ -27,6 +29,9 @@ export interface MeshLogger {
 
 export type ListenerState = 'starting' | 'listening' | 'error' | 'conflict'
 
+/** Who moves a published port's connections: kernel NAT rules, or the proxy in this process. */
+export type Datapath = 'kernel' | 'userspace'
+
 export interface ListenerStatus {
   service: string
   jobId: string
@@ -37,8 +42,11 @@ export interface ListenerStatus {
   mode: string
   state: ListenerState
   error?: string
-  /** Healthy instances the listener proxies to now. */
+  /** Healthy instances the listener proxies to now (for the kernel: those in its rules). */
   instances: number
+  datapath: Datapath
+  /** Why a port is not on the kernel data path (when the agent has one). */
+  datapathReason?: string
 }
 
 interface Listener {
@@ -64,6 +72,7 @@ export class Mesh {
   /** Per service: how connections are routed (its publish settings, else round-robin). */
   readonly #routes = new Map<string, Route>()
   #closed = false
+  #kernel: NatDatapath | null = null
 
   constructor(o: MeshOptions) {
     this.#o = o
@@ -94,6 +103,41 @@ export class Mesh {
       pool.backends = catalog.backends(pool.name)
       pool.known = catalog.known(pool.name)
     }
+    this.#syncKernel()
+  }
+
+  /** From now on published ports that it can serve go through kernel rules. */
+  useKernel(kernel: NatDatapath): void {
+    this.#kernel = kernel
+    this.#syncKernel()
+  }
+
+  /** The ports the kernel should serve now: listening, with settings it can honour. */
+  #syncKernel(): void {
+    const kernel = this.#kernel
+    if (!kernel || this.#closed) return
+    const want = new Map<number, NatPort>()
+    for (const [port, l] of this.#listeners) {
+      if (l.state !== 'listening' || kernelUnfit(l.spec)) continue
+      const backends = this.pool(l.spec.service).backends
+      // An instance the kernel cannot dial (not IPv4): the whole port stays with the proxy (empty chain).
+      const fit = backends.every((b) => net.isIPv4(b.address))
+      want.set(port, { port, service: l.spec.service, backends: fit ? backends.map((b) => ({ address: b.address, port: b.port })) : [] })
+    }
+    kernel.sync(want)
+  }
+
+  /** Where a listener's connections go, and why not the kernel. */
+  #datapathOf(l: Listener): { datapath: Datapath; datapathReason?: string; instances?: number } {
+    const kernel = this.#kernel
+    if (!kernel) return { datapath: 'userspace' }
+    const unfit = kernelUnfit(l.spec)
+    if (unfit) return { datapath: 'userspace', datapathReason: unfit }
+    const applied = kernel.applied(l.spec.port)
+    if (!applied) return { datapath: 'userspace', datapathReason: kernel.error ?? (l.state === 'listening' ? 'kernel rules not applied yet' : 'the port is not bound') }
+    const backends = this.pool(l.spec.service).backends
+    if (applied.backends.length === 0 && backends.length > 0) return { datapath: 'userspace', datapathReason: 'an instance address is not IPv4', instances: backends.length }
+    return { datapath: 'kernel', instances: applied.backends.length }
   }
 
   /** The pool of a service (created on first use, kept for its counters). */
@@ -113,25 +157,33 @@ export class Mesh {
     this.pool(service).handle(socket, this.#routes.get(service) ?? DEFAULT_ROUTE)
   }
 
-  status(): { listeners: ListenerStatus[]; services: Record<string, ServiceCounters & { instances: number }> } {
+  /** `kernelRequests`: connections the kernel's rules counted per service, added to the proxy's. */
+  status(kernelRequests?: ReadonlyMap<string, number>): { listeners: ListenerStatus[]; services: Record<string, ServiceCounters & { instances: number }> } {
     const listeners: ListenerStatus[] = []
     const address = this.#o.bindHost
     for (const l of this.#listeners.values()) {
-      listeners.push({ ...specView(l.spec), address, state: l.state, ...(l.error ? { error: l.error } : {}), instances: this.pool(l.spec.service).backends.length })
+      const dp = this.#datapathOf(l)
+      listeners.push({
+        ...specView(l.spec), address, state: l.state, ...(l.error ? { error: l.error } : {}),
+        instances: dp.instances ?? this.pool(l.spec.service).backends.length, datapath: dp.datapath, ...(dp.datapathReason ? { datapathReason: dp.datapathReason } : {}),
+      })
     }
     for (const c of this.#conflicts) {
-      listeners.push({ ...specView(c.spec), address, state: 'conflict', error: c.message, instances: this.pool(c.spec.service).backends.length })
+      listeners.push({ ...specView(c.spec), address, state: 'conflict', error: c.message, instances: this.pool(c.spec.service).backends.length, datapath: 'userspace' })
     }
     listeners.sort((a, b) => a.port - b.port || a.service.localeCompare(b.service))
     const services: Record<string, ServiceCounters & { instances: number }> = {}
     for (const pool of [...this.#pools.values()].sort((a, b) => a.name.localeCompare(b.name))) {
-      services[pool.name] = { ...pool.counters, instances: pool.backends.length }
+      const requests = pool.counters.requests + (kernelRequests?.get(pool.name) ?? 0)
+      services[pool.name] = { ...pool.counters, requests, instances: pool.backends.length }
     }
     return { listeners, services }
   }
 
   async close(): Promise<void> {
     this.#closed = true
+    // Rules first: until the listeners close, the proxy answers what the rules no longer take.
+    await this.#kernel?.close()
     for (const port of [...this.#listeners.keys()]) this.#close(port)
     for (const pool of this.#pools.values()) pool.destroyAll()
   }
@@ -146,7 +198,8 @@ export class Mesh {
     const { bindHost, log } = this.#o
     const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (socket) => {
       const service = l.spec.service
-      this.pool(service).handle(socket, this.#routes.get(service) ?? DEFAULT_ROUTE)
+      // With a dispatch rule in the kernel, its counter has counted this connection already.
+      this.pool(service).handle(socket, this.#routes.get(service) ?? DEFAULT_ROUTE, this.#kernel?.applied(l.spec.port) !== undefined)
     })
     l.server = server
     l.state = 'starting'
@@ -155,6 +208,8 @@ export class Mesh {
       l.server = null
       l.state = 'error'
       l.error = listenError(err, bindHost, l.spec)
+      // No rules for a port this agent does not hold: whoever does keeps its connections.
+      this.#syncKernel()
       log.warn(`mesh: ${l.error}; retrying every ${LISTEN_RETRY_MS / 1000}s`)
       server.close()
       l.retry = setTimeout(() => {
@@ -167,6 +222,7 @@ export class Mesh {
       l.state = 'listening'
       delete l.error
       log.info(`mesh: service ${l.spec.service} published on ${bindHost}:${l.spec.port}${was ? ' (port free again)' : ''}`)
+      this.#syncKernel()
     })
   }
 
@@ -185,11 +241,18 @@ export class Mesh {
 
 const DEFAULT_ROUTE: Route = { balance: 'round-robin' }
 
+/** Why the kernel cannot honour a publish block's settings (it spreads connections in turn and adds nothing to them). */
+function kernelUnfit(spec: PublishSpec): string | null {
+  if (spec.proxyProtocol) return 'proxy_protocol needs the user-space proxy (it writes a header)'
+  if (spec.balance !== 'round-robin') return `balance "${spec.balance}" needs the user-space proxy (the kernel does not see open connections)`
+  return null
+}
+
 function routeOf(spec: PublishSpec): Route {
   return spec.proxyProtocol ? { balance: spec.balance, proxyProtocol: spec.proxyProtocol } : { balance: spec.balance }
 }
 
-function specView(spec: PublishSpec): Omit<ListenerStatus, 'address' | 'state' | 'error' | 'instances'> {
+function specView(spec: PublishSpec): Omit<ListenerStatus, 'address' | 'state' | 'error' | 'instances' | 'datapath' | 'datapathReason'> {
   return {
     service: spec.service, jobId: spec.jobId, port: spec.port, balance: spec.balance, mode: spec.mode,
     ...(spec.proxyProtocol ? { proxyProtocol: spec.proxyProtocol } : {}),

@@ -56,9 +56,12 @@ export class ServicePool {
     return this.#activeOf(key)
   }
 
-  /** Takes over an accepted client socket: it ends up piped to an instance, or closed. */
-  handle(client: net.Socket, route: Route): void {
-    this.counters.requests++
+  /**
+   * Takes over an accepted client socket: it ends up piped to an instance, or
+   * closed. `counted`: the kernel's dispatch rule has counted it already.
+   */
+  handle(client: net.Socket, route: Route, counted = false): void {
+    if (!counted) this.counters.requests++
     this.counters.activeConnections++
     this.#clients.add(client)
     client.setNoDelay(true)

@@ -5,6 +5,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { removeChains } from '../../src/mesh/nat-datapath.ts'
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const SHOAL = join(ROOT, 'bin/shoal')
@@ -68,6 +69,8 @@ export class AgentProcess {
   readonly address: string
   readonly proc: ChildProcess
   output = ''
+  /** The agent's iptables chain when its mesh runs on the kernel data path (learnt once ready). */
+  meshChain: string | undefined
 
   private constructor(options: AgentOptions, proc: ChildProcess) {
     this.options = options
@@ -98,6 +101,8 @@ export class AgentProcess {
       const nodes = (await res.json()) as { name: string; status: string }[]
       return nodes.some((n) => n.name === this.options.name && n.status === 'ready')
     }, { timeoutMs, what: `agent ${this.options.name} ready` })
+    const mesh = await this.get<{ datapath?: { chain?: string } }>('/v1/agent/mesh').catch(() => null)
+    this.meshChain = mesh?.datapath?.chain ?? this.meshChain
   }
 
   async get<T>(path: string): Promise<T> {
@@ -106,12 +111,18 @@ export class AgentProcess {
     return (await res.json()) as T
   }
 
-  /** Ends the process with `signal` and waits for it to be gone. */
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (this.exited) return
-    const gone = new Promise((r) => this.proc.once('exit', r))
-    this.proc.kill(signal)
-    await gone
+  /**
+   * Ends the process with `signal` and waits for it to be gone. An agent
+   * killed with SIGKILL cannot remove its mesh's iptables rules: they are
+   * removed here, unless `keepMeshRules` (a test of what a restart finds).
+   */
+  async kill(signal: NodeJS.Signals = 'SIGKILL', o: { keepMeshRules?: boolean } = {}): Promise<void> {
+    if (!this.exited) {
+      const gone = new Promise((r) => this.proc.once('exit', r))
+      this.proc.kill(signal)
+      await gone
+    }
+    if (this.meshChain && !o.keepMeshRules && this.proc.signalCode === 'SIGKILL') await removeChains(new Set([this.meshChain]))
   }
 }
 
