@@ -1,9 +1,10 @@
 // Throughput and added latency of the load-balancing mesh, side by side:
 //   (a) straight at one busybox httpd container's published port,
-//   (b) through Shoal's mesh port (3 instances, round-robin),
-//   (c) through Docker Swarm's routing mesh (`docker service create --replicas 3 --publish`).
+//   (b) through Shoal's mesh port (3 instances, round-robin) on the kernel data path (iptables DNAT),
+//   (c) the same port on the user-space proxy (the agent restarted with --mesh-datapath userspace),
+//   (d) through Docker Swarm's routing mesh (`docker service create --replicas 3 --publish`).
 //
-//   node bench/mesh.ts [--duration 10] [--connections 32] [--no-swarm]
+//   node bench/mesh.ts [--duration 10] [--connections 32] [--no-swarm] [--host 127.0.12.50]
 //
 // wrk per target: a throughput run (--connections, 2 threads) and a latency
 // run (1 connection, so queueing does not hide the proxy's own cost). busybox
@@ -11,9 +12,12 @@
 // through the proxy: the worst case for a proxy. Swarm mode is switched on
 // only if it was off, and the engine is left as found. Results go to
 // bench/results/mesh-<time>.json; docs/benchmarks-mesh.md discusses them.
+// Next to the wall-clock figures: the CPU time (utime+stime) the agent and the
+// whole host spent during each throughput run, per request, and the load
+// average, since the machine may be shared.
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
@@ -26,18 +30,34 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
     connections: { type: 'string', default: '32' },
     'no-swarm': { type: 'boolean', default: false },
+    host: { type: 'string', default: '127.0.12.50' },
   },
 })
 const DURATION = Number(values.duration)
 const CONNECTIONS = Number(values.connections)
 const IMAGE = process.env.SHOAL_TEST_IMAGE ?? 'shoal-test/busybox:latest'
-const HOST = '127.0.4.50'
+const HOST = values.host
 const SWARM_SERVICE = `shoal-bench-mesh-${process.pid}`
 const HTTPD = 'hostname > /www/index.html; exec /bin/httpd -f -p 8080 -h /www'
 const log = (s: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${s}`)
 
 interface WrkResult { rps: number; p50: number; p90: number; p99: number; errors: number; requests: number }
-interface TargetResult { name: string; url: string; throughput?: WrkResult; latency?: WrkResult; unavailable?: string }
+/** CPU time spent during a throughput run: the agent's, and the whole host's (every process, kernel included). */
+interface CpuUse { agentMs: number; hostMs: number; load: number }
+interface TargetResult { name: string; url: string; throughput?: WrkResult; latency?: WrkResult; cpu?: CpuUse; unavailable?: string }
+
+const TICK_MS = 10 // USER_HZ is 100 on Linux
+async function procCpuMs(pid: number | undefined): Promise<number> {
+  if (pid === undefined) return 0
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) * TICK_MS
+}
+async function hostCpuMs(): Promise<number> {
+  const [cpu] = (await readFile('/proc/stat', 'utf8')).split('\n')
+  const f = cpu!.trim().split(/\s+/).slice(1).map(Number)
+  return (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!) * TICK_MS // all but idle and iowait
+}
 
 function toMs(v: string, unit: string): number {
   const n = Number(v)
@@ -60,14 +80,16 @@ async function wrk(url: string, connections: number, threads: number, seconds: n
   }
 }
 
-async function measure(name: string, url: string): Promise<TargetResult> {
+async function measure(name: string, url: string, agentPid?: number): Promise<TargetResult> {
   log(`${name}: warm-up`)
   await wrk(url, 4, 1, 2)
   log(`${name}: throughput (${CONNECTIONS} connections, ${DURATION}s)`)
+  const [agent0, host0] = [await procCpuMs(agentPid), await hostCpuMs()]
   const throughput = await wrk(url, CONNECTIONS, 2, DURATION)
+  const cpu = { agentMs: (await procCpuMs(agentPid)) - agent0, hostMs: (await hostCpuMs()) - host0, load: os.loadavg()[0]! }
   log(`${name}: latency (1 connection, ${DURATION}s)`)
   const latency = await wrk(url, 1, 1, DURATION)
-  return { name, url, throughput, latency }
+  return { name, url, throughput, latency, cpu }
 }
 
 async function reachable(host: string, port: number): Promise<boolean> {
@@ -129,7 +151,9 @@ const dir = await tempDir('bench-mesh')
 let agent: AgentProcess | undefined
 const results: TargetResult[] = []
 try {
-  agent = await AgentProcess.start({ dataDir: join(dir, 'data'), name: 'bench-mesh', bind: HOST, httpPort: await freePort() })
+  const httpPort = await freePort()
+  const startAgent = (datapath: string) => AgentProcess.start({ dataDir: join(dir, 'data'), name: 'bench-mesh', bind: HOST, httpPort, extraArgs: ['--mesh-datapath', datapath] })
+  agent = await startAgent('auto')
   const meshPort = await freeOn(HOST)
   const file = join(dir, 'web.json')
   await writeFile(file, JSON.stringify({ job: { web: { group: { www: {
@@ -146,8 +170,26 @@ try {
     return healthy.length === 3 && healthy
   }, { what: '3 healthy instances', timeoutMs: 60_000 })
   const direct = instances[0]!
-  results.push(await measure('direct to one container', `http://${direct.address}:${direct.port}/`))
-  results.push(await measure('shoal mesh', `http://${HOST}:${meshPort}/`))
+  /** The agent's web listener on `datapath` with 3 instances; else why not. */
+  const listenerOn = async (datapath: string): Promise<string | null> => {
+    const st = await agent!.get<{ datapath: { reason?: string }; listeners: { service: string; datapath: string; datapathReason?: string; instances: number }[] }>('/v1/agent/mesh')
+    const l = st.listeners.find((x) => x.service === 'web')
+    if (l?.datapath === datapath && l.instances === 3) return null
+    return l?.datapathReason ?? st.datapath.reason ?? `listener ${JSON.stringify(l)}`
+  }
+  const meshUrl = `http://${HOST}:${meshPort}/`
+  results.push(await measure('direct to one container', `http://${direct.address}:${direct.port}/`, agent.proc.pid))
+  // Not root, no iptables: the row says why instead of a figure.
+  const kernelWhyNot = await eventually(async () => (await listenerOn('kernel')) === null, { what: 'kernel listener', timeoutMs: 10_000 })
+    .then(() => null, () => listenerOn('kernel'))
+  results.push(kernelWhyNot === null
+    ? await measure('shoal mesh, kernel data path', meshUrl, agent.proc.pid)
+    : { name: 'shoal mesh, kernel data path', url: meshUrl, unavailable: kernelWhyNot })
+  // The same agent and containers, the data path switched: restarted (tasks keep running) on the user-space proxy.
+  await agent.kill('SIGTERM')
+  agent = await startAgent('userspace')
+  await eventually(async () => (await listenerOn('userspace')) === null, { what: 'user-space listener with 3 instances', timeoutMs: 60_000 })
+  results.push(await measure('shoal mesh, user-space proxy', meshUrl, agent.proc.pid))
   if (!values['no-swarm']) results.push(await swarm(await freeOn('0.0.0.0')))
   await runCli(['job', 'stop', 'web'], agent.address)
   await eventually(async () => (await agent!.get<{ clientStatus: string }[]>('/v1/job/web/allocations')).every((a) => a.clientStatus !== 'running'),
@@ -160,16 +202,19 @@ try {
 const f = (n: number | undefined, d = 2) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d))
 const directLat = results[0]?.latency
 console.log(`\nmesh benchmark: ${os.cpus().length} CPUs, ${DURATION}s per run, wrk, busybox httpd (a new connection per request)\n`)
-console.log('| target | req/s (' + CONNECTIONS + ' conns) | errors | p50 ms (1 conn) | p99 ms (1 conn) | added p50 ms | added p99 ms |')
-console.log('|---|---|---|---|---|---|---|')
+const directRps = results[0]?.throughput?.rps
+console.log('| target | req/s (' + CONNECTIONS + ' conns) | × direct | errors | p50 ms (1 conn) | p99 ms (1 conn) | added p50 ms | added p99 ms | agent CPU µs/req | host CPU µs/req | load (1 min) |')
+console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|')
 for (const t of results) {
   if (t.unavailable) {
-    console.log(`| ${t.name} | unavailable: ${t.unavailable} | | | | | |`)
+    console.log(`| ${t.name} | unavailable: ${t.unavailable} | | | | | | | | | |`)
     continue
   }
   const added50 = t === results[0] ? undefined : (t.latency!.p50 - directLat!.p50)
   const added99 = t === results[0] ? undefined : (t.latency!.p99 - directLat!.p99)
-  console.log(`| ${t.name} | ${f(t.throughput!.rps, 0)} | ${t.throughput!.errors + t.latency!.errors} | ${f(t.latency!.p50, 3)} | ${f(t.latency!.p99, 3)} | ${f(added50, 3)} | ${f(added99, 3)} |`)
+  const reqs = t.throughput!.requests
+  const perReq = (ms: number | undefined) => (ms === undefined || !reqs ? undefined : (ms * 1000) / reqs)
+  console.log(`| ${t.name} | ${f(t.throughput!.rps, 0)} | ${f(directRps ? t.throughput!.rps / directRps : undefined)} | ${t.throughput!.errors + t.latency!.errors} | ${f(t.latency!.p50, 3)} | ${f(t.latency!.p99, 3)} | ${f(added50, 3)} | ${f(added99, 3)} | ${f(perReq(t.cpu?.agentMs), 0)} | ${f(perReq(t.cpu?.hostMs), 0)} | ${f(t.cpu?.load)} |`)
 }
 await mkdir(join(ROOT, 'bench/results'), { recursive: true })
 const out = join(ROOT, 'bench/results', `mesh-${new Date().toISOString().replace(/[:.]/g, '-')}.json`)

@@ -3,7 +3,10 @@
 // instance costs no client request once the catalog marks it down, and is
 // back in rotation when healthy; PROXY protocol shows the backend the client
 // address; upstreams reach a service on localhost from exec and docker tasks;
-// a taken port and an unknown upstream are reported without harm.
+// a taken port and an unknown upstream are reported without harm. Agents 1
+// and 2 serve published ports on the kernel data path (iptables, this suite
+// runs as root), agent 3 on the user-space proxy (--mesh-datapath userspace):
+// every check through "each agent" covers both.
 import test from 'ava'
 import { execFileSync } from 'node:child_process'
 import { readFile, rm, writeFile } from 'node:fs/promises'
@@ -16,7 +19,8 @@ import { AgentProcess, eventually, freePort, runCli, tempDir } from '../harness/
 
 interface Instance { allocId: string; healthy: boolean; nodeName: string; address: string; port: number }
 interface MeshStatus {
-  listeners: { service: string; port: number; state: string; error?: string; instances: number }[]
+  datapath: { mode: string; reason?: string }
+  listeners: { service: string; port: number; state: string; error?: string; instances: number; datapath: string }[]
   upstreams: { allocId: string; task: string; service: string; localPort: number; state: string; error?: string }[]
   services: Record<string, { requests: number; activeConnections: number; failures: number; instances: number }>
 }
@@ -24,6 +28,7 @@ interface AllocStub { id: string; desiredStatus: string; clientStatus: string; n
 interface TaskEvent { type: string; message: string }
 
 const HOSTS = ['127.0.4.1', '127.0.4.2', '127.0.4.3']
+const DATAPATHS = ['kernel', 'kernel', 'userspace']
 const CLIENT_ADDRESS = '127.0.4.9'
 const MARK = `shoal-mesh-test-${process.pid}`
 
@@ -69,6 +74,14 @@ const instances = (service: string, via = ctx.agents[0]!) => via.get<Instance[]>
 const sorted = (s: Set<string>) => [...s].sort()
 const mesh = (a: AgentProcess) => a.get<MeshStatus>('/v1/agent/mesh')
 
+/** Every agent's web listener moves connections to `n` instances (kernel rules applied, or the proxy's pool). */
+async function everyAgentServes(n: number): Promise<void> {
+  await eventually(async () => {
+    for (const a of ctx.agents) if ((await mesh(a)).listeners.find((l) => l.service === 'web')?.instances !== n) return false
+    return true
+  }, { what: `every agent's web listener at ${n} instances`, timeoutMs: 15_000, intervalMs: 50 })
+}
+
 /** Agent 1 has the allocation's upstream listeners open and 3 healthy web instances to proxy them to. */
 async function upstreamsReady(allocId: string): Promise<void> {
   await eventually(async () => {
@@ -86,7 +99,7 @@ test.before(async () => {
   for (const [i, bind] of binds.entries()) {
     ctx.agents.push(await AgentProcess.start({
       dataDir: join(ctx.dir, `m${i + 1}`), name: `mesh-${i + 1}`, bind, httpPort: await freePort(), dev: false,
-      ...(i > 0 ? { join: [binds[0]!] } : {}),
+      ...(i > 0 ? { join: [binds[0]!] } : {}), extraArgs: ['--mesh-datapath', DATAPATHS[i] === 'kernel' ? 'auto' : 'userspace'],
     }))
   }
   ctx.nodeId = new Map()
@@ -135,7 +148,8 @@ test.serial('requests through each agent\'s published port reach all 3 instances
     for (let n = 0; n < 12; n++) seen.add(await get(host, ctx.webPort))
     t.deepEqual(sorted(seen), sorted(healthy), `through agent ${i + 1}`)
     const st = await mesh(ctx.agents[i]!)
-    t.like(st.listeners.find((l) => l.service === 'web'), { port: ctx.webPort, state: 'listening', instances: 3 })
+    t.is(st.datapath.mode, DATAPATHS[i])
+    t.like(st.listeners.find((l) => l.service === 'web'), { port: ctx.webPort, state: 'listening', instances: 3, datapath: DATAPATHS[i] })
     t.true(st.services.web!.requests >= 12)
     t.is(st.services.web!.failures, 0)
   }
@@ -164,6 +178,7 @@ test.serial('PROXY protocol v1: the backend sees the client\'s address', async (
     s.on('error', reject)
   })
   t.is(reply, 'ok\n')
+  t.like((await mesh(ctx.agents[1]!)).listeners.find((l) => l.service === 'pp'), { datapath: 'userspace' }, 'the kernel cannot write a PROXY header')
   const lines = (await readFile(log, 'utf8')).split('\r\n').filter(Boolean)
   const header = lines.find((l) => l.includes(CLIENT_ADDRESS))
   t.truthy(header, lines.join(' | '))
@@ -243,9 +258,19 @@ test.serial('a publish port taken on one host is reported there; that agent keep
   })
   const l = await eventually(async () => (await mesh(ctx.agents[1]!)).listeners.find((x) => x.service === 'taken' && x.state === 'error'), { what: 'listener error on agent 2' })
   t.is(l.error, `publish port ${port} of service "taken" (job taken): ${HOSTS[1]}:${port} is already in use on this host`)
+  t.is(l.datapath, 'userspace', 'no kernel rule for a port this agent does not hold')
   t.regex(ctx.agents[1]!.output, /already in use on this host/)
   await eventually(async () => (await instances('taken')).some((i) => i.healthy), { what: 'taken instance healthy', timeoutMs: 30_000 })
   t.is(await get(HOSTS[0]!, port), 'taken')
+  await eventually(async () => (await mesh(ctx.agents[0]!)).listeners.find((x) => x.service === 'taken')?.datapath === 'kernel', { what: 'agent 1 serves taken in the kernel' })
+  t.is(await get(HOSTS[0]!, port), 'taken')
+  // The squatter on agent 2's address keeps its connections: the kernel took none of them.
+  const squatted = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    const s = net.connect({ host: HOSTS[1]!, port }).on('data', (d) => (out += d)).on('close', () => resolve(out)).on('error', reject)
+    s.end()
+  })
+  t.is(squatted, 'squatter\n')
   t.is(await get(HOSTS[1]!, ctx.webPort).then((s) => s.length > 0), true, 'agent 2 still serves the other published service')
   t.false(ctx.agents[1]!.exited)
   await runCli(['job', 'stop', 'taken'], ctx.agents[0]!.address)
@@ -258,6 +283,8 @@ test.serial('an instance killed: 0 failed requests once the catalog marks it dow
   const [container] = await ctx.docker.listContainers({ filters: { label: [`shoal.alloc=${victim.allocId}`, 'shoal.task=httpd'] } })
   await ctx.docker.getContainer(container!.Id).kill()
   await eventually(async () => !(await instances('web')).some((i) => i.allocId === victim.allocId && i.healthy), { what: 'catalog marks the killed instance down', timeoutMs: 15_000, intervalMs: 50 })
+  // The kernel's rules follow the catalog a transaction later (milliseconds); the proxy's pool at once.
+  await everyAgentServes(2)
   let failures = 0
   const answered = new Set<string>()
   for (let n = 0; n < 100; n++) {
@@ -275,6 +302,7 @@ test.serial('an instance killed: 0 failed requests once the catalog marks it dow
     const h = (await instances('web')).filter((i) => i.healthy)
     return h.length === 3 && new Set(h.map((i) => i.allocId))
   }, { what: 'all 3 healthy again', timeoutMs: 60_000 })
+  await everyAgentServes(3)
   const seen = new Set<string>()
   for (let n = 0; n < 30; n++) seen.add(await get(HOSTS[n % 3]!, ctx.webPort))
   t.deepEqual(sorted(seen), sorted(healthy))
