@@ -5,8 +5,7 @@
 import net from 'node:net'
 import type { Backend, BalanceMode } from './balancer.ts'
 import { desiredListeners, diffListeners, type PublishConflict, type PublishSpec } from './listeners.ts'
-import type { NatDatapath } from './nat-datapath.ts'
-import type { NatPort } from './nat-rules.ts'
+import type { NatPort, NatState } from './nat-rules.ts'
 import { ServicePool, type Route, type ServiceCounters } from './proxy.ts'
 
 /** A listener that could not bind is tried again this often (the port may be freed). */
@@ -28,6 +27,17 @@ export interface MeshLogger {
 }
 
 export type ListenerState = 'starting' | 'listening' | 'error' | 'conflict'
+
+/** The kernel's rules as the mesh drives them (NatDatapath; a fake in unit tests). */
+export interface KernelRules {
+  /** Brings the kernel to `want` soon (one transaction at a time). */
+  sync(want: NatState): void
+  /** The port as the kernel serves it now, if it has a dispatch rule. */
+  applied(port: number): NatPort | undefined
+  /** The last failed transaction's error, until one succeeds. */
+  readonly error: string | null
+  close(): Promise<void>
+}
 
 /** Who moves a published port's connections: kernel NAT rules, or the proxy in this process. */
 export type Datapath = 'kernel' | 'userspace'
@@ -72,7 +82,7 @@ export class Mesh {
   /** Per service: how connections are routed (its publish settings, else round-robin). */
   readonly #routes = new Map<string, Route>()
   #closed = false
-  #kernel: NatDatapath | null = null
+  #kernel: KernelRules | null = null
 
   constructor(o: MeshOptions) {
     this.#o = o
@@ -107,7 +117,7 @@ export class Mesh {
   }
 
   /** From now on published ports that it can serve go through kernel rules. */
-  useKernel(kernel: NatDatapath): void {
+  useKernel(kernel: KernelRules): void {
     this.#kernel = kernel
     this.#syncKernel()
   }

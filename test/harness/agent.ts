@@ -62,6 +62,8 @@ export interface AgentOptions {
   /** Peers for --join (clustered agents only). */
   join?: string[]
   extraArgs?: string[]
+  /** A command the agent runs under (e.g. setpriv to drop root), before bin/shoal. */
+  wrapper?: string[]
 }
 
 export class AgentProcess {
@@ -84,7 +86,8 @@ export class AgentProcess {
     const args = ['agent', ...(options.dev === false ? [] : ['--dev']), '--data-dir', options.dataDir, '--name', options.name,
       '--http', `127.0.0.1:${options.httpPort}`, '--bind', options.bind,
       ...(options.join ?? []).flatMap((j) => ['--join', j]), ...(options.extraArgs ?? [])]
-    const agent = new AgentProcess(options, spawn(SHOAL, args, { cwd: ROOT }))
+    const [cmd, ...pre] = [...(options.wrapper ?? []), SHOAL]
+    const agent = new AgentProcess(options, spawn(cmd!, [...pre, ...args], { cwd: ROOT }))
     await agent.waitReady()
     return agent
   }

@@ -7,7 +7,7 @@
 // agents that are gone). Every rule is removed even when a test fails.
 import test from 'ava'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import { join } from 'node:path'
 import type Docker from 'dockerode'
@@ -119,6 +119,45 @@ test.serial('a bad --mesh-datapath value is refused, naming the flag', (t) => {
   const r = spawnSync(SHOAL, ['agent', '--dev', '--data-dir', join(ctx.dir, 'bad'), '--mesh-datapath', 'ipvs'], { encoding: 'utf8', timeout: 30_000 })
   t.not(r.status, 0)
   t.regex(r.stderr, /--mesh-datapath: must be auto, kernel, userspace \(got "ipvs"\)/)
+})
+
+test.serial('not root: auto falls back to the user-space proxy and says why; kernel refuses to start', async (t) => {
+  const dir = join(ctx.dir, 'nobody')
+  await mkdir(dir)
+  await chmod(ctx.dir, 0o755)
+  await chmod(dir, 0o777)
+  const wrapper = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups']
+  const refused = spawnSync(wrapper[0]!, [...wrapper.slice(1), SHOAL, 'agent', '--dev', '--data-dir', join(dir, 'k'), '--bind', '127.0.12.21', '--http', '127.0.0.1:0', '--dns-addr', 'off', '--mesh-datapath', 'kernel'],
+    { encoding: 'utf8', timeout: 60_000 })
+  t.not(refused.status, 0)
+  t.regex(refused.stderr, /--mesh-datapath kernel: the agent is not running as root/)
+  const agent = await AgentProcess.start({ dataDir: join(dir, 'a'), name: 'mesh-nobody', bind: '127.0.12.20', httpPort: await freePort(), wrapper, extraArgs: ['--dns-addr', 'off'] })
+  t.teardown(() => agent.kill())
+  const port = await freePort('127.0.12.20')
+  const file = join(dir, 'echo.json')
+  const script = `require('net').createServer((s) => { s.on('error', () => {}); s.end('echo\\n') }).listen(Number(process.env.SHOAL_PORT_p), process.env.SHOAL_IP_p)`
+  await writeFile(file, JSON.stringify({ job: { echo: { group: { g: {
+    network: { port: { p: {} } },
+    service: [{ name: 'echo', port: 'p', checks: [{ type: 'tcp', port: 'p', interval: '500ms', timeout: '1s' }], publish: { port } }],
+    task: { srv: { driver: 'exec', resources: { cpu: 20, memory: 64 }, config: { command: process.execPath, args: ['-e', script] } } },
+  } } } } }))
+  const r = await runCli(['job', 'run', file], agent.address)
+  t.is(r.code, 0, r.stdout + r.stderr)
+  const st = await eventually(async () => {
+    const m = await agent.get<MeshStatus>('/v1/agent/mesh')
+    return m.listeners.some((l) => l.service === 'echo' && l.instances === 1) && m
+  }, { what: 'echo published', timeoutMs: 30_000 })
+  t.deepEqual(st.datapath, { mode: 'userspace', reason: 'the agent is not running as root (iptables needs it)' })
+  t.like(st.listeners.find((l) => l.service === 'echo'), { datapath: 'userspace', state: 'listening' })
+  t.regex(agent.output, /published ports on the user-space proxy: the agent is not running as root/)
+  const reply = await new Promise<string>((resolve, reject) => {
+    let out = ''
+    net.connect({ host: '127.0.12.20', port }).on('data', (d) => (out += d)).on('close', () => resolve(out)).on('error', reject)
+  })
+  t.is(reply, 'echo\n')
+  t.false(save().includes(' -d 127.0.12.20/32 '), 'no rule for this agent')
+  await runCli(['job', 'stop', 'echo'], agent.address)
+  await eventually(async () => (await agent.get<{ clientStatus: string }[]>('/v1/job/echo/allocations')).every((x) => x.clientStatus !== 'running'), { what: 'echo stopped' })
 })
 
 test.serial('the published port is DNATed in turn to the 3 instances\' host ports; the kernel counts the connections', async (t) => {

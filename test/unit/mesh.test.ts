@@ -1,10 +1,12 @@
 // The mesh's pure cores (balancer, PROXY headers, listener sets) and the
-// proxy over real sockets with a catalog given by the test.
+// proxy over real sockets with a catalog given by the test; which ports the
+// kernel data path takes, with a fake of the kernel's rules.
 import net from 'node:net'
 import test from 'ava'
 import { Balancer, Ejections, type Backend } from '../../src/mesh/balancer.ts'
 import { desiredListeners, diffListeners, type PublishSpec } from '../../src/mesh/listeners.ts'
-import { Mesh, type MeshCatalog } from '../../src/mesh/mesh.ts'
+import { Mesh, type KernelRules, type MeshCatalog } from '../../src/mesh/mesh.ts'
+import type { NatPort, NatState } from '../../src/mesh/nat-rules.ts'
 import { proxyV1Header, proxyV2Header } from '../../src/mesh/proxy-protocol.ts'
 
 const b = (key: string): Backend => ({ key, address: '127.0.0.1', port: 1 })
@@ -285,4 +287,70 @@ test('upstreams in the host namespace: shared per port and service, a clash and 
   notes.length = 0
   await ups.attach({ allocId: 'a4', upstreams: [{ task: 'w', driver: 'docker', service: 'db', localPort: local }], note })
   t.is(notes[0], `w Upstream Failure: upstream db on localhost:${local}: the task has no network namespace of its group to listen in`)
+})
+
+/** The kernel's rules as the mesh drives them, without a kernel: every sync applies at once. */
+class FakeKernel implements KernelRules {
+  want: NatState = new Map()
+  syncs = 0
+  closed = false
+  error: string | null = null
+  sync(want: NatState): void {
+    this.want = want
+    this.syncs++
+  }
+  applied(port: number): NatPort | undefined {
+    return this.want.get(port)
+  }
+  async close(): Promise<void> {
+    this.closed = true
+  }
+}
+
+test('kernel data path: the rules follow the listeners the kernel can serve; the others stay on the proxy, with the reason', async (t) => {
+  const host = '127.0.12.201'
+  const be = await echoBackend(host, 'be')
+  const squatter = net.createServer()
+  await new Promise<void>((r) => squatter.listen(0, host, r))
+  const taken = (squatter.address() as net.AddressInfo).port
+  const [web, pp, lc] = [await freeMeshPort(host), await freeMeshPort(host), await freeMeshPort(host)]
+  const catalog = new FakeCatalog()
+  catalog.specs = [spec('web', web), spec('pp', pp, 'pp', { proxyProtocol: 'v1' }), spec('lc', lc, 'lc', { balance: 'least-conn' }), spec('taken', taken)]
+  const other: Backend = { key: 'other', address: '127.0.12.202', port: 20002 }
+  for (const s of ['web', 'pp', 'lc', 'taken']) catalog.instances.set(s, [be.backend, other])
+  const kernel = new FakeKernel()
+  const mesh = new Mesh({ catalog, bindHost: host, log: quiet })
+  t.teardown(() => { void mesh.close(); be.server.close(); squatter.close() })
+  mesh.useKernel(kernel)
+  mesh.refresh()
+  await new Promise((r) => setTimeout(r, 100))
+  t.deepEqual([...kernel.want.keys()], [web], 'only the listening round-robin port without PROXY protocol')
+  t.deepEqual(kernel.want.get(web), { port: web, service: 'web', backends: [{ address: be.backend.address, port: be.backend.port }, { address: '127.0.12.202', port: 20002 }] })
+  const byService = (s: string) => mesh.status().listeners.find((l) => l.service === s)!
+  t.like(byService('web'), { datapath: 'kernel', instances: 2 })
+  t.like(byService('pp'), { datapath: 'userspace', datapathReason: 'proxy_protocol needs the user-space proxy (it writes a header)' })
+  t.like(byService('lc'), { datapath: 'userspace', datapathReason: 'balance "least-conn" needs the user-space proxy (the kernel does not see open connections)' })
+  t.like(byService('taken'), { state: 'error', datapath: 'userspace', datapathReason: 'the port is not bound' })
+
+  // Whatever reaches the listener of a kernel port was counted by the dispatch rule: not again.
+  catalog.instances.set('web', [be.backend])
+  mesh.refresh()
+  t.is(kernel.want.get(web)!.backends.length, 1, 'an instance gone: the rules follow')
+  t.is(await ask(host, web), 'be')
+  t.is(mesh.status().services.web!.requests, 0)
+  t.is(mesh.status(new Map([['web', 5]])).services.web!.requests, 5)
+  t.is(await ask(host, pp), 'be')
+  t.is(mesh.status().services.pp!.requests, 1, 'the proxy counts its own ports')
+
+  // An instance the kernel cannot dial (IPv6): the port keeps an empty chain, the proxy serves it.
+  catalog.instances.set('web', [be.backend, { key: 'v6', address: '::1', port: 20003 }])
+  mesh.refresh()
+  t.deepEqual(kernel.want.get(web)!.backends, [])
+  t.like(byService('web'), { datapath: 'userspace', datapathReason: 'an instance address is not IPv4', instances: 2 })
+  // The job stops: its port leaves the rules.
+  catalog.specs = [spec('pp', pp, 'pp', { proxyProtocol: 'v1' })]
+  mesh.refresh()
+  t.deepEqual([...kernel.want.keys()], [])
+  await mesh.close()
+  t.true(kernel.closed)
 })
