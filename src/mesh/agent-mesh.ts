@@ -9,6 +9,7 @@ import type { Backend } from './balancer.ts'
 import type { PublishSpec } from './listeners.ts'
 import { Mesh, type Datapath, type ListenerStatus, type MeshCatalog, type MeshLogger } from './mesh.ts'
 import { NatDatapath } from './nat-datapath.ts'
+import type { DatapathChoice } from './nat-rules.ts'
 import type { ServiceCounters } from './proxy.ts'
 import { Upstreams, type UpstreamRequest, type UpstreamStatus } from './upstreams.ts'
 
@@ -46,10 +47,6 @@ export class StateCatalog implements MeshCatalog {
     return this.#state.services().some((s) => s.name === service && s.jobs.length > 0)
   }
 }
-
-/** `--mesh-datapath`: kernel NAT rules when possible (auto), always (kernel: or the agent does not start), never. */
-export type DatapathChoice = 'auto' | 'kernel' | 'userspace'
-export const DATAPATH_CHOICES: readonly DatapathChoice[] = ['auto', 'kernel', 'userspace']
 
 export interface MeshStatus {
   /** The data path of published ports on this agent; `chain`: its iptables chain; `reason`: why not the kernel. */

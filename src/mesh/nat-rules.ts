@@ -37,6 +37,10 @@ export interface NatChains {
   readonly comment: string
 }
 
+/** `--mesh-datapath`: kernel NAT rules when possible (auto), always (kernel: or the agent does not start), never. */
+export type DatapathChoice = 'auto' | 'kernel' | 'userspace'
+export const DATAPATH_CHOICES: readonly DatapathChoice[] = ['auto', 'kernel', 'userspace']
+
 export const CHAIN_PREFIX = 'SHOAL-M-'
 const COMMENT_TAG = 'shoal-mesh'
 
