@@ -68,13 +68,11 @@ export class NatDatapath {
   readonly #base = new Map<string, number>()
   #lastCounts = new Map<number, number>()
   #closed = false
-  readonly #onChange: () => void
 
-  private constructor(chains: NatChains, bind: string, log: NatLogger, onChange: () => void) {
+  private constructor(chains: NatChains, bind: string, log: NatLogger) {
     this.chains = chains
     this.#bind = bind
     this.#log = log
-    this.#onChange = onChange
   }
 
   /**
@@ -82,7 +80,7 @@ export class NatDatapath {
    * (even after kill -9) and those of agents that are gone. Throws with the
    * reason when the kernel data path cannot be used.
    */
-  static async open(o: { owner: string; bind: string; log: NatLogger; onChange?: () => void }): Promise<NatDatapath> {
+  static async open(o: { owner: string; bind: string; log: NatLogger }): Promise<NatDatapath> {
     const unfit = unfitBind(o.bind)
     if (unfit) throw new Error(unfit)
     if (process.getuid?.() !== 0) throw new Error('the agent is not running as root (iptables needs it)')
@@ -101,7 +99,7 @@ export class NatDatapath {
       if (e.code === 'ENOENT') throw new Error(`${e.path ?? 'iptables'} not found`)
       throw new Error(`iptables failed: ${e.message}`)
     }
-    return new NatDatapath(chains, o.bind, o.log, o.onChange ?? (() => undefined))
+    return new NatDatapath(chains, o.bind, o.log)
   }
 
   /** The port as the kernel serves it now, if it has a dispatch rule. */
@@ -123,11 +121,6 @@ export class NatDatapath {
       // A sync that came while the loop was returning.
       if (!this.#closed && !this.#dirty && this.#want !== this.#applied) this.sync(this.#want)
     })
-  }
-
-  /** Resolves once the kernel holds what was last asked for (or a transaction failed). */
-  async settled(): Promise<void> {
-    while (this.#running) await this.#running
   }
 
   async #loop(): Promise<void> {
@@ -158,14 +151,12 @@ export class NatDatapath {
         this.#applied = new Map()
         clearTimeout(this.#retry)
         this.#retry = setTimeout(() => this.sync(this.#want), RETRY_MS)
-        this.#onChange()
         return
       }
       if (this.#error) this.#log.info('mesh: kernel rules applied again')
       this.#error = null
       this.#dirty = false
       this.#applied = want
-      this.#onChange()
       if (this.#want === want) return
     }
   }
