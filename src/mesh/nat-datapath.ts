@@ -16,10 +16,10 @@ export interface NatLogger {
   warn(msg: string): void
 }
 
-/** Runs iptables-restore --noflush on `text` (one transaction). */
-async function restore(text: string): Promise<void> {
+/** Runs iptables-restore --noflush on `text` (one transaction); `test`: only checks that it would apply. */
+async function restore(text: string, test = false): Promise<void> {
   await new Promise<void>((resolve, reject) => {
-    const p = spawn('iptables-restore', [...WAIT, '--noflush'], { stdio: ['pipe', 'ignore', 'pipe'] })
+    const p = spawn('iptables-restore', [...WAIT, '--noflush', ...(test ? ['--test'] : [])], { stdio: ['pipe', 'ignore', 'pipe'] })
     let stderr = ''
     p.stderr.on('data', (d: Buffer) => (stderr += d))
     p.once('error', reject)
@@ -61,6 +61,8 @@ export class NatDatapath {
   #want: NatState = new Map()
   #running: Promise<void> | null = null
   #retry: NodeJS.Timeout | undefined
+  /** Whether the chains and the jumps into them exist (made with the first port: an agent that publishes nothing touches nothing). */
+  #setUp = false
   /** Set after a failed transaction: the next one starts from empty chains. */
   #dirty = false
   #error: string | null = null
@@ -76,9 +78,10 @@ export class NatDatapath {
   }
 
   /**
-   * Sets up this agent's chains, after removing those a previous run left
-   * (even after kill -9) and those of agents that are gone. Throws with the
-   * reason when the kernel data path cannot be used.
+   * Removes the chains a previous run of this agent left (even after kill -9)
+   * and those of agents that are gone, and checks that its own would apply
+   * (they are made with the first published port). Throws with the reason
+   * when the kernel data path cannot be used.
    */
   static async open(o: { owner: string; bind: string; log: NatLogger }): Promise<NatDatapath> {
     const unfit = unfitBind(o.bind)
@@ -93,7 +96,7 @@ export class NatDatapath {
         await restore(cleanup)
         o.log.info(`mesh: removed stale kernel rules (${[...stale].filter((p) => cleanup.includes(p)).join(', ')})`)
       }
-      await restore(natSetup(chains, o.bind))
+      await restore(natSetup(chains, o.bind), true)
     } catch (err) {
       const e = err as NodeJS.ErrnoException
       if (e.code === 'ENOENT') throw new Error(`${e.path ?? 'iptables'} not found`)
@@ -137,6 +140,7 @@ export class NatDatapath {
           this.#applied = want
           return
         }
+        if (!this.#setUp) text = natSetup(this.chains, this.#bind) + text
         const removed = [...this.#applied.values()].filter((p) => !want.has(p.port))
         if (removed.length > 0) await this.#keepCounts(removed)
       }
@@ -156,6 +160,7 @@ export class NatDatapath {
       if (this.#error) this.#log.info('mesh: kernel rules applied again')
       this.#error = null
       this.#dirty = false
+      this.#setUp = true
       this.#applied = want
       if (this.#want === want) return
     }
