@@ -21,6 +21,8 @@ export interface ShoalOptions {
   env?: NodeJS.ProcessEnv
   /** Stop with SIGINT instead of SIGKILL (needed for --cpu-prof output). */
   graceful?: boolean
+  /** More `shoal agent` flags for every member. */
+  agentArgs?: string[]
 }
 
 export class ShoalCluster implements Cluster {
@@ -53,7 +55,7 @@ export class ShoalCluster implements Cluster {
       const name = `shoal-${i + 1}`
       const httpAddr = `${host}:${await freePort(host)}`
       const args = ['agent', '--data-dir', join(this.#dir, name), '--name', name, '--http', httpAddr, '--bind', p2p,
-        ...(i === 0 ? [] : ['--join', seed])]
+        ...(i === 0 ? [] : ['--join', seed]), ...(this.#opts.agentArgs ?? [])]
       this.members.push({ name, url: `http://${httpAddr}`, args })
     }
     // The first agent bootstraps the cluster; the others join through it.
