@@ -64,7 +64,7 @@ a restarted agent re-attaches to them.`
     voters: Flags.integer({ description: 'Raft voters the leader keeps (1, 3, 5 or 7)', default: 3 }),
     name: Flags.string({ description: 'node name, unique in the cluster (default: the hostname)' }),
     meta: Flags.string({ description: 'node attribute KEY=VALUE for constraints (${meta.KEY}); repeatable', multiple: true, default: [] }),
-    'snapshot-threshold': Flags.integer({ description: 'applied Raft entries between snapshots (log compaction)', default: 8192, min: 1 }),
+    'snapshot-threshold': Flags.integer({ description: 'applied Raft entries between snapshots (log compaction), at least; more while the log is smaller than the last snapshot, up to 8 times as many', default: 8192, min: 1 }),
     'cluster-key-file': Flags.string({ description: 'pre-shared cluster key (from "shoal keygen"); members must all use the same' }),
     'dns-addr': Flags.string({ description: `HOST:PORT the DNS server answers on (UDP and TCP), or "off" (default: the --bind host, port ${DEFAULT_DNS_PORT})` }),
     'dns-domain': Flags.string({ description: 'domain of service names: NAME.service.DOMAIN', default: DEFAULT_DNS_DOMAIN }),

@@ -18,6 +18,9 @@ export interface RaftStateMachine {
   restore(data: Uint8Array): Promise<number>
 }
 
+/** Entries between snapshots, as a multiple of snapshotEvery, whatever the sizes (bounds the log kept in memory). */
+const MAX_LOG_FACTOR = 8
+
 /** What a leader may send before its own write is durable (Raft thesis §10.2.1). */
 const REPLICATION: ReadonlySet<Message['type']> = new Set(['appendEntries', 'heartbeat', 'installSnapshot', 'timeoutNow'])
 
@@ -35,7 +38,11 @@ export interface RaftNodeOptions {
   tickMs?: number
   electionTick?: number
   heartbeatTick?: number
-  /** Take a snapshot and compact the log after this many applied entries. */
+  /**
+   * Take a snapshot and compact the log after at least this many applied
+   * entries, once the log since the last snapshot is as large as that
+   * snapshot (or after 8 times as many entries, whichever comes first).
+   */
   snapshotEvery?: number
   /** How long a proposal or read may wait before its outcome is declared unknown. */
   requestTimeoutMs?: number
@@ -92,19 +99,23 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
   #again = false
   #stopped = false
   #lastSnapshotIndex: number
+  /** Size of the last snapshot, and of the entries applied since it was taken (see #maybeSnapshot). */
+  #lastSnapshotBytes: number
+  #logBytes = 0
   #softState: SoftState = { leader: null, role: 'follower' }
   #snapshotting = false
   #pendingCompaction: { index: number; data: Uint8Array } | null = null
   /** Last committed entry handled here, of any type (the state machine only sees normal ones). */
   #applied = 0
 
-  private constructor(o: RaftNodeOptions, core: RaftCore, snapshotIndex: number) {
+  private constructor(o: RaftNodeOptions, core: RaftCore, snapshotIndex: number, snapshotBytes: number) {
     super()
     this.setMaxListeners(0)
     this.#o = o
     this.id = o.id
     this.core = core
     this.#lastSnapshotIndex = snapshotIndex
+    this.#lastSnapshotBytes = snapshotBytes
   }
 
   static async open(o: RaftNodeOptions): Promise<RaftNode> {
@@ -122,7 +133,7 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
       heartbeatTick: o.heartbeatTick ?? 1,
       ...(fresh && o.voters ? { voters: o.voters } : {}),
     })
-    const node = new RaftNode(o, core, persisted.snapshot?.meta.index ?? 0)
+    const node = new RaftNode(o, core, persisted.snapshot?.meta.index ?? 0, persisted.snapshot?.data.length ?? 0)
     node.#applied = core.appliedIndex
     return node
   }
@@ -309,6 +320,8 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
       if (rd.snapshot && rd.snapshot.meta.index > sm.appliedIndex && rd.snapshot.data.length > 0) {
         await sm.restore(rd.snapshot.data)
         this.#lastSnapshotIndex = rd.snapshot.meta.index
+        this.#lastSnapshotBytes = rd.snapshot.data.length
+        this.#logBytes = 0
       }
       if (rd.snapshot) this.#applied = Math.max(this.#applied, rd.snapshot.meta.index)
       const normal = rd.committedEntries.filter((e) => e.type === 'normal' && e.index > sm.appliedIndex)
@@ -321,6 +334,7 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
           else p.reject(new OutcomeUnknownError(`entry ${e.index} was replaced after a leadership change; not applied`))
         }
         this.#applied = e.index
+        this.#logBytes += e.data.length
       }
       for (const rs of rd.readStates) {
         const p = this.#reads.get(rs.requestId)
@@ -360,14 +374,22 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
    * Starts a snapshot in the background once enough entries were applied: the
    * state machine captures its state at once and encodes it without blocking
    * the loop (a stalled loop misses heartbeats and costs an election).
+   * Enough: the log since the last snapshot is as large as that snapshot
+   * (Raft thesis §5.1.3), so encoding and storing snapshots costs at most
+   * about one byte per byte logged however large the state grows; with a
+   * floor (snapshotEvery entries) and a ceiling (MAX_LOG_FACTOR times that).
    */
   #maybeSnapshot(): void {
     const every = this.#o.snapshotEvery ?? 10_000
     const sm = this.#o.stateMachine
-    if (this.#snapshotting || sm.appliedIndex - this.#lastSnapshotIndex < every) return
+    const since = sm.appliedIndex - this.#lastSnapshotIndex
+    if (this.#snapshotting || since < every) return
+    if (this.#logBytes < this.#lastSnapshotBytes && since < every * MAX_LOG_FACTOR) return
     this.#snapshotting = true
+    this.#logBytes = 0
     sm.snapshot().then(
       (snap) => {
+        this.#lastSnapshotBytes = snap.data.length
         this.#pendingCompaction = snap
         this.#kick()
       },

@@ -142,6 +142,32 @@ test('a new learner catches up from a snapshot, then follows the log', async (t)
   t.deepEqual(leader.node.status().conf.voters.sort(), ['a', 'b'])
 })
 
+test('a snapshot waits until the log since the last one is as large as it, or 8 × snapshotEvery entries', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'shoal-raftnode-'))
+  const net = new Net()
+  const a = await member(net, root, 'a', ['a'], { snapshotEvery: 10 })
+  t.teardown(async () => {
+    await a.node.stop()
+    await rm(root, { recursive: true, force: true })
+  })
+  await until(() => a.node.isLeader, 'single-voter leader')
+  const big = 'x'.repeat(1000)
+  const write = async (n: number, value: string) => {
+    for (let i = 0; i < n; i++) await a.node.propose(enc(value))
+  }
+  const snapshotAt = () => a.node.core.firstIndex - 1
+  await write(10, big)
+  await until(() => snapshotAt() >= 10, 'first snapshot after 10 entries (nothing to compare with yet)')
+  const s1 = snapshotAt()
+  await write(30, 'small')
+  t.is(snapshotAt(), s1, '150 logged bytes against a 10 kB snapshot: no new one yet')
+  await write(50, 'small')
+  const s2 = await until(() => snapshotAt() >= s1 + 80 && snapshotAt(), 'a snapshot once 8 × 10 entries were applied')
+  await write(12, big)
+  const s3 = await until(() => snapshotAt() > s2 && snapshotAt(), 'a snapshot once the log outweighs the last one')
+  t.true(s3 - s2 < 20, `${s3 - s2} entries after the last snapshot`)
+})
+
 test('junk from peers is dropped and counted; the node keeps serving', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'shoal-raftnode-'))
   const net = new Net()
