@@ -15,6 +15,7 @@ import { VERSION } from '../version.ts'
 import { normalizeClusterKey } from './cluster-key.ts'
 import { coalesceWrites, socketOf } from './coalesce-writes.ts'
 import { loadOrCreateIdentity } from './identity.ts'
+import { noiseCrypto } from './noise-crypto.ts'
 import { cheaperNoiseFraming } from './noise-framing.ts'
 import type { GossipSub } from '@libp2p/gossipsub'
 import type { Identify } from '@libp2p/identify'
@@ -315,7 +316,7 @@ export async function createHost(options: HostOptions): Promise<ShoalHost> {
     // Dial from our own address (as a separate machine would), not the
     // kernel's pick: on one host that makes per-node firewall rules possible.
     transports: [tcp(bindsSpecificAddress(options.listenHost) ? { dialOpts: { localAddress: options.listenHost } as TCPSocketOptions } : {})],
-    connectionEncrypters: [noise()],
+    connectionEncrypters: [noise({ crypto: noiseCrypto })],
     streamMuxers: [yamux()],
     ...(psk === undefined ? {} : { connectionProtector: clusterKeyProtector(psk, handshakeTimeoutMs) }),
     connectionManager: {
