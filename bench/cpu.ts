@@ -22,6 +22,7 @@ const { values: flags } = parseArgs({
     profile: { type: 'string' },
     perf: { type: 'string' },
     'agent-args': { type: 'string' },
+    'node-options': { type: 'string' },
   },
 })
 const clients = Number(flags.clients)
@@ -41,7 +42,8 @@ process.on('exit', killAllSync)
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130))
 
 const profile = flags.profile ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${resolve(flags.profile)}` }, graceful: true }
-  : flags.perf ? { env: { NODE_OPTIONS: '--perf-basic-prof-only-functions' } } : {}
+  : flags.perf ? { env: { NODE_OPTIONS: `--perf-basic-prof-only-functions ${flags['node-options'] ?? ''}` } }
+  : flags['node-options'] ? { env: { NODE_OPTIONS: flags['node-options'] } } : {}
 const agentArgs = flags['agent-args']?.split(' ').filter(Boolean) ?? []
 const cluster = new ShoalCluster({ hosts: [71, 72, 73].map((n) => `${flags.net}.${n}`), agentArgs, ...profile })
 await cluster.start()
