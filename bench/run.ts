@@ -190,7 +190,7 @@ async function main(): Promise<void> {
     `machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; 1-min load avg (start → end):${
       Object.values(results).map((r) => ` ${r.system} ${r.loadAvg.start.toFixed(1)} → ${r.loadAvg.end.toFixed(1)}`).join(',')}`,
     `node ${process.version}${etcdVersion ? `, ${etcdVersion}` : ''}; closed loop, keep-alive HTTP, ${opts.warmupS} s warm-up + ${opts.durationS} s per level`,
-    'shoal: Raft tick 50 ms, election 10-20 ticks (0.5-1 s), snapshot every 8192 entries; PUT /v1/var/<path> to the leader',
+    'shoal: Raft tick 50 ms, election 10-20 ticks (0.5-1 s), snapshot after 8192-65536 entries (once the log outweighs the last snapshot); PUT /v1/var/<path> to the leader',
     'etcd:  heartbeat 100 ms, election timeout 1000 ms, no auto-compaction (defaults); POST /v3/kv/put (JSON gateway) to the leader',
     '"via followers": the 64 clients split over the two followers, which forward to the leader',
   ].join('\n')

@@ -39,7 +39,7 @@ export class ShoalCluster implements Cluster {
     this.#opts = opts
     this.settings = {
       members: opts.hosts.length, voters: 3, hosts: opts.hosts.join(' '), raftTickMs: 50, electionTicks: '10-20 (500-1000 ms)',
-      storage: 'LevelDB, every Raft save written with sync: true', snapshotThreshold: '8192 entries (agent default)',
+      storage: 'LevelDB, every Raft save written with sync: true', snapshotThreshold: '8192 entries at least, up to 65536 while the log is smaller than the last snapshot (agent default)',
       transport: 'libp2p (TCP + noise + yamux)', note: 'agent defaults; writes through PUT /v1/var/<path>',
     }
   }
