@@ -47,6 +47,7 @@ const profile = flags.profile ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-di
 const agentArgs = flags['agent-args']?.split(' ').filter(Boolean) ?? []
 const cluster = new ShoalCluster({ hosts: [71, 72, 73].map((n) => `${flags.net}.${n}`), agentArgs, ...profile })
 await cluster.start()
+if (process.env.SHOAL_PERF_STATS) for (const m of cluster.members) m.proc!.onLine((l) => { if (l.includes('perfstats')) console.log(m.name, l.slice(l.indexOf('perfstats'))) })
 try {
   for (let round = 1; round <= Number(flags.rounds); round++) {
     const leader = await cluster.waitHealthy()

@@ -44,13 +44,6 @@ export interface RaftNodeOptions {
    * snapshot (or after 8 times as many entries, whichever comes first).
    */
   snapshotEvery?: number
-  /**
-   * Appends with entries in flight to one follower before waiting for its
-   * answer (default 1). Entries proposed meanwhile go out together with the
-   * answer: under load a follower then writes, syncs and answers one larger
-   * batch per round trip instead of one small batch per leader Ready.
-   */
-  maxInflight?: number
   /** How long a proposal or read may wait before its outcome is declared unknown. */
   requestTimeoutMs?: number
   log?: { info(m: string): void; warn(m: string): void }
@@ -138,9 +131,6 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
       applied: Math.max(o.stateMachine.appliedIndex, persisted.snapshot?.meta.index ?? 0),
       electionTick: o.electionTick ?? 10,
       heartbeatTick: o.heartbeatTick ?? 1,
-      // Measured at 64 clients (bench/cpu.ts): 256 in flight sent ~10 entries per append, 1 sends ~24, and each
-      // follower wrote 40 % fewer synced batches and sent 57 % fewer answers. A lost append costs one heartbeat (50 ms).
-      maxInflight: o.maxInflight ?? 1,
       ...(fresh && o.voters ? { voters: o.voters } : {}),
     })
     const node = new RaftNode(o, core, persisted.snapshot?.meta.index ?? 0, persisted.snapshot?.data.length ?? 0)
