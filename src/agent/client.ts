@@ -76,9 +76,7 @@ export class Client {
           if (!byTask) this.#recovered.set(r.allocId, (byTask = new Map()))
           byTask.set(r.taskName, r.handle)
         } else {
-          log.info(`removing leftover task ${r.taskName} of allocation ${r.allocId.slice(0, 8)}: not wanted any more`)
-          await driver.stop(r.handle, 5_000).catch(() => undefined)
-          await driver.destroy(r.handle).catch(() => undefined)
+          await this.#removeLeftover(r.handle)
         }
       }
     }
@@ -101,7 +99,19 @@ export class Client {
     if (reattached > 0) log.info(`re-attaching to ${reattached} running task(s) of ${this.#recovered.size} allocation(s)`)
     fsm.on('applied', this.#onApplied)
     for (const alloc of fsm.state.allocsOfNode(nodeId)) this.#sync(alloc)
+    // The state may have stopped an allocation (e.g. declared it lost while this agent was
+    // down) after its tasks were found above: no runner took them, so nothing else would.
+    const orphans = [...this.#recovered].filter(([allocId]) => !this.#runners.has(allocId))
     this.#recovered = new Map()
+    for (const [, byTask] of orphans) for (const handle of byTask.values()) await this.#removeLeftover(handle)
+  }
+
+  async #removeLeftover(handle: TaskHandle): Promise<void> {
+    const driver = this.#drivers.get(handle.driver)
+    if (!driver) return
+    this.#o.log.info(`removing leftover task ${handle.taskName} of allocation ${handle.allocId.slice(0, 8)}: not wanted any more`)
+    await driver.stop(handle, 5_000).catch(() => undefined)
+    await driver.destroy(handle).catch(() => undefined)
   }
 
   /** Stops following the state; tasks keep running (an agent restart re-attaches). */
