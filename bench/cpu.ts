@@ -6,37 +6,42 @@ import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import { resolve } from 'node:path'
-import { parseArgs } from 'node:util'
 import { killAllSync } from './lib/cluster.ts'
+import { benchCli, parseBenchFlags } from './lib/flags.ts'
+import { statCpuMs } from './lib/proc.ts'
 import { closedLoop } from './lib/load.ts'
 import { ShoalCluster } from './lib/shoal.ts'
 
-const { values: flags } = parseArgs({
-  options: {
-    clients: { type: 'string', default: '64' },
-    duration: { type: 'string', default: '5' },
-    warmup: { type: 'string', default: '1' },
-    rounds: { type: 'string', default: '3' },
-    followers: { type: 'boolean', default: false },
-    net: { type: 'string', default: '127.0.0' },
-    profile: { type: 'string' },
-    perf: { type: 'string' },
-    'agent-args': { type: 'string' },
-    'node-options': { type: 'string' },
-  },
+const USAGE = `usage: node bench/cpu.ts [--clients N] [--duration S] [--warmup S] [--rounds N] [--followers] [--net A.B.C]
+                         [--profile DIR | --perf DIR] [--agent-args "ARGS"] [--node-options "FLAGS"]
+  --clients N       concurrent writers (default 64)       --duration S  measured seconds per round (default 5)
+  --warmup S        seconds before each window (default 1) --rounds N    rounds (default 3)
+  --followers       write through the followers, not the leader
+  --net A.B.C       loopback /24 of the members (default 127.0.0; they use .71-.73)
+  --profile DIR     agents under --cpu-prof                 --perf DIR    perf record of each member per round
+  --agent-args, --node-options   extra agent flags / V8 flags for the agents`
+const cli = benchCli('bench:cpu', USAGE)
+const flags = parseBenchFlags('bench:cpu', USAGE, {
+  clients: { type: 'string', default: '64' },
+  duration: { type: 'string', default: '5' },
+  warmup: { type: 'string', default: '1' },
+  rounds: { type: 'string', default: '3' },
+  followers: { type: 'boolean', default: false },
+  net: { type: 'string', default: '127.0.0' },
+  profile: { type: 'string' },
+  perf: { type: 'string' },
+  'agent-args': { type: 'string' },
+  'node-options': { type: 'string' },
 })
-const clients = Number(flags.clients)
-const durationMs = Number(flags.duration) * 1000
-const warmupMs = Number(flags.warmup) * 1000
+if (!/^127\.\d{1,3}\.\d{1,3}$/.test(flags.net)) cli.die(`--net: expected the first three parts of a loopback address like 127.0.6, got "${flags.net}"`)
+const clients = cli.count('clients', flags.clients, 1)
+const durationMs = cli.positive('duration', flags.duration) * 1000
+const warmupMs = cli.nonNegative('warmup', flags.warmup) * 1000
+const rounds = cli.count('rounds', flags.rounds, 1)
 const VALUE = Array.from({ length: 256 }, (_, i) => 'abcdefghijklmnopqrstuvwxyz0123456789'[(i * 7) % 36]).join('')
-const TICK = 100 // USER_HZ on Linux
 
 /** utime+stime of a process in µs. */
-function cpuMicros(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / TICK
-}
+const cpuMicros = (pid: number) => statCpuMs(readFileSync(`/proc/${pid}/stat`, 'utf8')) * 1000
 
 process.on('exit', killAllSync)
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => process.exit(130))
@@ -47,9 +52,8 @@ const profile = flags.profile ? { env: { NODE_OPTIONS: `--cpu-prof --cpu-prof-di
 const agentArgs = flags['agent-args']?.split(' ').filter(Boolean) ?? []
 const cluster = new ShoalCluster({ hosts: [71, 72, 73].map((n) => `${flags.net}.${n}`), agentArgs, ...profile })
 await cluster.start()
-if (process.env.SHOAL_PERF_STATS) for (const m of cluster.members) m.proc!.onLine((l) => { if (l.includes('perfstats')) console.log(m.name, l.slice(l.indexOf('perfstats'))) })
 try {
-  for (let round = 1; round <= Number(flags.rounds); round++) {
+  for (let round = 1; round <= rounds; round++) {
     const leader = await cluster.waitHealthy()
     const members = [leader, ...cluster.members.filter((m) => m !== leader)]
     const pids = members.map((m) => cluster.members.find((x) => x === m)!.proc!.child.pid!)

@@ -30,22 +30,25 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import os from 'node:os'
 import { join } from 'node:path'
-import { parseArgs, promisify } from 'node:util'
+import { promisify } from 'node:util'
 import { AgentProcess, eventually, freePort, ROOT, runCli, tempDir } from '../test/harness/agent.ts'
+import { benchCli, parseBenchFlags } from './lib/flags.ts'
+import { statCpuMs } from './lib/proc.ts'
 
 const run = promisify(execFile)
-const { values } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '6' },
-    cooldown: { type: 'string', default: '70' },
-    connections: { type: 'string', default: '32' },
-    'no-swarm': { type: 'boolean', default: false },
-    host: { type: 'string', default: '127.0.12.50' },
-  },
+const USAGE = 'usage: node bench/mesh.ts [--duration 6] [--cooldown 70] [--connections 32] [--no-swarm] [--host 127.0.12.50]'
+const cli = benchCli('bench:mesh', USAGE)
+const values = parseBenchFlags('bench:mesh', USAGE, {
+  duration: { type: 'string', default: '6' },
+  cooldown: { type: 'string', default: '70' },
+  connections: { type: 'string', default: '32' },
+  'no-swarm': { type: 'boolean', default: false },
+  host: { type: 'string', default: '127.0.12.50' },
 })
-const DURATION = Number(values.duration)
-const COOLDOWN_S = Number(values.cooldown)
-const CONNECTIONS = Number(values.connections)
+const DURATION = cli.count('duration', values.duration, 1)
+const COOLDOWN_S = cli.nonNegative('cooldown', values.cooldown)
+const CONNECTIONS = cli.count('connections', values.connections, 1)
+if (!/^127\.\d+\.\d+\.\d+$/.test(values.host)) cli.die(`--host: expected a loopback IPv4 address, got "${values.host}"`)
 const IMAGE = process.env.SHOAL_TEST_IMAGE ?? 'shoal-test/busybox:latest'
 const HOST = values.host
 const SWARM_SERVICE = `shoal-bench-mesh-${process.pid}`
@@ -57,15 +60,9 @@ interface WrkResult { rps: number; p50: number; p90: number; p99: number; errors
 interface CpuUse { agentMs: number; pathMs: number; load: number; synRetrans: number }
 interface TargetResult { name: string; url: string; throughput?: WrkResult; latency?: WrkResult; cpu?: CpuUse; unavailable?: string }
 
-const TICK_MS = 10 // USER_HZ is 100 on Linux
-/** utime+stime of a /proc/<pid>/stat line, with its reaped children's (cutime+cstime). */
-function statCpuMs(stat: string): number {
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return [11, 12, 13, 14].reduce((n, i) => n + Number(f[i] ?? 0), 0) * TICK_MS
-}
 async function procCpuMs(pid: number | undefined): Promise<number> {
   if (pid === undefined) return 0
-  return statCpuMs(await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => ''))
+  return statCpuMs(await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => ''), true)
 }
 /** The processes requests go through: the instances' httpd (pid 1 of each container) and docker-proxy (on HOST). */
 let pathPids: number[] = []
@@ -93,7 +90,7 @@ async function wrk(url: string, connections: number, threads: number, seconds: n
   // Through a shell that prints its own stat after waiting for wrk: its children's CPU is wrk's.
   const { stdout } = await run('sh', ['-c', 'wrk "$@"; s=$?; echo; cat /proc/$$/stat; exit $s', 'sh',
     '-t', String(threads), '-c', String(connections), '-d', `${seconds}s`, '--latency', url], { maxBuffer: 1 << 20 })
-  const cpuMs = statCpuMs(stdout.trimEnd().split('\n').pop() ?? '')
+  const cpuMs = statCpuMs(stdout.trimEnd().split('\n').pop() ?? '', true)
   const pct = (p: string) => {
     const m = stdout.match(new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s|m)\\s*$`, 'm'))
     return m ? toMs(m[1]!, m[2]!) : NaN

@@ -6,10 +6,10 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
-import { killAllSync, type Cluster } from './lib/cluster.ts'
+import { cleanUpOnExit, type Cluster } from './lib/cluster.ts'
 import { EtcdCluster } from './lib/etcd.ts'
 import { failoverTrial, stabilityRun } from './lib/faults.ts'
+import { benchCli, parseBenchFlags } from './lib/flags.ts'
 import { closedLoop } from './lib/load.ts'
 import { summarizeFailover, table, targets, type SystemResults } from './lib/report.ts'
 import { ShoalCluster } from './lib/shoal.ts'
@@ -36,42 +36,14 @@ const FLAGS = {
   etcd: { type: 'string' },
   profile: { type: 'string' },
   net: { type: 'string', default: '127.0.0' },
-  help: { type: 'boolean', short: 'h', default: false },
 } as const
 
-function die(message: string): never {
-  console.error(`bench: ${message}`)
-  process.exit(1)
-}
+const cli = benchCli('bench', USAGE)
+const { die } = cli
+const flags = parseBenchFlags('bench', USAGE, FLAGS)
+const seconds = (flag: string, v: string | undefined, dflt: number) => (v === undefined ? dflt : cli.positive(flag, v))
+const count = (flag: string, v: string | undefined, dflt: number) => (v === undefined ? dflt : cli.count(flag, v, 0))
 
-function parseFlags() {
-  try {
-    return parseArgs({ options: FLAGS }).values
-  } catch (err) {
-    die(`${(err as Error).message}\n${USAGE}`)
-  }
-}
-
-const flags = parseFlags()
-
-function seconds(flag: string, v: string | undefined, dflt: number): number {
-  if (v === undefined) return dflt
-  const n = Number(v)
-  if (!Number.isFinite(n) || n <= 0) die(`--${flag}: expected a positive number of seconds, got "${v}"`)
-  return n
-}
-
-function count(flag: string, v: string | undefined, dflt: number): number {
-  if (v === undefined) return dflt
-  const n = Number(v)
-  if (!Number.isInteger(n) || n < 0) die(`--${flag}: expected a whole number ≥ 0, got "${v}"`)
-  return n
-}
-
-if (flags.help) {
-  console.log(USAGE)
-  process.exit(0)
-}
 const quick = flags.quick
 const opts = {
   quick,
@@ -115,16 +87,7 @@ const log = (msg: string) => console.error(`[${new Date().toISOString().slice(11
 // Cleanup: stop running clusters on normal exit, errors, Ctrl-C and SIGTERM;
 // SIGKILL whatever is left (and remove temp dirs) when the process exits.
 const running = new Set<Cluster>()
-process.on('exit', killAllSync)
-let interrupted = false
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    if (interrupted) process.exit(130)
-    interrupted = true
-    log(`${sig}: stopping the clusters`)
-    void Promise.all([...running].map((c) => c.stop().catch(() => undefined))).finally(() => process.exit(130))
-  })
-}
+cleanUpOnExit(() => Promise.all([...running].map((c) => c.stop().catch(() => undefined))), log, 'stopping the clusters')
 
 async function benchSystem(cluster: Cluster): Promise<SystemResults> {
   const name = cluster.system

@@ -9,10 +9,11 @@ import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs, promisify } from 'node:util'
+import { promisify } from 'node:util'
 import Docker from 'dockerode'
 import { freePort, SHOAL } from '../test/harness/agent.ts'
-import { killAllSync, sleep, trackDir, untrackDir, waitFor } from './lib/cluster.ts'
+import { cleanUpOnExit, sleep, trackDir, untrackDir, waitFor } from './lib/cluster.ts'
+import { benchCli, parseBenchFlags } from './lib/flags.ts'
 import { json, keepAliveAgent, request } from './lib/http.ts'
 import { Proc, tail } from './lib/proc.ts'
 import { median } from './lib/report.ts'
@@ -28,36 +29,17 @@ const USAGE = `usage: npm run bench:runtime -- [--ns 1,20,50] [--trials N] [--on
 const ALL_SYSTEMS = ['shoal', 'shoal-api', 'swarm', 'docker', 'docker-par'] as const
 type System = (typeof ALL_SYSTEMS)[number]
 
-const flags = (() => {
-  try {
-    return parseArgs({
-      options: {
-        ns: { type: 'string', default: '1,20,50' },
-        trials: { type: 'string', default: '3' },
-        only: { type: 'string' },
-        profile: { type: 'string' },
-        host: { type: 'string', default: '127.0.5.1' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    }).values
-  } catch (err) {
-    die(`${(err as Error).message}\n${USAGE}`)
-  }
-})()
-
-function die(message: string): never {
-  console.error(`bench:runtime: ${message}`)
-  process.exit(1)
-}
-
-if (flags.help) {
-  console.log(USAGE)
-  process.exit(0)
-}
+const { die, count } = benchCli('bench:runtime', USAGE)
+const flags = parseBenchFlags('bench:runtime', USAGE, {
+  ns: { type: 'string', default: '1,20,50' },
+  trials: { type: 'string', default: '3' },
+  only: { type: 'string' },
+  profile: { type: 'string' },
+  host: { type: 'string', default: '127.0.5.1' },
+})
 const ns = flags.ns.split(',').map((s) => Number(s.trim()))
 if (ns.some((n) => !Number.isInteger(n) || n < 1 || n > 200)) die(`--ns: expected whole numbers 1..200, got "${flags.ns}"`)
-const trials = Number(flags.trials)
-if (!Number.isInteger(trials) || trials < 1) die(`--trials: expected a whole number ≥ 1, got "${flags.trials}"`)
+const trials = count('trials', flags.trials, 1)
 const systems: System[] = flags.only ? flags.only.split(',').map((s) => s.trim() as System) : [...ALL_SYSTEMS]
 for (const s of systems) if (!ALL_SYSTEMS.includes(s)) die(`--only: unknown system "${s}" (one of ${ALL_SYSTEMS.join(', ')})`)
 const HOST = flags.host
@@ -279,16 +261,7 @@ async function teardown(): Promise<void> {
   }
 }
 
-process.on('exit', killAllSync)
-let interrupted = false
-for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  process.on(sig, () => {
-    if (interrupted) process.exit(130)
-    interrupted = true
-    log(`${sig}: cleaning up`)
-    void teardown().finally(() => process.exit(130))
-  })
-}
+cleanUpOnExit(teardown, log)
 
 const fmt = (v: number | null | undefined, d = 2) => (v === null || v === undefined ? '-' : v.toFixed(d))
 

@@ -91,6 +91,23 @@ export function killAllSync(): void {
   dirs.clear()
 }
 
+/**
+ * Cleanup for a benchmark process: SIGKILL what is left (and remove temp dirs) when it
+ * exits; on Ctrl-C, SIGTERM or SIGHUP run `cleanup` first (a second signal exits at once).
+ */
+export function cleanUpOnExit(cleanup: () => Promise<unknown>, log: (msg: string) => void, what = 'cleaning up'): void {
+  process.on('exit', killAllSync)
+  let interrupted = false
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      if (interrupted) process.exit(130)
+      interrupted = true
+      log(`${sig}: ${what}`)
+      void cleanup().catch(() => undefined).finally(() => process.exit(130))
+    })
+  }
+}
+
 /** An error `waitFor` does not retry (e.g. the process being waited for has exited). */
 export class FatalError extends Error {}
 

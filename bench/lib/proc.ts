@@ -60,3 +60,15 @@ export class Proc {
 export function tail(p: Proc, n = 15): string {
   return p.output.trimEnd().split('\n').slice(-n).map((l) => `    | ${l}`).join('\n')
 }
+
+/** USER_HZ: the unit of /proc/<pid>/stat CPU times on Linux. */
+const TICK_MS = 10
+
+/**
+ * CPU time (utime+stime, all threads) in ms from the text of /proc/<pid>/stat;
+ * with `children`, plus what its reaped children used (cutime+cstime).
+ */
+export function statCpuMs(stat: string, children = false): number {
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (children ? [11, 12, 13, 14] : [11, 12]).reduce((n, i) => n + Number(f[i] ?? 0), 0) * TICK_MS
+}

@@ -5,7 +5,7 @@ import { Plugin } from '@oclif/core'
 import { readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 export const MANIFEST_PATH = fileURLToPath(new URL('../../oclif.manifest.json', import.meta.url))
 
 /** The manifest as the command modules define it now (loads them all). */
