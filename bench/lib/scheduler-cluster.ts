@@ -85,7 +85,7 @@ export class InProcessCluster {
     const local = c.threads ? ids.slice(0, 1) : ids
     const ports = new Map<string, MessagePort>()
     for (const id of local) {
-      const fsm = await Fsm.open(join(c.root, id, 'state'), { syncWrites: false })
+      const fsm = new Fsm()
       const storage = await RaftStorage.open(join(c.root, id, 'raft'))
       const raft = await RaftNode.open({
         id, storage, stateMachine: fsmStateMachine(fsm), voters: ids, log: quiet,
@@ -173,7 +173,6 @@ export class InProcessCluster {
     await Promise.all(this.#remotes.map((r) => r.worker.terminate()))
     for (const m of this.members) {
       await m.storage.close()
-      await m.fsm.close()
     }
     await rm(this.root, { recursive: true, force: true })
   }

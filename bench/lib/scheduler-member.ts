@@ -31,7 +31,7 @@ export interface MemberReport { appliedIndex: number; allocs: number; isLeader: 
 async function main(): Promise<void> {
   const port = parentPort!
   const data = workerData as MemberData
-  const fsm = await Fsm.open(join(data.root, data.id, 'state'), { syncWrites: false })
+  const fsm = new Fsm()
   const storage = await RaftStorage.open(join(data.root, data.id, 'raft'))
   const peers = new Map<string, MessagePort>()
   const raft = await RaftNode.open({
@@ -67,7 +67,6 @@ async function main(): Promise<void> {
         void (async () => {
           await raft.stop()
           await storage.close()
-          await fsm.close()
           for (const p of peers.values()) p.close()
           port.postMessage({ seq: req.seq, ok: true })
         })()

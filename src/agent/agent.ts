@@ -2,7 +2,7 @@
 // leader's duties (evaluation broker, voter set), the client that runs
 // allocations, and the HTTP API. In dev mode it is a one-voter cluster with
 // no network.
-import { mkdir } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import os from 'node:os'
 import { join } from 'node:path'
 import { encode } from '../fsm/codec.ts'
@@ -158,6 +158,7 @@ export class Agent {
     this.client = new Client({
       fsm: o.fsm, writer: this.ops, nodeId: o.nodeId, dataDir: o.config.dataDir, drivers: o.drivers, log: consoleLogger('client'),
       network: this.mesh.allocHooks,
+      stateCurrent: () => this.#stateCurrent(),
     })
     this.events = new EventBroker(o.fsm)
   }
@@ -167,7 +168,10 @@ export class Agent {
     await mkdir(config.dataDir, { recursive: true })
     const identity = await loadOrCreateIdentity(config.dataDir)
     const nodeId = identity.peerId
-    const fsm = await Fsm.open(join(config.dataDir, 'state'), { syncWrites: false })
+    // Earlier builds kept a copy of the state in <data dir>/state; the Raft
+    // log and snapshot hold all of it, and the state is rebuilt from them.
+    await rm(join(config.dataDir, 'state'), { recursive: true, force: true })
+    const fsm = new Fsm()
     const storage = await RaftStorage.open(join(config.dataDir, 'raft'))
     const fresh = storage.lastIndex === 0 && !storage.snapshot
     let host: ShoalHost | null = null
@@ -294,6 +298,18 @@ export class Agent {
     return { joined: true, message: `joined the cluster of ${peer}` }
   }
 
+  /** Resolves once a read barrier went through (retried while no leader answers); rejects if the agent closes first. */
+  async #stateCurrent(): Promise<void> {
+    for (let attempt = 1; !this.#closed; attempt++) {
+      try {
+        return await this.readBarrier()
+      } catch {
+        await new Promise((r) => setTimeout(r, Math.min(2_000, 250 * attempt)))
+      }
+    }
+    throw new Error('agent closed before the state caught up')
+  }
+
   /** Linearizable read barrier for `?consistent` reads. */
   readBarrier(): Promise<void> {
     return this.proposer.readBarrier()
@@ -370,7 +386,6 @@ export class Agent {
     await this.#transport?.close()
     await this.#host?.stop()
     await this.#storage.close()
-    await this.fsm.close()
   }
 
   #wireNetwork(): void {

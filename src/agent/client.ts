@@ -26,6 +26,14 @@ export interface ClientOptions {
   log: Logger
   /** Network set up around each allocation's tasks (the mesh's upstream listeners). */
   network?: AllocNetworkHooks
+  /**
+   * Resolves once the local state holds every write the cluster acknowledged
+   * before the call (a read barrier went through). A restarted agent rebuilds
+   * its state from its own log, which can lack the last entries: until this
+   * resolves, tasks of allocations the state does not know keep running.
+   * Without it they are removed at start.
+   */
+  stateCurrent?: () => Promise<void>
 }
 
 export class Client {
@@ -35,6 +43,10 @@ export class Client {
   readonly #stopping = new Map<string, Promise<void>>()
   readonly #pending = new Map<string, AllocClientUpdate>()
   #recovered = new Map<string, Map<string, TaskHandle>>()
+  /** Found running at start for allocations the state did not know yet; kept until stateCurrent. */
+  readonly #unclaimed = new Map<string, Map<string, TaskHandle>>()
+  /** Network namespaces (driver name, allocation id) found at start for allocations the state did not know yet. */
+  readonly #unclaimedNetworks = new Map<string, Driver>()
   #flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined
   #flushing: Promise<void> = Promise.resolve()
   /** A report is being written: updates queued meanwhile go out together right after it. */
@@ -71,9 +83,11 @@ export class Client {
       })
       for (const r of found) {
         const alloc = fsm.state.get('allocs', r.allocId)
-        if (alloc && alloc.desiredStatus === 'run' && !isTerminal(alloc)) {
-          let byTask = this.#recovered.get(r.allocId)
-          if (!byTask) this.#recovered.set(r.allocId, (byTask = new Map()))
+        const keep = alloc ? alloc.desiredStatus === 'run' && !isTerminal(alloc) ? this.#recovered : null
+          : this.#o.stateCurrent ? this.#unclaimed : null
+        if (keep) {
+          let byTask = keep.get(r.allocId)
+          if (!byTask) keep.set(r.allocId, (byTask = new Map()))
           byTask.set(r.taskName, r.handle)
         } else {
           await this.#removeLeftover(r.handle)
@@ -91,8 +105,8 @@ export class Client {
       for (const id of ids) {
         const alloc = fsm.state.get('allocs', id)
         if (alloc && alloc.desiredStatus === 'run' && !isTerminal(alloc)) continue
-        log.info(`removing leftover network namespace of allocation ${id.slice(0, 8)}: not wanted any more`)
-        await driver.destroyNetwork(id).catch(() => undefined)
+        if (!alloc && this.#o.stateCurrent) this.#unclaimedNetworks.set(id, driver)
+        else await this.#removeLeftoverNetwork(driver, id)
       }
     }
     const reattached = [...this.#recovered.values()].reduce((n, byTask) => n + byTask.size, 0)
@@ -104,6 +118,29 @@ export class Client {
     const orphans = [...this.#recovered].filter(([allocId]) => !this.#runners.has(allocId))
     this.#recovered = new Map()
     for (const [, byTask] of orphans) for (const handle of byTask.values()) await this.#removeLeftover(handle)
+    if ((this.#unclaimed.size > 0 || this.#unclaimedNetworks.size > 0) && this.#o.stateCurrent) {
+      log.info(`keeping ${this.#unclaimed.size} allocation(s) the state does not know yet until it has caught up with the cluster`)
+      this.#o.stateCurrent().then(() => this.#removeUnclaimed(), (err: Error) => log.warn(`unknown allocations kept: ${err.message}`))
+    }
+  }
+
+  /** The state is current: what no allocation claimed by now is not wanted. */
+  async #removeUnclaimed(): Promise<void> {
+    if (this.#closed) return
+    for (const [allocId, byTask] of [...this.#unclaimed]) {
+      this.#unclaimed.delete(allocId)
+      for (const handle of byTask.values()) await this.#removeLeftover(handle)
+    }
+    for (const [id, driver] of [...this.#unclaimedNetworks]) {
+      this.#unclaimedNetworks.delete(id)
+      const alloc = this.#o.fsm.state.get('allocs', id)
+      if (!alloc || alloc.desiredStatus !== 'run' || isTerminal(alloc)) await this.#removeLeftoverNetwork(driver, id)
+    }
+  }
+
+  async #removeLeftoverNetwork(driver: Driver, allocId: string): Promise<void> {
+    this.#o.log.info(`removing leftover network namespace of allocation ${allocId.slice(0, 8)}: not wanted any more`)
+    await driver.destroyNetwork?.(allocId).catch(() => undefined)
   }
 
   async #removeLeftover(handle: TaskHandle): Promise<void> {
@@ -129,6 +166,25 @@ export class Client {
 
   #sync(alloc: Allocation): void {
     if (this.#closed) return
+    // The state caught up with an allocation whose tasks were found running at start:
+    // a runner takes them below, or they go.
+    const unclaimed = this.#unclaimed.get(alloc.id)
+    if (unclaimed) {
+      this.#unclaimed.delete(alloc.id)
+      this.#unclaimedNetworks.delete(alloc.id)
+      this.#recovered.set(alloc.id, unclaimed)
+    }
+    try {
+      this.#syncRunner(alloc)
+    } finally {
+      if (unclaimed) {
+        this.#recovered.delete(alloc.id)
+        if (!this.#runners.has(alloc.id)) for (const handle of unclaimed.values()) void this.#removeLeftover(handle)
+      }
+    }
+  }
+
+  #syncRunner(alloc: Allocation): void {
     const runner = this.#runners.get(alloc.id)
     if (alloc.desiredStatus === 'stop') {
       if (runner) void this.#stopRunner(runner, alloc.desiredDescription || 'allocation stopped')

@@ -21,6 +21,9 @@ export interface RaftStateMachine {
 /** Entries between snapshots, as a multiple of snapshotEvery, whatever the sizes (bounds the log kept in memory). */
 const MAX_LOG_FACTOR = 8
 
+/** A commit index is written on its own once it has waited this long for a batch to ride in. */
+const COMMIT_SAVE_MS = 1_000
+
 /** What a leader may send before its own write is durable (Raft thesis §10.2.1). */
 const REPLICATION: ReadonlySet<Message['type']> = new Set(['appendEntries', 'heartbeat', 'installSnapshot', 'timeoutNow'])
 
@@ -120,8 +123,8 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
 
   static async open(o: RaftNodeOptions): Promise<RaftNode> {
     const persisted = await o.storage.load()
-    // A state machine behind the stored snapshot (its own writes are not
-    // synced) starts from the snapshot; the log replays the rest.
+    // A state machine behind the stored snapshot (an empty one, after a
+    // restart) starts from the snapshot; the log replays the rest.
     const snap = persisted.snapshot
     if (snap && snap.data.length > 0 && snap.meta.index > o.stateMachine.appliedIndex) await o.stateMachine.restore(snap.data)
     const fresh = !persisted.snapshot && persisted.entries.length === 0 && persisted.hardState.term === 0
@@ -135,6 +138,9 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
     })
     const node = new RaftNode(o, core, persisted.snapshot?.meta.index ?? 0, persisted.snapshot?.data.length ?? 0)
     node.#applied = core.appliedIndex
+    // Replay what this node knows to be committed before anyone reads the
+    // state (an agent's client decides from it which tasks to keep).
+    await node.#drain()
     return node
   }
 
@@ -303,6 +309,7 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
 
   async #drain(): Promise<void> {
     const sm = this.#o.stateMachine
+    if (this.#o.storage.commitUnsavedMs() >= COMMIT_SAVE_MS) await this.#o.storage.saveCommit()
     while (!this.#stopped && (this.core.hasReady() || this.#pendingCompaction)) {
       if (this.#pendingCompaction) await this.#compact(this.#pendingCompaction)
       if (!this.core.hasReady()) continue

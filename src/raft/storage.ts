@@ -2,8 +2,10 @@
 // and the latest snapshot. Every save is one batch, written with sync: true
 // whenever it holds entries, a snapshot, a term or a vote, so it is on disk
 // before the caller sends any message that depends on it. A change of the
-// commit index alone is not written by itself: it rides in the next batch
-// (a restarted node relearns its commit index from the leader).
+// commit index alone is not written at once: it rides in the next batch, or
+// is written unsynced once it has waited a second (saveCommit). Only replay
+// depends on it: a restarted node applies its log up to the stored commit
+// index at once, and the rest once the leader tells it the commit index.
 import { Level } from 'level'
 import { decode, encode } from '../fsm/codec.ts'
 import type { Entry, EntryType, HardState, PersistentState, Snapshot } from './types.ts'
@@ -53,6 +55,8 @@ export class RaftStorage {
   #hardState: HardState = { term: 0, vote: null, commit: 0 }
   /** #hardState holds a commit index not written yet. */
   #hardStateDirty = false
+  /** Date.now() when #hardStateDirty was set. */
+  #dirtySince = 0
   #snapshot: Snapshot | null = null
 
   private constructor(db: Level<string, Uint8Array>) {
@@ -102,6 +106,7 @@ export class RaftStorage {
     if (hs && !req.snapshot && req.entries.length === 0 && hs.term === prev.term && hs.vote === prev.vote) {
       // Commit index only: not worth a write of its own (nothing depends on it being on disk).
       this.#hardState = hs
+      if (!this.#hardStateDirty) this.#dirtySince = Date.now()
       this.#hardStateDirty = true
       return
     }
@@ -132,6 +137,22 @@ export class RaftStorage {
     if (hs) this.#hardState = hs
     this.#hardStateDirty = false
     if (req.snapshot) this.#snapshot = req.snapshot
+  }
+
+  /** How long a commit index has waited to be written (0: none waits). */
+  commitUnsavedMs(now = Date.now()): number {
+    return this.#hardStateDirty ? now - this.#dirtySince : 0
+  }
+
+  /**
+   * Writes a commit index no batch carried, unsynced: after a crash the
+   * node replays its log further at start (see the header). Callers must not
+   * run it alongside save() or compact().
+   */
+  async saveCommit(): Promise<void> {
+    if (!this.#hardStateDirty) return
+    this.#hardStateDirty = false
+    await this.#db.put(HARD_STATE_KEY, encode(this.#hardState))
   }
 
   /** After the application took a snapshot at `snapshot.meta.index`: keep it, drop the log up to it. */

@@ -2,9 +2,6 @@
 // clock, HTTP to the agents (mesh counters, allocation stats) and the Raft
 // proposer (commands applied to the local Fsm in order).
 import test, { type ExecutionContext } from 'ava'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { Autoscaler, type JsonFetch } from '../../src/agent/autoscaler.ts'
 import { ClusterOps } from '../../src/agent/ops.ts'
 import { Fsm, type Command, type NewAlloc } from '../../src/fsm/index.ts'
@@ -27,12 +24,7 @@ function spec(policy: object, extra: object = {}): JobSpec {
 }
 
 async function setup(t: ExecutionContext, policy: object, extra: object = {}, deploymentStatus?: 'running' | 'successful') {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-autoscaler-'))
-  const fsm = await Fsm.open(join(dir, 'state'), { syncWrites: false })
-  t.teardown(async () => {
-    await fsm.close()
-    await rm(dir, { recursive: true, force: true })
-  })
+  const fsm = new Fsm()
   let index = 0
   const clock = { now: 1_000_000 }
   let onPropose: (() => Promise<void>) | undefined

@@ -1,19 +1,10 @@
 import test from 'ava'
-import { cp, mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { Fsm } from '../../src/fsm/index.ts'
 import { applyCommand, StateStore, type Command } from '../../src/fsm/index.ts'
 import { fsmStore, group, newEval, newNode, spec } from './fixtures.ts'
 
-async function openTemp() {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-fsm-'))
-  return { dir, fsm: await Fsm.open(join(dir, 'state'), { syncWrites: false }) }
-}
-
 test('JobRegister creates version 0, an unchanged spec keeps it, a changed spec makes version 1', async (t) => {
-  const { dir, fsm } = await openTemp()
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const fsm = new Fsm()
   const s = spec('web', [group('fe', 2)])
   await fsm.apply(1, { type: 'JobRegister', spec: s, time: 10, eval: newEval('e1', 'web') })
   t.is(fsm.state.get('jobs', 'web')?.version, 0)
@@ -26,42 +17,14 @@ test('JobRegister creates version 0, an unchanged spec keeps it, a changed spec 
   t.is(job.createIndex, 1)
   t.is(job.modifyIndex, 3)
   t.deepEqual(fsm.state.jobVersions('web').map((j) => j.version), [0, 1])
-  await fsm.close()
-})
-
-test('state survives a reopen of the LevelDB store, including the applied index and indexes', async (t) => {
-  const { dir, fsm } = await openTemp()
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  await fsm.apply(1, { type: 'NodeRegister', node: newNode('n1'), time: 1 })
-  await fsm.apply(2, { type: 'JobRegister', spec: spec('web', [group('fe', 1)]), time: 2, eval: newEval('e1', 'web') })
-  await fsm.apply(3, {
-    type: 'PlanApply', evalId: 'e1', time: 3, newEvals: [], stop: [],
-    evalUpdate: { status: 'complete', statusDescription: '', failedGroups: {}, modifyTime: 3 },
-    place: [{
-      id: 'a1', name: 'web.fe[0]', jobId: 'web', jobVersion: 0, group: 'fe', index: 0, nodeId: 'id-n1', evalId: 'e1',
-      desiredStatus: 'run', desiredDescription: '', clientStatus: 'pending', clientDescription: '', taskStates: {},
-      resources: { cpu: 100, memoryMB: 64, ports: [] }, rescheduleCount: 0, createTime: 3, modifyTime: 3,
-    }],
-  })
-  await fsm.close()
-  const again = await Fsm.open(join(dir, 'state'), { syncWrites: false })
-  t.is(again.appliedIndex, 3)
-  t.is(again.state.get('jobs', 'web')?.groups[0]?.count, 1)
-  t.is(again.state.get('evals', 'e1')?.status, 'complete')
-  t.deepEqual(again.state.allocsOfNode('id-n1').map((a) => a.id), ['a1'])
-  t.deepEqual(again.state.allocsOfJob('web').map((a) => a.id), ['a1'])
-  await t.throwsAsync(again.apply(3, { type: 'EvalUpdate', evalId: 'e1', status: 'complete', statusDescription: '', time: 4 }), { message: /already applied/ })
-  await again.close()
 })
 
 test('a refused command changes nothing but still advances the applied index', async (t) => {
-  const { dir, fsm } = await openTemp()
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const fsm = new Fsm()
   const r = await fsm.apply(1, { type: 'JobDeregister', jobId: 'nope', purge: false, time: 1, eval: newEval('e1', 'nope') })
   t.like(r, { ok: false, code: 'not-found' })
   t.is(fsm.state.get('evals', 'e1'), undefined)
   t.is(fsm.appliedIndex, 1)
-  await fsm.close()
 })
 
 test('JobDeregister stops the job; with purge it removes the job and every version', (t) => {
@@ -125,33 +88,25 @@ test('variables: put, check-and-set (0 = create only, N = at modify index N), de
 })
 
 test('snapshot and restore: the whole state moves between stores, replacing what was there', async (t) => {
-  const a = await openTemp()
-  const b = await openTemp()
-  t.teardown(async () => {
-    await rm(a.dir, { recursive: true, force: true })
-    await rm(b.dir, { recursive: true, force: true })
-  })
-  await a.fsm.apply(1, { type: 'NodeRegister', node: newNode('n1'), time: 1 })
-  await a.fsm.apply(2, { type: 'VarPut', path: 'x', value: 'from a', time: 2 })
-  await b.fsm.apply(1, { type: 'VarPut', path: 'only-in-b', value: 'gone after restore', time: 1 })
-  const snap = await a.fsm.snapshot()
+  const a = new Fsm()
+  const b = new Fsm()
+  await a.apply(1, { type: 'NodeRegister', node: newNode('n1'), time: 1 })
+  await a.apply(2, { type: 'VarPut', path: 'x', value: 'from a', time: 2 })
+  await b.apply(1, { type: 'VarPut', path: 'only-in-b', value: 'gone after restore', time: 1 })
+  const restored: number[] = []
+  b.on('restored', (i) => restored.push(i))
+  const snap = await a.snapshot()
   t.is(snap.index, 2)
-  t.is(await b.fsm.restore(snap.data), 2)
-  t.is(b.fsm.appliedIndex, 2)
-  t.is(b.fsm.state.get('vars', 'x')?.value, 'from a')
-  t.is(b.fsm.state.get('vars', 'only-in-b'), undefined)
-  await b.fsm.close()
-  const reopened = await Fsm.open(join(b.dir, 'state'), { syncWrites: false })
-  t.is(reopened.appliedIndex, 2)
-  t.is(reopened.state.get('nodes', 'id-n1')?.name, 'n1')
-  t.is(reopened.state.get('vars', 'only-in-b'), undefined)
-  await reopened.close()
-  await a.fsm.close()
-  await t.throwsAsync(Fsm.open(join(b.dir, 'state'), { syncWrites: false }).then(async (f) => {
-    try { await f.restore(new Uint8Array([1, 2, 3])) } finally { await f.close() }
-  }), { message: /malformed snapshot/ })
+  t.is(await b.restore(snap.data), 2)
+  t.deepEqual(restored, [2])
+  t.is(b.appliedIndex, 2)
+  t.is(b.state.get('vars', 'x')?.value, 'from a')
+  t.is(b.state.get('nodes', 'id-n1')?.name, 'n1')
+  t.is(b.state.get('vars', 'only-in-b'), undefined)
+  await t.throwsAsync(b.restore(new Uint8Array([1, 2, 3])), { message: /malformed snapshot/ })
+  t.is(b.state.get('vars', 'x')?.value, 'from a', 'a malformed snapshot changes nothing')
+  await t.throwsAsync(b.apply(2, { type: 'VarPut', path: 'y', value: 'late', time: 3 }), { message: /already applied/ })
 })
-
 test('PlanApply moves allocations to a new job version in place', (t) => {
   const state = new StateStore()
   const apply = (index: number, cmd: Command) => {
@@ -178,9 +133,8 @@ test('PlanApply moves allocations to a new job version in place', (t) => {
   t.like(state.get('allocs', 'a1'), { jobVersion: 1, clientStatus: 'running', createIndex: 3, modifyIndex: 5 })
 })
 
-test('applyBatch: one write for many commands, each seeing the ones before it; listeners hear each', async (t) => {
-  const { dir, fsm } = await openTemp()
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+test('applyBatch: many commands at once, each seeing the ones before it; listeners hear each', async (t) => {
+  const fsm = new Fsm()
   const heard: number[] = []
   fsm.on('applied', (e) => heard.push(e.index))
   const results = await fsm.applyBatch([
@@ -191,16 +145,11 @@ test('applyBatch: one write for many commands, each seeing the ones before it; l
   t.deepEqual(results.map((r) => r.ok), [true, false, true], 'the second sees the first: create-only fails')
   t.deepEqual(heard, [1, 2, 3])
   t.is(fsm.state.get('vars', 'x')?.value, 'c')
-  await fsm.close()
-  const again = await Fsm.open(join(dir, 'state'), { syncWrites: false })
-  t.is(again.appliedIndex, 3)
-  t.is(again.state.get('vars', 'x')?.value, 'c')
-  await again.close()
+  t.is(fsm.appliedIndex, 3)
 })
 
 test('a large state snapshots without blocking the event loop for long', async (t) => {
-  const { dir, fsm } = await openTemp()
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const fsm = new Fsm()
   await fsm.applyBatch(Array.from({ length: 20_000 }, (_, i) => ({ index: i + 1, command: { type: 'VarPut' as const, path: `k/${i}`, value: 'v'.repeat(64), time: i } })))
   let ticks = 0
   const timer = setInterval(() => ticks++, 1)
@@ -208,12 +157,9 @@ test('a large state snapshots without blocking the event loop for long', async (
   clearInterval(timer)
   t.is(snap.index, 20_000)
   t.true(ticks > 0, 'timers ran while the snapshot was encoded')
-  const other = await openTemp()
-  t.teardown(() => rm(other.dir, { recursive: true, force: true }))
-  t.is(await other.fsm.restore(snap.data), 20_000)
-  t.is(other.fsm.state.list('vars').length, 20_000)
-  await other.fsm.close()
-  await fsm.close()
+  const other = new Fsm()
+  t.is(await other.restore(snap.data), 20_000)
+  t.is(other.state.list('vars').length, 20_000)
 })
 
 test('PlanApply is refused, changing nothing, when a placement would overcommit its node or its node is not ready', (t) => {
@@ -240,36 +186,8 @@ test('PlanApply is refused, changing nothing, when a placement would overcommit 
   t.regex((plan([placed('g', 20006)]) as { error: string }).error, /node n1 is down/)
 })
 
-test('under Raft (syncWrites off) an apply answers before its write; the disk holds a consistent prefix, then everything', async (t) => {
-  const { dir, fsm } = await openTemp()
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const heard: number[] = []
-  fsm.on('applied', (e) => heard.push(e.index))
-  for (let i = 1; i <= 200; i++) {
-    const [r] = await fsm.applyBatch([{ index: i, command: { type: 'VarPut', path: 'x', value: String(i), time: i } }])
-    t.true(r!.ok)
-  }
-  t.is(fsm.appliedIndex, 200)
-  t.is(heard.length, 200, 'listeners hear each apply at once')
-  // What a kill -9 now would leave: whatever prefix was written, never a mix.
-  const crashed = async (name: string) => {
-    await cp(join(dir, 'state'), join(dir, name), { recursive: true })
-    const c = await Fsm.open(join(dir, name), { syncWrites: false })
-    const seen = { applied: c.appliedIndex, value: c.state.get('vars', 'x')?.value }
-    await c.close()
-    return seen
-  }
-  const early = await crashed('kill1')
-  t.true(early.applied <= 200)
-  if (early.applied > 0) t.is(early.value, String(early.applied), 'the value matches the applied index on disk')
-  await fsm.flushed()
-  t.deepEqual(await crashed('kill2'), { applied: 200, value: '200' })
-  await fsm.close()
-})
-
 test('scaling history: a count change records its event with the new version; decisions are kept to the last 20; purge drops them; snapshots carry them', async (t) => {
-  const { dir, fsm } = await openTemp()
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const fsm = new Fsm()
   const ev = (from: number, to: number, time: number) => ({ time, source: 'autoscaler' as const, from, to, reason: from === to ? 'within-target' as const : 'scaled' as const, message: `m${time}` })
   await fsm.apply(1, { type: 'JobRegister', spec: spec('web', [group('fe', 1)]), time: 1, eval: newEval('e1', 'web') })
   const r = await fsm.apply(2, { type: 'JobRegister', spec: spec('web', [group('fe', 3)]), time: 2, eval: newEval('e2', 'web'), checkIndex: 1, scalingEvent: { group: 'fe', event: ev(1, 3, 2) } })
@@ -289,13 +207,10 @@ test('scaling history: a count change records its event with the new version; de
   t.is(fsm.state.get('scalingEvents', 'web/fe')!.events.length, 20, 'a refused change records nothing')
 
   const snap = await fsm.snapshot()
-  const { dir: dir2, fsm: other } = await openTemp()
-  t.teardown(() => rm(dir2, { recursive: true, force: true }))
+  const other = new Fsm()
   await other.restore(snap.data)
   t.deepEqual(other.state.get('scalingEvents', 'web/fe'), fsm.state.get('scalingEvents', 'web/fe'))
-  await other.close()
 
   await fsm.apply(30, { type: 'JobDeregister', jobId: 'web', purge: true, time: 4, eval: newEval('e4', 'web') })
   t.is(fsm.state.get('scalingEvents', 'web/fe'), undefined)
-  await fsm.close()
 })

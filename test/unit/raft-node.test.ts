@@ -2,7 +2,7 @@
 // transport that can cut nodes off: the IO loop around the (separately
 // simulated) core.
 import test from 'ava'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { cp, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { NotLeaderError, OutcomeUnknownError, RaftNode, type RaftStateMachine } from '../../src/raft/node.ts'
@@ -118,6 +118,41 @@ test('elects, replicates, fails over, and recovers every acknowledged write afte
   const l3 = await until(() => leaderOf(ms), 'leader after restart')
   await l3.node.propose(enc('after'))
   await until(() => ms.every((m) => m.sm.items.at(-1) === 'after'), 'write after restart')
+})
+
+test('open() rebuilds an empty state machine from the snapshot and the committed log, before start; an idle commit index reaches the disk within a second', async (t) => {
+  const root = await mkdtemp(join(tmpdir(), 'shoal-raftnode-'))
+  const net = new Net()
+  const a = await member(net, root, 'a', ['a'], { snapshotEvery: 10 })
+  t.teardown(async () => {
+    await a.node.stop()
+    await rm(root, { recursive: true, force: true })
+  })
+  await until(() => a.node.isLeader, 'single-voter leader')
+  const written: string[] = []
+  for (let i = 0; i < 25; i++) {
+    await a.node.propose(enc(`v${i}`))
+    written.push(`v${i}`)
+  }
+  t.true(a.node.core.firstIndex > 10, 'a snapshot compacted the log')
+  // The last commit index changed on its own (no batch after it): written after
+  // it waited a second. Then a kill -9: a copy of the files of the running node.
+  await new Promise((r) => setTimeout(r, 1_300))
+  await cp(a.dir, join(root, 'crashed'), { recursive: true })
+  const storage = await RaftStorage.open(join(root, 'crashed'))
+  t.teardown(() => storage.close())
+  const sm = new ListMachine()
+  const restored: number[] = []
+  const restore = sm.restore.bind(sm)
+  sm.restore = async (data) => {
+    const i = await restore(data)
+    restored.push(i)
+    return i
+  }
+  const node = await RaftNode.open({ id: 'a', storage, stateMachine: sm, transport: { send: () => undefined }, tickMs: 10, electionTick: 10 })
+  t.is(restored.length, 1, 'started from the snapshot')
+  t.deepEqual(sm.items, written, 'then replayed the log, all before open() returned')
+  t.is(node.appliedIndex, a.node.appliedIndex)
 })
 
 test('a new learner catches up from a snapshot, then follows the log', async (t) => {

@@ -4,9 +4,6 @@
 // (every feasible node within the limit), and exact where it must be
 // (failures count every node).
 import test from 'ava'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { EvalBroker, PlannedPlacements, schedulerView, viewWithPlacements } from '../../src/agent/leader.ts'
 import type { Proposer } from '../../src/agent/proposer.ts'
 import { applyCommand, StateStore, type Command } from '../../src/fsm/index.ts'
@@ -203,12 +200,7 @@ test('placements in flight count as placed: capacity, ports and allocations; onc
 })
 
 test('the broker pipelines plans of different jobs without overcommitting: the second counts on the first while it commits', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-broker-'))
-  const fsm = await Fsm.open(dir, { syncWrites: false })
-  t.teardown(async () => {
-    await fsm.close()
-    await rm(dir, { recursive: true, force: true })
-  })
+  const fsm = new Fsm()
   // Commits take 30 ms each and apply in order, as under Raft.
   let index = 0
   let tail: Promise<unknown> = Promise.resolve()
