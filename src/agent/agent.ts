@@ -7,13 +7,13 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { encode } from '../fsm/codec.ts'
 import { Fsm } from '../fsm/fsm.ts'
-import { createHost, type ShoalHost } from '../gossip/host.ts'
+import type { ShoalHost } from '../gossip/host.ts'
 import { loadOrCreateIdentity } from '../gossip/identity.ts'
-import { Membership, type MemberEvent } from '../gossip/membership.ts'
+import type { Membership, MemberEvent } from '../gossip/membership.ts'
 import { RaftNode } from '../raft/node.ts'
 import { RaftStorage } from '../raft/storage.ts'
 import { isSnapshotChunk, SnapshotAssembler, splitSnapshot } from '../raft/snapshot-chunks.ts'
-import { RaftTransport } from '../raft/transport.ts'
+import type { RaftTransport } from '../raft/transport.ts'
 import type { Message } from '../raft/types.ts'
 import { DockerDriver } from '../runtime/docker.ts'
 import type { Driver } from '../runtime/driver.ts'
@@ -31,7 +31,7 @@ import { consoleLogger } from './log.ts'
 import { ClusterOps } from './ops.ts'
 import { errorCode, fsmStateMachine, RaftProposer } from './raft-proposer.ts'
 import { EventBroker } from './events.ts'
-import { ClusterRpc } from './rpc.ts'
+import type { ClusterRpc } from './rpc.ts'
 import { DEAD_MEMBER_GRACE_MS, nextVoterChange, type Liveness } from './voters.ts'
 
 export { DEFAULT_HTTP_PORT, DEFAULT_P2P_PORT } from './defaults.ts'
@@ -179,6 +179,10 @@ export class Agent {
     let rpc: ClusterRpc | null = null
     let membership: Membership | null = null
     if (!config.dev) {
+      // Loaded here: a --dev agent has no networking, and libp2p would keep ~18 MiB resident.
+      const [{ createHost }, { RaftTransport }, { ClusterRpc }, { Membership }] = await Promise.all([
+        import('../gossip/host.ts'), import('../raft/transport.ts'), import('./rpc.ts'), import('../gossip/membership.ts'),
+      ])
       host = await createHost({
         dataDir: config.dataDir, listenHost: config.bindHost, listenPort: config.bindPort,
         ...(config.clusterKey ? { clusterKey: config.clusterKey } : {}),
