@@ -41,5 +41,12 @@ registerHooks({
   },
 })
 
+// A long-lived agent does without oclif (its modules would stay resident) when
+// its command line is a plain one; help and errors still go through oclif.
+if (process.argv[2] === 'agent') {
+  const { agentMain } = await import('../src/cli/agent.ts')
+  if (await agentMain(process.argv.slice(3))) process.exit(0)
+}
+
 const { execute } = await import('@oclif/core')
 await execute({ dir: import.meta.url })
