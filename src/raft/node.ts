@@ -288,15 +288,7 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
     this.#running = true
     setImmediate(() => {
       this.#drain()
-        .catch((err: Error) => {
-          // Storage or state machine failure: continuing could violate safety.
-          this.#o.log?.warn(`raft: fatal: ${err.stack ?? err.message}`)
-          this.#stopped = true
-          clearInterval(this.#ticker)
-          const unknown = new OutcomeUnknownError(`raft node failed: ${err.message}`)
-          for (const p of [...this.#proposals.values(), ...this.#reads.values()]) p.reject(unknown)
-          this.emit('fatal', err)
-        })
+        .catch((err: Error) => this.#fail(err))
         .finally(() => {
           this.#running = false
           if (this.#again) {
@@ -307,11 +299,22 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
     })
   }
 
+  /** Storage or state machine failure: continuing could violate safety. */
+  #fail(err: Error): void {
+    if (this.#stopped) return
+    this.#o.log?.warn(`raft: fatal: ${err.stack ?? err.message}`)
+    this.#stopped = true
+    clearInterval(this.#ticker)
+    const unknown = new OutcomeUnknownError(`raft node failed: ${err.message}`)
+    for (const p of [...this.#proposals.values(), ...this.#reads.values()]) p.reject(unknown)
+    this.emit('fatal', err)
+  }
+
   async #drain(): Promise<void> {
     const sm = this.#o.stateMachine
     if (this.#o.storage.commitUnsavedMs() >= COMMIT_SAVE_MS) await this.#o.storage.saveCommit()
     while (!this.#stopped && (this.core.hasReady() || this.#pendingCompaction)) {
-      if (this.#pendingCompaction) await this.#compact(this.#pendingCompaction)
+      if (this.#pendingCompaction) this.#compact(this.#pendingCompaction)
       if (!this.core.hasReady()) continue
       const rd = this.core.ready()
       // A leader replicates while it persists; everything else waits for the write.
@@ -407,14 +410,21 @@ export class RaftNode extends EventEmitter<{ softState: [SoftState]; fatal: [Err
     )
   }
 
-  async #compact(snap: { index: number; data: Uint8Array }): Promise<void> {
+  /**
+   * Compacts the in-memory log at once and the stored one in the background:
+   * the Raft loop does not wait for the snapshot's write (the stored log still
+   * holds every entry until the snapshot is on disk).
+   */
+  #compact(snap: { index: number; data: Uint8Array }): void {
     this.#pendingCompaction = null
     this.#snapshotting = false
     const meta = this.core.compact(snap.index, snap.data)
     if (meta instanceof Error) return
-    await this.#o.storage.compact({ meta, data: snap.data })
     this.#lastSnapshotIndex = snap.index
-    this.#o.log?.info(`raft: snapshot at index ${snap.index}, log compacted`)
+    this.#o.storage.compact({ meta, data: snap.data }).then(
+      () => this.#o.log?.info(`raft: snapshot at index ${snap.index}, log compacted`),
+      (err: Error) => this.#fail(err),
+    )
   }
 
 }

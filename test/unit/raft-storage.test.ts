@@ -154,3 +154,43 @@ test('a commit index that waited is written by saveCommit, unsynced; nothing els
   await c.close()
   await s.close()
 })
+
+test('a crash after a snapshot was stored but before the entries it covers were deleted: they are ignored, and the next compaction deletes them', async (t) => {
+  const { path } = await open(t)
+  const s = await RaftStorage.open(path)
+  await s.save({ entries: Array.from({ length: 10 }, (_, i) => e(i + 1, 1)) })
+  await s.close()
+  // What compact() leaves if killed between its two steps: the snapshot, and every entry still there.
+  const db = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  await db.put('snap', encode({ meta: { index: 6, term: 1, conf: { voters: ['a'], learners: [] } }, data: new Uint8Array([1]) }))
+  await db.close()
+  const again = await RaftStorage.open(path)
+  const loaded = await again.load()
+  t.is(loaded.snapshot?.meta.index, 6)
+  t.deepEqual(loaded.entries.map((x) => x.index), [7, 8, 9, 10], 'entries the snapshot covers are not replayed')
+  await again.compact({ meta: { index: 8, term: 1, conf: { voters: ['a'], learners: [] } }, data: new Uint8Array([2]) })
+  await again.close()
+  const keys = new Level<string, Uint8Array>(path, { keyEncoding: 'utf8', valueEncoding: 'view' })
+  const left: string[] = []
+  for await (const k of keys.keys({ gte: 'e/', lt: 'e0' })) left.push(k)
+  await keys.close()
+  t.deepEqual(left.map((k) => Number(k.slice(2))), [9, 10], 'the leftovers went with the next compaction')
+})
+
+test('a snapshot installed from the leader waits for a compaction in progress: the newer snapshot stays', async (t) => {
+  const { path } = await open(t)
+  const s = await RaftStorage.open(path)
+  await s.save({ entries: Array.from({ length: 10 }, (_, i) => e(i + 1, 1)) })
+  const conf = { voters: ['a'], learners: [] }
+  const compaction = s.compact({ meta: { index: 5, term: 1, conf }, data: new Uint8Array([5]) })
+  await s.save({ entries: [], snapshot: { meta: { index: 20, term: 2, conf }, data: new Uint8Array([20]) } })
+  await compaction
+  t.is(s.snapshot?.meta.index, 20)
+  await s.close()
+  const again = await RaftStorage.open(path)
+  const loaded = await again.load()
+  t.is(loaded.snapshot?.meta.index, 20)
+  t.deepEqual(loaded.entries, [])
+  t.is(again.lastIndex, 20)
+  await again.close()
+})
