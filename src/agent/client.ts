@@ -45,7 +45,7 @@ export class Client {
   #recovered = new Map<string, Map<string, TaskHandle>>()
   /** Found running at start for allocations the state did not know yet; kept until stateCurrent. */
   readonly #unclaimed = new Map<string, Map<string, TaskHandle>>()
-  /** Network namespaces (driver name, allocation id) found at start for allocations the state did not know yet. */
+  /** Network namespaces found at start for allocations the state did not know yet: allocation id → its driver. */
   readonly #unclaimedNetworks = new Map<string, Driver>()
   #flushTimer: NodeJS.Timeout | NodeJS.Immediate | undefined
   #flushing: Promise<void> = Promise.resolve()
@@ -83,8 +83,8 @@ export class Client {
       })
       for (const r of found) {
         const alloc = fsm.state.get('allocs', r.allocId)
-        const keep = alloc ? alloc.desiredStatus === 'run' && !isTerminal(alloc) ? this.#recovered : null
-          : this.#o.stateCurrent ? this.#unclaimed : null
+        const wanted = alloc !== undefined && alloc.desiredStatus === 'run' && !isTerminal(alloc)
+        const keep = wanted ? this.#recovered : !alloc && this.#o.stateCurrent ? this.#unclaimed : null
         if (keep) {
           let byTask = keep.get(r.allocId)
           if (!byTask) keep.set(r.allocId, (byTask = new Map()))
@@ -167,24 +167,18 @@ export class Client {
   #sync(alloc: Allocation): void {
     if (this.#closed) return
     // The state caught up with an allocation whose tasks were found running at start:
-    // a runner takes them below, or they go.
+    // a runner takes them, or they go.
     const unclaimed = this.#unclaimed.get(alloc.id)
     if (unclaimed) {
       this.#unclaimed.delete(alloc.id)
       this.#unclaimedNetworks.delete(alloc.id)
-      this.#recovered.set(alloc.id, unclaimed)
     }
-    try {
-      this.#syncRunner(alloc)
-    } finally {
-      if (unclaimed) {
-        this.#recovered.delete(alloc.id)
-        if (!this.#runners.has(alloc.id)) for (const handle of unclaimed.values()) void this.#removeLeftover(handle)
-      }
-    }
+    this.#syncRunner(alloc, unclaimed)
+    if (unclaimed && !this.#runners.has(alloc.id)) for (const handle of unclaimed.values()) void this.#removeLeftover(handle)
   }
 
-  #syncRunner(alloc: Allocation): void {
+  /** `adopted`: tasks found running for the allocation after start (see #unclaimed). */
+  #syncRunner(alloc: Allocation, adopted?: Map<string, TaskHandle>): void {
     const runner = this.#runners.get(alloc.id)
     if (alloc.desiredStatus === 'stop') {
       if (runner) void this.#stopRunner(runner, alloc.desiredDescription || 'allocation stopped')
@@ -201,7 +195,7 @@ export class Client {
     }
     const r = new AllocRunner({
       alloc, job, nodeId: this.#o.nodeId, allocsDir: this.allocsDir, drivers: this.#drivers,
-      recovered: this.#recovered.get(alloc.id) ?? new Map(), onUpdate: (u) => this.#queue(u),
+      recovered: adopted ?? this.#recovered.get(alloc.id) ?? new Map(), onUpdate: (u) => this.#queue(u),
       variable: (path) => this.#o.fsm.state.get('vars', path)?.value,
       ...(this.#o.network ? { network: this.#o.network } : {}),
       migration: alloc.previousAllocId !== undefined && this.#o.fsm.state.get('allocs', alloc.previousAllocId)?.desiredTransition?.migrate === true,

@@ -38,23 +38,15 @@ export const AGENT_FLAGS = {
   'dns-recursor': { type: 'string', description: 'HOST[:PORT] of a resolver for names outside the domain (default: refused); repeatable, tried in order', multiple: true, default: [] },
 } as const satisfies Record<string, FlagSpec>
 
-export interface AgentFlags {
-  dev: boolean
-  'data-dir'?: string | undefined
-  http: string
-  bind: string
-  advertise: string[]
-  join: string[]
-  voters: number
-  name?: string | undefined
-  meta: string[]
-  'snapshot-threshold': number
-  'cluster-key-file'?: string | undefined
-  'dns-addr'?: string | undefined
-  'dns-domain': string
-  'mesh-datapath': string
-  'dns-recursor': string[]
-}
+/** What a flag of the table parses to (no default: may be absent). */
+type FlagValue<S> = S extends { type: 'boolean' } ? boolean
+  : S extends { type: 'integer' } ? number
+  : S extends { multiple: true } ? string[]
+  : S extends { default: string } ? string
+  : string | undefined
+
+/** The agent's parsed flags, derived from AGENT_FLAGS so the two cannot drift. */
+export type AgentFlags = { -readonly [K in keyof typeof AGENT_FLAGS]: FlagValue<(typeof AGENT_FLAGS)[K]> }
 
 /**
  * The flags of a plain command line (`--flag value`, `--flag=value`, each

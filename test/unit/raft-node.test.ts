@@ -73,6 +73,18 @@ async function until<T>(f: () => T | undefined | false, what: string, ms = 10_00
 
 const leaderOf = (ms: Member[]) => ms.find((m) => m.node.isLeader)
 
+/** A one-voter cluster, elected; removed after the test. */
+async function soloLeader(t: { teardown: (f: () => Promise<void>) => void }, snapshotEvery: number) {
+  const root = await mkdtemp(join(tmpdir(), 'shoal-raftnode-'))
+  const a = await member(new Net(), root, 'a', ['a'], { snapshotEvery })
+  t.teardown(async () => {
+    await a.node.stop()
+    await rm(root, { recursive: true, force: true })
+  })
+  await until(() => a.node.isLeader, 'single-voter leader')
+  return { root, a }
+}
+
 test('elects, replicates, fails over, and recovers every acknowledged write after a full restart', async (t) => {
   const root = await mkdtemp(join(tmpdir(), 'shoal-raftnode-'))
   const net = new Net()
@@ -121,14 +133,7 @@ test('elects, replicates, fails over, and recovers every acknowledged write afte
 })
 
 test('open() rebuilds an empty state machine from the snapshot and the committed log, before start; an idle commit index reaches the disk within a second', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'shoal-raftnode-'))
-  const net = new Net()
-  const a = await member(net, root, 'a', ['a'], { snapshotEvery: 10 })
-  t.teardown(async () => {
-    await a.node.stop()
-    await rm(root, { recursive: true, force: true })
-  })
-  await until(() => a.node.isLeader, 'single-voter leader')
+  const { root, a } = await soloLeader(t, 10)
   const written: string[] = []
   for (let i = 0; i < 25; i++) {
     await a.node.propose(enc(`v${i}`))
@@ -178,14 +183,7 @@ test('a new learner catches up from a snapshot, then follows the log', async (t)
 })
 
 test('a snapshot waits until the log since the last one is as large as it, or 8 × snapshotEvery entries', async (t) => {
-  const root = await mkdtemp(join(tmpdir(), 'shoal-raftnode-'))
-  const net = new Net()
-  const a = await member(net, root, 'a', ['a'], { snapshotEvery: 10 })
-  t.teardown(async () => {
-    await a.node.stop()
-    await rm(root, { recursive: true, force: true })
-  })
-  await until(() => a.node.isLeader, 'single-voter leader')
+  const { a } = await soloLeader(t, 10)
   const big = 'x'.repeat(1000)
   const write = async (n: number, value: string) => {
     for (let i = 0; i < n; i++) await a.node.propose(enc(value))
