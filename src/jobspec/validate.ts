@@ -32,9 +32,6 @@ import {
   type Resources,
   type DelayFunction,
   type ReschedulePolicy,
-  type ScalingPolicy,
-  type ScalingTarget,
-  SCALING_METRICS,
   type RestartMode,
   type RestartPolicy,
   type Spread,
@@ -45,6 +42,13 @@ import {
   type TaskGroup,
   type TaskLifecycle,
   type VolumeMount,
+} from '../structs/job.ts'
+import {
+  type ScalingPolicy,
+  type ScalingTarget,
+  SCALING_METRICS,
+} from '../structs/scaling.ts'
+import {
   BALANCE_MODES,
   PROXY_PROTOCOL_VERSIONS,
   PUBLISH_MODES,
@@ -52,8 +56,10 @@ import {
   type ServicePublish,
   type ServiceSpec,
   type Upstream,
+} from '../structs/service.ts'
+import {
   varPathProblem,
-} from '../structs/index.ts'
+} from '../structs/variable.ts'
 import { parseTarget, TARGET_FORMS, valueProblem } from '../scheduler/constraints.ts'
 import { DURATION_HINT, formatDuration, tryParseDuration } from './duration.ts'
 import { describe, formatPath, quoteList, suggest, type FieldError, type PathSegment } from './errors.ts'
