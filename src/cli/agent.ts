@@ -1,9 +1,8 @@
 // `shoal agent`: its flags and what it does, without @oclif/core. A long-lived
 // agent that kept oclif's ~160 modules resident would pay ~5 MiB of RSS for
-// parsing its command line once, so bin/shoal.js runs a command line this
-// parser takes as is straight through here. Help, errors and anything else
-// unusual go through oclif: src/commands/agent.ts builds its oclif flags from
-// the same table, so both parse the same flags.
+// parsing its command line once, so bin/shoal.js runs a plain agent command
+// line straight through here. Help, errors and anything else unusual go
+// through oclif, which reads the same flag table (src/cli/flags.ts).
 import os from 'node:os'
 import { join } from 'node:path'
 import type { Agent } from '../agent/agent.ts'
@@ -11,12 +10,8 @@ import { DEFAULT_HTTP_PORT, DEFAULT_P2P_PORT } from '../agent/defaults.ts'
 import { DEFAULT_DNS_DOMAIN, DEFAULT_DNS_TTL } from '../dns/answer.ts'
 import { DnsServer, stateCatalog, type HostPort } from '../dns/server.ts'
 import { DATAPATH_CHOICES, type DatapathChoice } from '../mesh/nat-rules.ts'
-
-export type FlagSpec =
-  | { type: 'boolean'; description: string; default: boolean }
-  | { type: 'string'; description: string; default?: string; multiple?: false }
-  | { type: 'string'; description: string; default: string[]; multiple: true }
-  | { type: 'integer'; description: string; default: number; min?: number }
+import { fail as failWith, plainIO } from './output.ts'
+import { parsePlainArgs, type FlagSpec, type FlagsOf } from './flags.ts'
 
 const DEFAULT_DNS_PORT = 8600
 
@@ -38,61 +33,12 @@ export const AGENT_FLAGS = {
   'dns-recursor': { type: 'string', description: 'HOST[:PORT] of a resolver for names outside the domain (default: refused); repeatable, tried in order', multiple: true, default: [] },
 } as const satisfies Record<string, FlagSpec>
 
-/** What a flag of the table parses to (no default: may be absent). */
-type FlagValue<S> = S extends { type: 'boolean' } ? boolean
-  : S extends { type: 'integer' } ? number
-  : S extends { multiple: true } ? string[]
-  : S extends { default: string } ? string
-  : string | undefined
-
 /** The agent's parsed flags, derived from AGENT_FLAGS so the two cannot drift. */
-export type AgentFlags = { -readonly [K in keyof typeof AGENT_FLAGS]: FlagValue<(typeof AGENT_FLAGS)[K]> }
+export type AgentFlags = FlagsOf<typeof AGENT_FLAGS>
 
-/**
- * The flags of a plain command line (`--flag value`, `--flag=value`, each
- * flag of AGENT_FLAGS, repeatable ones repeated), or undefined for anything
- * else: help, an unknown or repeated flag, a positional argument, a value that
- * is empty, starts with "-" or is not a valid integer. oclif parses those
- * (and prints its help or its error).
- */
+/** The flags of a plain agent command line, or undefined for anything oclif should parse (see parsePlainArgs). */
 export function parseAgentArgs(argv: readonly string[]): AgentFlags | undefined {
-  const specs: Record<string, FlagSpec> = AGENT_FLAGS
-  const out: Record<string, unknown> = {}
-  for (const [name, spec] of Object.entries(specs)) {
-    if (spec.default !== undefined) out[name] = Array.isArray(spec.default) ? [...spec.default] : spec.default
-  }
-  const seen = new Set<string>()
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!
-    if (!arg.startsWith('--')) return undefined
-    const eq = arg.indexOf('=')
-    const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq)
-    const spec = Object.hasOwn(specs, name) ? specs[name]! : undefined
-    if (!spec) return undefined
-    const repeated = seen.has(name)
-    seen.add(name)
-    if (spec.type === 'boolean') {
-      if (eq >= 0 || repeated) return undefined
-      out[name] = true
-      continue
-    }
-    const value = eq >= 0 ? arg.slice(eq + 1) : argv[++i]
-    if (value === undefined || value === '' || value.startsWith('-')) return undefined
-    if (spec.type === 'string' && spec.multiple) {
-      out[name] = [...(repeated ? (out[name] as string[]) : []), value]
-      continue
-    }
-    if (repeated) return undefined
-    if (spec.type === 'integer') {
-      if (!/^\d+$/.test(value)) return undefined
-      const n = Number.parseInt(value, 10)
-      if (spec.min !== undefined && n < spec.min) return undefined
-      out[name] = n
-    } else {
-      out[name] = value
-    }
-  }
-  return out as unknown as AgentFlags
+  return parsePlainArgs(AGENT_FLAGS, argv)?.flags
 }
 
 function hostPort(value: string, flag: string, defaultPort: number): { host: string; port: number } {
@@ -225,9 +171,6 @@ export async function runAgent(flags: AgentFlags, fail: (message: string) => nev
 export async function agentMain(argv: readonly string[]): Promise<boolean> {
   const flags = parseAgentArgs(argv)
   if (!flags) return false
-  await runAgent(flags, (message) => {
-    process.stderr.write(`Error: ${message}\n`)
-    process.exit(1)
-  })
+  await runAgent(flags, (message) => failWith(plainIO, message))
   return true
 }

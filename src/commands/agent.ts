@@ -1,21 +1,8 @@
-import { Command, Flags, type Interfaces } from '@oclif/core'
+import { Command } from '@oclif/core'
 import { DEFAULT_HTTP_PORT, DEFAULT_P2P_PORT } from '../agent/defaults.ts'
-import { AGENT_FLAGS, runAgent, type AgentFlags, type FlagSpec } from '../cli/agent.ts'
-import { fail } from './base.ts'
-
-/** oclif's flag for an entry of AGENT_FLAGS (bin/shoal.js parses most command lines itself; see src/cli/agent.ts). */
-function oclifFlag(spec: FlagSpec) {
-  const { description } = spec
-  switch (spec.type) {
-    case 'boolean':
-      return Flags.boolean({ description, default: spec.default })
-    case 'integer':
-      return Flags.integer({ description, default: spec.default, ...(spec.min !== undefined ? { min: spec.min } : {}) })
-    case 'string':
-      if (spec.multiple) return Flags.string({ description, multiple: true, default: spec.default })
-      return Flags.string({ description, ...(spec.default !== undefined ? { default: spec.default } : {}) })
-  }
-}
+import { AGENT_FLAGS, runAgent } from '../cli/agent.ts'
+import { fail } from '../cli/output.ts'
+import { oclifFlags } from './flag-table.ts'
 
 export default class AgentCommand extends Command {
   static override description = `Run a Shoal agent.
@@ -36,10 +23,10 @@ a restarted agent re-attaches to them.`
     '<%= config.bin %> agent --data-dir /var/lib/shoal --name edge-2 --bind 10.0.0.2 --join 10.0.0.1:4681',
   ]
 
-  static override flags = Object.fromEntries(Object.entries(AGENT_FLAGS).map(([name, spec]) => [name, oclifFlag(spec)])) as Interfaces.FlagInput
+  static override flags = oclifFlags(AGENT_FLAGS)
 
   async run(): Promise<void> {
     const { flags } = await this.parse(AgentCommand)
-    await runAgent(flags as unknown as AgentFlags, (message) => fail(this, message))
+    await runAgent(flags, (message) => fail(this, message))
   }
 }

@@ -1,19 +1,12 @@
 import { Command, Flags } from '@oclif/core'
-import { ApiClient, ApiError, DEFAULT_ADDRESS } from '../api/client.ts'
-
-/** Prints `Error: message` unwrapped (oclif's own error() wraps long lines) and exits. */
-export function fail(cmd: Command, message: string, code = 1): never {
-  process.stderr.write(`Error: ${message}\n`)
-  return cmd.exit(code)
-}
+import { ApiClient, ApiError } from '../api/client.ts'
+import { API_FLAGS } from '../cli/api-flags.ts'
+import { fail, reportApiError } from '../cli/output.ts'
 
 /** Every command that talks to an agent: --address / SHOAL_ADDR, clear API errors. */
 export abstract class ApiCommand extends Command {
   static override baseFlags = {
-    address: Flags.string({
-      env: 'SHOAL_ADDR', default: DEFAULT_ADDRESS, helpGroup: 'GLOBAL',
-      description: 'HTTP address of a Shoal agent',
-    }),
+    address: Flags.string({ env: API_FLAGS.address.env, default: API_FLAGS.address.default, helpGroup: 'GLOBAL', description: API_FLAGS.address.description }),
   }
 
   #api: ApiClient | undefined
@@ -28,12 +21,7 @@ export abstract class ApiCommand extends Command {
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
-    if (err instanceof ApiError) {
-      const lines = err.errors.length > 1 ? err.errors.map((e) => `${e.field}: ${e.message}`) : [err.message]
-      for (const line of lines) process.stderr.write(`Error: ${line}\n`)
-      if (err.status === 409 && typeof err.body.modifyIndex === 'number') process.stderr.write(`Current modify index: ${err.body.modifyIndex}\n`)
-      this.exit(err.status === 404 ? 4 : 1)
-    }
+    if (err instanceof ApiError) this.exit(reportApiError(err))
     return super.catch(err)
   }
 }

@@ -1,7 +1,7 @@
 import { Args, Command, Flags } from '@oclif/core'
 import { writeFile } from 'node:fs/promises'
 import { generateClusterKey } from '../gossip/cluster-key.ts'
-import { fail } from './base.ts'
+import { fail } from '../cli/output.ts'
 
 export default class Keygen extends Command {
   static override description = `Create a cluster pre-shared key.

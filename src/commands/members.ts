@@ -1,5 +1,5 @@
 import { ApiCommand } from './base.ts'
-import { ago, table } from './format.ts'
+import { ago, table } from '../cli/format.ts'
 
 interface MemberView { name: string; id: string; address: string; http: string; role: string; status: string; lastSeen: number | null }
 

@@ -3,7 +3,7 @@
 // per change; the verdict and outcome at the end.
 import test from 'ava'
 import type { ApiClient } from '../../src/api/client.ts'
-import { DEPLOYMENT_EXIT, followDeployment } from '../../src/commands/monitor.ts'
+import { DEPLOYMENT_EXIT, followDeployment } from '../../src/cli/monitor.ts'
 import type { Deployment, DeploymentGroup } from '../../src/structs/index.ts'
 
 const g = (over: Partial<DeploymentGroup>): DeploymentGroup => ({

@@ -3,7 +3,8 @@ import http from 'node:http'
 import type { Duplex } from 'node:stream'
 import { ApiError } from '../../api/client.ts'
 import { EXEC_UPGRADE, FRAME, frame, FrameReader } from '../../api/exec-session.ts'
-import { ApiCommand, fail } from '../base.ts'
+import { fail } from '../../cli/output.ts'
+import { ApiCommand } from '../base.ts'
 
 /** One line of the exec answer. */
 interface ExecLine {

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import type { Allocation } from '../../structs/index.ts'
 import { ApiCommand } from '../base.ts'
-import { ago, keyValues, table } from '../format.ts'
+import { ago, keyValues, table } from '../../cli/format.ts'
 
 /** What GET /v1/client/allocation/:id/stats answers per task. */
 export interface TaskUsage {

@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core'
 import { ApiCommand } from '../base.ts'
-import { shortId } from '../format.ts'
+import { shortId } from '../../cli/format.ts'
 
 export default class DeploymentFail extends ApiCommand {
   static override description = `Mark a running deployment failed: nothing more rolls; with auto_revert,

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core'
 import type { Deployment } from '../../structs/index.ts'
 import { ApiCommand } from '../base.ts'
-import { ago, shortId, table } from '../format.ts'
+import { ago, shortId, table } from '../../cli/format.ts'
 
 export default class DeploymentList extends ApiCommand {
   static override description = 'List deployments, newest first'

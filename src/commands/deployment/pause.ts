@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core'
 import { ApiCommand } from '../base.ts'
-import { shortId } from '../format.ts'
+import { shortId } from '../../cli/format.ts'
 
 export default class DeploymentPause extends ApiCommand {
   static override description = 'Pause a deployment: nothing more is replaced until it is resumed'

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { ApiCommand } from '../base.ts'
-import { shortId } from '../format.ts'
-import { DEPLOYMENT_EXIT, followDeployment, outputMode } from '../monitor.ts'
+import { shortId } from '../../cli/format.ts'
+import { DEPLOYMENT_EXIT, followDeployment, outputMode } from '../../cli/monitor.ts'
 
 export default class DeploymentPromote extends ApiCommand {
   static override description = `Promote a deployment's canaries: the rest of each group rolls to the new version.
@@ -24,7 +24,7 @@ Follows the deployment until it ends unless --detach (exit codes as
       `/v1/deployment/${encodeURIComponent(args.deployment)}/promote`, flags.group ? { groups: flags.group } : {})
     this.log(`==> Deployment "${shortId(res.deploymentId)}" of job "${res.jobId}" promoted; evaluation ${res.evalId}`)
     if (flags.detach) return res
-    const { outcome, deployment } = await followDeployment(api, res.deploymentId, outputMode(this, this.jsonEnabled()))
+    const { outcome, deployment } = await followDeployment(api, res.deploymentId, outputMode(this.jsonEnabled()))
     if (outcome !== 'successful') this.exit(DEPLOYMENT_EXIT[outcome])
     return { ...res, deployment }
   }

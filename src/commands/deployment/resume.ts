@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core'
 import { ApiCommand } from '../base.ts'
-import { shortId } from '../format.ts'
+import { shortId } from '../../cli/format.ts'
 
 export default class DeploymentResume extends ApiCommand {
   static override description = 'Resume a deployment that was paused: the rollout continues'

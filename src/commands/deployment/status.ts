@@ -1,8 +1,8 @@
 import { Args, Flags } from '@oclif/core'
 import type { Deployment } from '../../structs/index.ts'
 import { ApiCommand } from '../base.ts'
-import { ago, keyValues, shortId, table } from '../format.ts'
-import { DEPLOYMENT_EXIT, deploymentTable, followDeployment, outputMode } from '../monitor.ts'
+import { ago, keyValues, shortId, table } from '../../cli/format.ts'
+import { DEPLOYMENT_EXIT, deploymentTable, followDeployment, outputMode } from '../../cli/monitor.ts'
 
 interface Detail extends Deployment {
   jobStable: boolean
@@ -26,7 +26,7 @@ or cancelled, 3 waiting on you (canaries to promote, paused).`
     const api = this.api(flags.address)
     const d = await api.get<Detail>(`/v1/deployment/${encodeURIComponent(args.deployment)}`)
     if (flags.monitor) {
-      const { outcome, deployment } = await followDeployment(api, d.id, outputMode(this, this.jsonEnabled()))
+      const { outcome, deployment } = await followDeployment(api, d.id, outputMode(this.jsonEnabled()))
       if (outcome !== 'successful') this.exit(DEPLOYMENT_EXIT[outcome])
       return deployment
     }

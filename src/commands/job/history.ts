@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core'
 import type { Job } from '../../structs/index.ts'
 import { ApiCommand } from '../base.ts'
-import { ago, table } from '../format.ts'
+import { ago, table } from '../../cli/format.ts'
 
 /** One line on what changed from one version to the next. */
 export function versionChanges(prev: Job | undefined, cur: Job): string {

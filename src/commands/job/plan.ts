@@ -1,8 +1,8 @@
 import { Args } from '@oclif/core'
 import type { JobPlan } from '../../api/plan.ts'
 import { ApiCommand } from '../base.ts'
-import { readJobFile } from '../job-file.ts'
-import { describeFailures } from '../monitor.ts'
+import { readJobFile } from '../../cli/job-file.ts'
+import { describeFailures } from '../../cli/monitor.ts'
 
 /** The plan as text: the job line, the changes per group, where allocations would go, and what would not be placed. */
 export function formatPlan(plan: JobPlan, file: string): string[] {

@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core'
-import { ApiCommand, fail } from '../base.ts'
-import { followSubmission } from '../monitor.ts'
+import { fail } from '../../cli/output.ts'
+import { ApiCommand } from '../base.ts'
+import { followSubmission } from '../../cli/monitor.ts'
 
 export default class JobRevert extends ApiCommand {
   static override description = 'Run an earlier version of a job again (as a new version); see "shoal job history"'

@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core'
-import { ApiCommand, fail } from '../base.ts'
-import { followSubmission } from '../monitor.ts'
+import { fail } from '../../cli/output.ts'
+import { ApiCommand } from '../base.ts'
+import { followSubmission } from '../../cli/monitor.ts'
 
 export default class JobScale extends ApiCommand {
   static override description = `Change the count of a group.

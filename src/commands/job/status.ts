@@ -2,8 +2,8 @@ import { Args } from '@oclif/core'
 import type { Deployment, PlacementFailure, ScalingEvent, ScalingPolicy } from '../../structs/index.ts'
 import { formatDuration } from '../../jobspec/index.ts'
 import { ApiCommand } from '../base.ts'
-import { ago, keyValues, shortId, table } from '../format.ts'
-import { deploymentTable, describeFailures } from '../monitor.ts'
+import { ago, keyValues, shortId, table } from '../../cli/format.ts'
+import { deploymentTable, describeFailures } from '../../cli/monitor.ts'
 
 interface JobItem {
   id: string; type: string; priority: number; version: number; status: string; stop: boolean; submitTime: number

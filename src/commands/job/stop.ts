@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core'
-import { ApiCommand, fail } from '../base.ts'
+import { fail } from '../../cli/output.ts'
+import { ApiCommand } from '../base.ts'
 
 interface AllocStub { id: string; desiredStatus: string; clientStatus: string }
 

@@ -2,8 +2,9 @@ import { Args, Flags } from '@oclif/core'
 import type { ApiClient } from '../../api/client.ts'
 import { formatDuration, tryParseDuration } from '../../jobspec/index.ts'
 import type { DrainStrategy, LastDrain } from '../../structs/index.ts'
-import { ApiCommand, fail } from '../base.ts'
-import { shortId } from '../format.ts'
+import { fail } from '../../cli/output.ts'
+import { ApiCommand } from '../base.ts'
+import { shortId } from '../../cli/format.ts'
 
 interface NodeView {
   id: string

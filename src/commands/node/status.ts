@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core'
 import type { Node } from '../../structs/index.ts'
 import { ApiCommand } from '../base.ts'
-import { ago, keyValues, shortId, shortNodeId, table } from '../format.ts'
+import { ago, keyValues, shortId, shortNodeId, table } from '../../cli/format.ts'
 
 export default class NodeStatus extends ApiCommand {
   static override description = 'List client nodes, or show one node with its resources and allocations'

@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core'
-import { ApiCommand, fail } from '../base.ts'
-import { table } from '../format.ts'
+import { fail } from '../../cli/output.ts'
+import { ApiCommand } from '../base.ts'
+import { table } from '../../cli/format.ts'
 import type { ServiceInstance, ServiceSummary } from '../../structs/index.ts'
 
 export default class ServiceInfo extends ApiCommand {

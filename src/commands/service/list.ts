@@ -1,5 +1,5 @@
 import { ApiCommand } from '../base.ts'
-import { table } from '../format.ts'
+import { table } from '../../cli/format.ts'
 import type { ServiceSummary } from '../../structs/index.ts'
 
 export default class ServiceList extends ApiCommand {

@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core'
 import { ApiCommand } from '../base.ts'
-import { ago, table } from '../format.ts'
+import { ago, table } from '../../cli/format.ts'
 
 interface VarMeta { path: string; modifyIndex: number; modifyTime: number }
 

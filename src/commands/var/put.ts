@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core'
 import { readFile } from 'node:fs/promises'
-import { ApiCommand, fail } from '../base.ts'
+import { fail } from '../../cli/output.ts'
+import { ApiCommand } from '../base.ts'
 
 export default class VarPut extends ApiCommand {
   static override description = 'Set a variable; VALUE may be @FILE to read it from a file'
