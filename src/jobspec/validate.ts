@@ -17,6 +17,7 @@ import {
   isEssentialTask,
   DRIVER_NAMES,
   DEFAULT_MIGRATE_POLICY,
+  PORT_PROTOCOLS,
   type Affinity,
   type AffinityOperator,
   type CheckRestart,
@@ -93,7 +94,7 @@ const MIGRATE_FIELDS = ['max_parallel', 'health_check', 'min_healthy_time', 'hea
 const RESCHEDULE_FIELDS = ['attempts', 'interval', 'delay', 'delay_function', 'max_delay', 'unlimited'] as const
 export const DELAY_FUNCTIONS: readonly DelayFunction[] = ['constant', 'exponential', 'fibonacci']
 const NETWORK_FIELDS = ['port'] as const
-const PORT_FIELDS = ['to', 'static'] as const
+const PORT_FIELDS = ['to', 'static', 'protocol'] as const
 const RESTART_FIELDS = ['attempts', 'interval', 'delay', 'mode'] as const
 const TASK_FIELDS = ['driver', 'config', 'env', 'resources', 'kill_timeout', 'constraint', 'affinity', 'check', 'check_restart',
   'lifecycle', 'depends_on', 'essential', 'env_from_var', 'service', 'upstreams', 'logs'] as const
@@ -578,6 +579,8 @@ function checkNetwork(c: Checker, v: unknown, path: Path): NetworkResult {
       }
       port.static = fixed
     }
+    const protocol = c.oneOf(po, 'protocol', pp, PORT_PROTOCOLS)
+    if (protocol !== undefined && protocol !== 'tcp') port.protocol = protocol
     ports.push(port)
   }
   // Labels whose blocks were broken still count as declared: no second error for their uses.

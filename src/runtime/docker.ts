@@ -38,7 +38,7 @@ import {
   timestampToSince,
 } from './docker-logs.ts'
 import { kernelLogShowsOomKill } from './kmsg.ts'
-import { DEFAULT_TASK_LOGS } from '../structs/index.ts'
+import { DEFAULT_TASK_LOGS, portProtocols, type AllocatedPort } from '../structs/index.ts'
 import { CPU_PERIOD_US, cpuQuota } from './limits.ts'
 import { Semaphore } from './semaphore.ts'
 
@@ -90,6 +90,20 @@ const MIN_MEMORY_MB = 6
 /** Container name of a task: `shoal-<task>-<allocId>` (characters docker rejects become '-'). */
 export function containerName(taskName: string, allocId: string): string {
   return `shoal-${taskName}-${allocId}`.replace(/[^a-zA-Z0-9_.-]/g, '-')
+}
+
+/** The engine's ExposedPorts and PortBindings that publish ports, each for its protocols (tcp unless it names udp). */
+function publishedPorts(ports: readonly AllocatedPort[]) {
+  const exposed: Record<string, object> = {}
+  const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {}
+  for (const port of ports) {
+    for (const proto of portProtocols(port.protocol)) {
+      const key = `${port.to}/${proto}`
+      exposed[key] = {}
+      ;(bindings[key] ??= []).push({ HostIp: port.hostIp, HostPort: String(port.value) })
+    }
+  }
+  return { exposed, bindings }
 }
 
 /** Container name of an allocation's pause container (task containers start with "shoal-", so no clash). */
@@ -332,19 +346,13 @@ export class DockerDriver implements Driver {
     if (cfg.command) cmd = [cfg.command, ...cfg.args]
     else if (cfg.args.length > 0) cmd = [...cfg.args]
 
-    const exposed: Record<string, object> = {}
-    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {}
-    for (const label of cfg.ports) {
+    const { exposed, bindings } = publishedPorts(cfg.ports.map((label) => {
       const port = spec.ports.find((p) => p.label === label)
       if (!port) {
         throw new DriverError(`port "${label}" of task "${task.name}" has no port allocated in group "${spec.group}"`)
       }
-      for (const proto of ['tcp', 'udp']) {
-        const key = `${port.to}/${proto}`
-        exposed[key] = {}
-        ;(bindings[key] ??= []).push({ HostIp: port.hostIp, HostPort: String(port.value) })
-      }
-    }
+      return port
+    }))
 
     const logs = task.logs ?? DEFAULT_TASK_LOGS
     const memoryMB = task.resources.memoryMB
@@ -917,15 +925,7 @@ export class DockerDriver implements Driver {
     } catch (err) {
       throw fail(err)
     }
-    const exposed: Record<string, object> = {}
-    const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {}
-    for (const port of spec.ports) {
-      for (const proto of ['tcp', 'udp']) {
-        const key = `${port.to}/${proto}`
-        exposed[key] = {}
-        ;(bindings[key] ??= []).push({ HostIp: port.hostIp, HostPort: String(port.value) })
-      }
-    }
+    const { exposed, bindings } = publishedPorts(spec.ports)
     let container: Docker.Container
     try {
       container = await this.docker.createContainer({

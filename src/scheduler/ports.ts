@@ -29,7 +29,7 @@ export function assignPorts(node: Node, specs: readonly PortSpec[], used: Readon
       if (value === undefined) return null
     }
     mine.add(value)
-    out.push({ label: spec.label, value, to: spec.to ?? value, hostIp: node.address })
+    out.push({ label: spec.label, value, to: spec.to ?? value, hostIp: node.address, ...(spec.protocol ? { protocol: spec.protocol } : {}) })
   }
   return out
 }

@@ -1,4 +1,4 @@
-import type { Resources } from './job.ts'
+import type { PortProtocol, Resources } from './job.ts'
 import type { ServiceHealth } from './service.ts'
 
 export type DesiredStatus = 'run' | 'stop'
@@ -13,6 +13,8 @@ export interface AllocatedPort {
   /** Container-side port (equals value when the spec has no `to`). */
   to: number
   hostIp: string
+  /** Absent: tcp (see PortSpec). */
+  protocol?: Exclude<PortProtocol, 'tcp'>
 }
 
 export interface AllocatedResources extends Resources {

@@ -5,6 +5,16 @@ import type { ScalingPolicy } from './scaling.ts'
 
 export type JobType = 'service' | 'batch' | 'system'
 
+/** What a port is published for; tcp unless a job asks (as ECS, Swarm and Kubernetes; Nomad publishes both). */
+export type PortProtocol = 'tcp' | 'udp' | 'tcp+udp'
+
+export const PORT_PROTOCOLS: readonly PortProtocol[] = ['tcp', 'udp', 'tcp+udp']
+
+/** The transport protocols of a port, tcp when it names none. */
+export function portProtocols(protocol: PortProtocol | undefined): ('tcp' | 'udp')[] {
+  return protocol === 'udp' ? ['udp'] : protocol === 'tcp+udp' ? ['tcp', 'udp'] : ['tcp']
+}
+
 export interface PortSpec {
   /** Label the task config and env refer to, e.g. "http". */
   label: string
@@ -12,6 +22,8 @@ export interface PortSpec {
   to?: number
   /** Fixed host port; when absent a dynamic one is picked at placement. */
   static?: number
+  /** Absent: tcp. */
+  protocol?: Exclude<PortProtocol, 'tcp'>
 }
 
 export type RestartMode = 'fail' | 'delay'

@@ -363,7 +363,7 @@ test('network and ports must be objects', (t) => {
   group.network = { mode: 'bridge', port: { http: { to: 80, host: 1 } } }
   expectErrors(t, root, [
     `${G}.network.mode: unknown field (expected one of "port")`,
-    `${G}.network.port.http.host: unknown field (expected one of "to", "static")`,
+    `${G}.network.port.http.host: unknown field (expected one of "to", "static", "protocol")`,
   ])
 })
 
@@ -696,4 +696,17 @@ test('errors are plain data: field and message only', (t) => {
   const { root, group } = parts()
   group.count = -1
   t.deepEqual(validateJob(root), { ok: false, errors: [{ field: `${G}.count`, message: 'must be an integer ≥ 0 (got -1)' }] })
+})
+
+test('a port is published for tcp unless it names udp or tcp+udp', (t) => {
+  const { root, group } = parts()
+  group.network = { port: { http: { to: 80 }, dns: { to: 53, protocol: 'udp' }, both: { protocol: 'tcp+udp' }, plain: { protocol: 'tcp' } } }
+  t.deepEqual(spec(validateJob(root)).groups[0].ports, [
+    { label: 'http', to: 80 }, { label: 'dns', to: 53, protocol: 'udp' }, { label: 'both', protocol: 'tcp+udp' }, { label: 'plain' },
+  ])
+  group.network = { port: { http: {}, dns: { protocol: 'UDP' }, x: { protocol: 17 } } }
+  const errors = errorsOf(validateJob(root)).map((e) => `${e.field}: ${e.message}`)
+  t.is(errors.length, 2)
+  t.regex(errors[0]!, /^job\.web\.group\.frontend\.network\.port\.dns\.protocol: .*"tcp", "udp", "tcp\+udp"/)
+  t.regex(errors[1]!, /^job\.web\.group\.frontend\.network\.port\.x\.protocol: /)
 })

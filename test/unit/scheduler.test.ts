@@ -166,3 +166,12 @@ test('property: random clusters and jobs never overcommit a node, never exceed c
     }
   }
 })
+
+test('an allocated port keeps the protocol its spec names', (t) => {
+  const g = group('fe', 1)
+  g.ports = [{ label: 'dns', to: 53, protocol: 'udp' }, { label: 'http', to: 80 }]
+  const plan = schedule(schedulerState([job(spec('web', [g]))], [node('n1')]), evaluation('e1', 'web'), ctx())
+  const [dns, http] = plan.place[0]!.resources.ports
+  t.is(dns!.protocol, 'udp')
+  t.false('protocol' in http!, 'tcp: no field')
+})
