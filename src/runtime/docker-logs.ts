@@ -1,6 +1,6 @@
 // Docker's multiplexed log framing (non-TTY containers): every log entry arrives as
 // an 8-byte header [stream, 0, 0, 0, size (uint32 BE)] followed by `size` bytes.
-import { Transform, type TransformCallback } from 'node:stream'
+import { Transform, type Readable, type TransformCallback } from 'node:stream'
 import type { LogStream } from './driver.ts'
 
 export interface DockerFrame {
@@ -37,6 +37,21 @@ export class FrameParser {
 
 export function parseFrames(buf: Buffer): DockerFrame[] {
   return new FrameParser().push(buf)
+}
+
+/**
+ * Hands the payloads of a multiplexed stream (an exec's hijacked connection) to `stdout`
+ * and `stderr` as their frames complete (stream 1 to stdout, any other to stderr). Reads
+ * `source` in flowing mode; ending the sinks is the caller's.
+ */
+export function demuxStream(source: Readable, stdout: (chunk: Buffer) => void, stderr: (chunk: Buffer) => void): void {
+  const parser = new FrameParser()
+  source.on('data', (chunk: Buffer | string) => {
+    for (const frame of parser.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)) {
+      if (frame.stream === 1) stdout(frame.payload)
+      else stderr(frame.payload)
+    }
+  })
 }
 
 /**

@@ -1,15 +1,17 @@
 // The docker task driver: one container per (allocation, task), driven through the
-// engine API with dockerode. Containers carry shoal.* labels so that an agent that
+// engine API (docker-engine.ts). Containers carry shoal.* labels so that an agent that
 // restarts finds its tasks again (recover) and never starts a second copy (start).
 import { stat } from 'node:fs/promises'
 import { posix } from 'node:path'
 import { PassThrough, pipeline, Readable, type Duplex } from 'node:stream'
-import Docker from 'dockerode'
-import type {
-  ContainerCreateOptions,
-  ContainerInspectInfo,
-  ImageInspectInfo,
-} from 'dockerode'
+import {
+  DockerEngine,
+  type ContainerCreateOptions,
+  type ContainerInspect,
+  type ContainerStats,
+  type HostConfig,
+  type ImageInspect,
+} from './docker-engine.ts'
 import {
   DriverError,
   OutputBuffer,
@@ -32,6 +34,7 @@ import {
 } from './driver.ts'
 import {
   DemuxTransform,
+  demuxStream,
   parseFrames,
   splitTimestamp,
   streamNumber,
@@ -115,23 +118,15 @@ interface DockerApiError {
   message?: string
   statusCode?: number
   code?: string
-  json?: unknown
 }
 
+/** The HTTP status of an engine answer (DockerEngineError); undefined for connection errors. */
 function statusCode(err: unknown): number | undefined {
   return (err as DockerApiError | undefined)?.statusCode
 }
 
-/** The engine's own message ("Bind for ... failed") rather than dockerode's wrapper. */
+/** The engine's own message ("Bind for ... failed"): a DockerEngineError's message is the engine's. */
 function apiMessage(err: unknown): string {
-  const e = err as DockerApiError | undefined
-  const json = e?.json
-  if (json && typeof json === 'object' && !Buffer.isBuffer(json)) {
-    const msg = (json as { message?: unknown }).message
-    if (typeof msg === 'string' && msg !== '') return msg
-  }
-  if (Buffer.isBuffer(json) && json.length > 0) return json.toString().trim()
-  if (typeof json === 'string' && json !== '') return json.trim()
   if (err instanceof Error) return err.message
   return String(err)
 }
@@ -175,16 +170,12 @@ async function checkVolumes(volumes: readonly { hostPath: string }[]): Promise<v
 const MODE_DIR = 2 ** 31
 const MODE_SYMLINK = 2 ** 27
 
-interface PathStat {
-  mode: number
-  linkTarget: string
-}
-
 type CommandCheck = 'ok' | 'missing' | 'not-executable' | 'unknown'
 
 export class DockerDriver implements Driver {
   readonly name = 'docker' as const
-  readonly docker: Docker
+  /** The engine's API client: one keep-alive connection pool per driver. */
+  readonly docker: DockerEngine
   private readonly socketPath: string
   private readonly pullTimeoutMs: number
   private readonly init: boolean
@@ -196,7 +187,7 @@ export class DockerDriver implements Driver {
   private readonly starting = new Map<string, Promise<unknown>>()
   /** Bounds the creates and starts in flight: the engine does them slower all at once than a few at a time. */
   private readonly engineSlots: Semaphore
-  private readonly images = new Map<string, { info: Promise<ImageInspectInfo>; at: number }>()
+  private readonly images = new Map<string, { info: Promise<ImageInspect>; at: number }>()
   /** Programs found executable, by image id, working dir and candidate paths (see checkCommand). */
   private readonly commandsFound = new Set<string>()
 
@@ -209,7 +200,7 @@ export class DockerDriver implements Driver {
     this.pauseImage = options.pauseImage ?? (process.env.SHOAL_DOCKER_PAUSE_IMAGE || undefined)
     const envCommand = process.env.SHOAL_DOCKER_PAUSE_COMMAND?.trim()
     this.pauseCommand = options.pauseCommand ?? (envCommand ? envCommand.split(/\s+/) : ['sleep', '2147483647'])
-    this.docker = new Docker({ socketPath: this.socketPath })
+    this.docker = new DockerEngine({ socketPath: this.socketPath })
     const envSlots = Number(process.env.SHOAL_DOCKER_START_CONCURRENCY)
     this.engineSlots = new Semaphore(options.startConcurrency ?? (Number.isInteger(envSlots) && envSlots > 0 ? envSlots : DEFAULT_START_CONCURRENCY))
   }
@@ -217,9 +208,7 @@ export class DockerDriver implements Driver {
   async fingerprint(): Promise<DriverFingerprint> {
     const signal = AbortSignal.timeout(this.fingerprintTimeoutMs)
     try {
-      // dockerode honours abortSignal here; its typings do not declare the options.
-      const version = this.docker.version.bind(this.docker) as unknown as (opts: object) => Promise<Docker.DockerVersion>
-      const v = await version({ abortSignal: signal })
+      const v = await this.docker.version(signal)
       return {
         healthy: true,
         detail: `docker engine ${v.Version} (API ${v.ApiVersion})`,
@@ -266,7 +255,7 @@ export class DockerDriver implements Driver {
     return this.engineSlots.run(async () => {
       // Create first: an existing container of the task (created before an agent restart)
       // answers 409, and is then started or returned as is, never created twice.
-      let image: ImageInspectInfo
+      let image: ImageInspect
       try {
         image = await this.ensureImage(task.config.image, spec)
       } catch (err) {
@@ -275,7 +264,7 @@ export class DockerDriver implements Driver {
         if (existing) return this.startExisting(existing, spec)
         throw err
       }
-      let container: Docker.Container
+      let container: string
       try {
         container = await this.docker.createContainer(options)
       } catch (err) {
@@ -295,29 +284,28 @@ export class DockerDriver implements Driver {
       }
       try {
         await this.checkCommand(container, image, options.Cmd, spec.env)
-        await container.start()
+        await this.docker.startContainer(container)
         // The engine's StartedAt, so that a handle recovered later is the same handle.
-        return this.handleOf(await container.inspect(), spec.allocId, task.name)
+        return this.handleOf(await this.docker.inspectContainer(container), spec.allocId, task.name)
       } catch (err) {
-        await container.remove({ force: true, v: true }).catch(() => undefined)
+        await this.docker.removeContainer(container, { force: true, v: true }).catch(() => undefined)
         throw err instanceof DriverError ? err : this.mapError(err, spec)
       }
     })
   }
 
   /** The task's container already exists: return it if it runs, start it again if not. */
-  private async startExisting(info: ContainerInspectInfo, spec: TaskStartSpec): Promise<TaskHandle> {
+  private async startExisting(info: ContainerInspect, spec: TaskStartSpec): Promise<TaskHandle> {
     if (info.State.Running) return this.handleOf(info, spec.allocId, spec.task.name)
-    const container = this.docker.getContainer(info.Id)
     try {
-      await container.start()
-      return this.handleOf(await container.inspect(), spec.allocId, spec.task.name)
+      await this.docker.startContainer(info.Id)
+      return this.handleOf(await this.docker.inspectContainer(info.Id), spec.allocId, spec.task.name)
     } catch (err) {
       throw this.mapError(err, spec)
     }
   }
 
-  private handleOf(info: ContainerInspectInfo, allocId: string, taskName: string): TaskHandle {
+  private handleOf(info: ContainerInspect, allocId: string, taskName: string): TaskHandle {
     const started = Date.parse(info.State.StartedAt)
     return {
       driver: 'docker',
@@ -328,9 +316,9 @@ export class DockerDriver implements Driver {
     }
   }
 
-  private async inspectOrUndefined(idOrName: string, spec: TaskStartSpec): Promise<ContainerInspectInfo | undefined> {
+  private async inspectOrUndefined(idOrName: string, spec: TaskStartSpec): Promise<ContainerInspect | undefined> {
     try {
-      return await this.docker.getContainer(idOrName).inspect()
+      return await this.docker.inspectContainer(idOrName)
     } catch (err) {
       if (statusCode(err) === 404) return undefined
       throw this.mapError(err, spec)
@@ -362,7 +350,7 @@ export class DockerDriver implements Driver {
     const memory = memoryMB > 0 ? Math.round(memoryMB * 1024 * 1024) : 0
     // memory_max: the hard limit; memory stays the (soft) reservation.
     const maxMB = task.resources.memoryMaxMB
-    const limits: Docker.HostConfig = maxMB !== undefined && maxMB > memoryMB
+    const limits: HostConfig = maxMB !== undefined && maxMB > memoryMB
       ? { Memory: maxMB * 1024 * 1024, MemorySwap: maxMB * 1024 * 1024, ...(memory > 0 ? { MemoryReservation: memory } : {}) }
       : memory > 0 ? { Memory: memory, MemorySwap: memory } : {}
     if (cfg.cpuHardLimit) {
@@ -373,7 +361,7 @@ export class DockerDriver implements Driver {
     if (cfg.volumes?.length) limits.Binds = cfg.volumes.map((v) => `${v.hostPath}:${v.containerPath}${v.readOnly ? ':ro' : ''}`)
 
     // In a group's shared namespace the pause container publishes the ports.
-    const network: Pick<ContainerCreateOptions, 'ExposedPorts'> & { HostConfig: Docker.HostConfig } = spec.networkMode
+    const network: Pick<ContainerCreateOptions, 'ExposedPorts'> & { HostConfig: HostConfig } = spec.networkMode
       ? { HostConfig: { NetworkMode: spec.networkMode } }
       : { ExposedPorts: exposed, HostConfig: { PortBindings: bindings } }
     const options: ContainerCreateOptions = {
@@ -406,7 +394,7 @@ export class DockerDriver implements Driver {
    * IMAGE_CACHE_MS and shared by concurrent starts, so N allocations of one image cost
    * one inspect, not N (a create that finds the image gone looks again).
    */
-  private ensureImage(image: string, spec: TaskStartSpec | undefined): Promise<ImageInspectInfo> {
+  private ensureImage(image: string, spec: TaskStartSpec | undefined): Promise<ImageInspect> {
     const cached = this.images.get(image)
     if (cached && Date.now() - cached.at < IMAGE_CACHE_MS) return cached.info
     const info = this.inspectOrPull(image, spec)
@@ -418,15 +406,15 @@ export class DockerDriver implements Driver {
     return info
   }
 
-  private async inspectOrPull(image: string, spec: TaskStartSpec | undefined): Promise<ImageInspectInfo> {
+  private async inspectOrPull(image: string, spec: TaskStartSpec | undefined): Promise<ImageInspect> {
     try {
-      return await this.docker.getImage(image).inspect()
+      return await this.docker.inspectImage(image)
     } catch (err) {
       if (statusCode(err) !== 404) throw this.mapError(err, spec)
     }
     try {
       await this.pull(image)
-      return await this.docker.getImage(image).inspect()
+      return await this.docker.inspectImage(image)
     } catch (err) {
       const reason = (err instanceof PullError ? err.message : apiMessage(err)).trim()
       throw new DriverError(`image "${image}" not found locally and could not be pulled: ${reason}`, false)
@@ -438,26 +426,9 @@ export class DockerDriver implements Driver {
     const controller = new AbortController()
     const timer = setTimeout(() => controller.abort(), this.pullTimeoutMs)
     try {
-      const stream = (await this.docker.pull(image, { abortSignal: controller.signal })) as Readable
-      let text = ''
-      try {
-        for await (const chunk of stream) text += String(chunk)
-      } finally {
-        stream.destroy()
-      }
-      for (const line of text.split('\n')) {
-        if (!line.trim()) continue
-        let event: { error?: string; errorDetail?: { message?: string } }
-        try {
-          event = JSON.parse(line) as typeof event
-        } catch {
-          continue
-        }
-        if (event.error || event.errorDetail) throw new PullError(event.errorDetail?.message ?? event.error ?? 'pull failed')
-      }
+      await this.docker.pullImage(image, controller.signal)
     } catch (err) {
       if (controller.signal.aborted) throw new PullError(`pull timed out after ${this.pullTimeoutMs} ms`)
-      if (err instanceof PullError) throw err
       throw new PullError(apiMessage(err))
     } finally {
       clearTimeout(timer)
@@ -471,8 +442,8 @@ export class DockerDriver implements Driver {
    * DriverError up front. Images with an entrypoint are not checked (cmd are its args).
    */
   private async checkCommand(
-    container: Docker.Container,
-    image: ImageInspectInfo,
+    container: string,
+    image: ImageInspect,
     cmd: string[] | undefined,
     env: Record<string, string>,
   ): Promise<void> {
@@ -512,7 +483,7 @@ export class DockerDriver implements Driver {
     throw new DriverError(`command "${program}" not found in image`, false)
   }
 
-  private async checkExecutable(container: Docker.Container, path: string): Promise<CommandCheck> {
+  private async checkExecutable(container: string, path: string): Promise<CommandCheck> {
     let current = path
     for (let hops = 0; hops < 16; hops++) {
       const stat = await this.statPath(container, current)
@@ -529,16 +500,9 @@ export class DockerDriver implements Driver {
   }
 
   /** stat of a path inside a container (works before it starts); undefined if absent. */
-  private async statPath(container: Docker.Container, path: string): Promise<PathStat | undefined | 'unknown'> {
+  private async statPath(container: string, path: string): Promise<{ mode: number; linkTarget: string } | undefined | 'unknown'> {
     try {
-      const res = (await container.infoArchive({ path })) as unknown as Readable & {
-        headers: Record<string, string | undefined>
-      }
-      res.resume()
-      const header = res.headers['x-docker-container-path-stat']
-      if (!header) return 'unknown'
-      const parsed = JSON.parse(Buffer.from(header, 'base64').toString()) as Partial<PathStat>
-      return { mode: Number(parsed.mode ?? 0), linkTarget: parsed.linkTarget ?? '' }
+      return (await this.docker.statPath(container, path)) ?? 'unknown'
     } catch (err) {
       if (statusCode(err) === 404) return undefined
       return 'unknown'
@@ -573,7 +537,7 @@ export class DockerDriver implements Driver {
   }
 
   async wait(handle: TaskHandle): Promise<ExitResult> {
-    const container = this.docker.getContainer(handle.id)
+    const container = handle.id
     const gone = () => exitResult(-1, false, `container ${handle.id.slice(0, 12)} no longer exists`)
     let failingSince: number | undefined
     let lastError = ''
@@ -588,16 +552,16 @@ export class DockerDriver implements Driver {
     for (;;) {
       let code: number | undefined
       try {
-        const res = (await container.wait({ condition: 'not-running' })) as { StatusCode?: number }
+        const res = await this.docker.waitContainer(container, 'not-running')
         code = res.StatusCode
       } catch (err) {
         if (statusCode(err) === 404) return gone()
         if (await failed(err)) return exitResult(-1, false, `lost contact with the docker engine: ${lastError}`)
         continue
       }
-      let info: ContainerInspectInfo
+      let info: ContainerInspect
       try {
-        info = await container.inspect()
+        info = await this.docker.inspectContainer(container)
       } catch (err) {
         if (statusCode(err) === 404) {
           return code === undefined ? gone() : exitResult(code, false, 'container was removed before it could be inspected')
@@ -620,7 +584,7 @@ export class DockerDriver implements Driver {
    * exit, or lost, so after a SIGKILL-like exit of a memory-limited container OOMKilled
    * can read false. Ask the kernel log (when readable), else look again for a moment.
    */
-  private async lateOomFlag(container: Docker.Container, info: ContainerInspectInfo): Promise<boolean> {
+  private async lateOomFlag(container: string, info: ContainerInspect): Promise<boolean> {
     if (info.State.ExitCode !== 137 || !info.HostConfig.Memory) return false
     // The engine sometimes loses the OOM event altogether; the kernel log does not.
     if (kernelLogShowsOomKill(info.Id)) return true
@@ -629,7 +593,7 @@ export class DockerDriver implements Driver {
       if (!Number.isNaN(finished) && Date.now() - finished > 2000) return false
       await sleep(200)
       try {
-        const again = await container.inspect()
+        const again = await this.docker.inspectContainer(container)
         if (again.State.OOMKilled) return true
         if (again.State.Running) return false
       } catch {
@@ -641,7 +605,7 @@ export class DockerDriver implements Driver {
 
   async stop(handle: TaskHandle, timeoutMs: number): Promise<void> {
     try {
-      await this.docker.getContainer(handle.id).stop({ t: Math.max(0, Math.ceil(timeoutMs / 1000)) })
+      await this.docker.stopContainer(handle.id, Math.max(0, Math.ceil(timeoutMs / 1000)))
     } catch (err) {
       const code = statusCode(err)
       if (code === 304 || code === 404) return
@@ -651,7 +615,7 @@ export class DockerDriver implements Driver {
 
   async destroy(handle: TaskHandle): Promise<void> {
     try {
-      await this.docker.getContainer(handle.id).remove({ force: true, v: true })
+      await this.docker.removeContainer(handle.id, { force: true, v: true })
     } catch (err) {
       const code = statusCode(err)
       if (code === 404) return
@@ -669,7 +633,7 @@ export class DockerDriver implements Driver {
    * the first of them.
    */
   async logs(handle: TaskHandle, options: LogOptions): Promise<Readable> {
-    const container = this.docker.getContainer(handle.id)
+    const container = handle.id
     const want = options.stream
     const tail = options.tail
     try {
@@ -679,11 +643,8 @@ export class DockerDriver implements Driver {
           stderr: want === 'stderr',
           ...(tail === 0 ? { tail: 0 } : {}),
         }
-        if (!options.follow) {
-          const raw: unknown = await container.logs({ ...opts, follow: false })
-          return this.demux(raw, want)
-        }
-        return this.demux(await container.logs({ ...opts, follow: true }), want)
+        if (!options.follow) return this.demux(await this.docker.containerLogs(container, opts), want)
+        return this.demux(await this.docker.followContainerLogs(container, opts), want)
       }
 
       const last = await this.lastEntries(container, want, tail)
@@ -692,13 +653,12 @@ export class DockerDriver implements Driver {
       if (last.length > 0 && since === undefined) {
         throw new DriverError(`unexpected docker log timestamp "${last[0].ts}"`, false)
       }
-      const source = await container.logs({
+      const source = await this.docker.followContainerLogs(container, {
         stdout: want === 'stdout',
         stderr: want === 'stderr',
-        follow: true,
         timestamps: true,
         ...(since !== undefined ? { since } : {}),
-      } as Docker.ContainerLogsOptions & { follow: true })
+      })
       return this.demux(source, want, true)
     } catch (err) {
       if (err instanceof DriverError) throw err
@@ -709,15 +669,15 @@ export class DockerDriver implements Driver {
   }
 
   private async lastEntries(
-    container: Docker.Container,
+    container: string,
     want: LogOptions['stream'],
     tail: number,
   ): Promise<{ ts: string; line: Buffer }[]> {
     const number = streamNumber(want)
     let window = Math.max(64, tail * 2)
     for (;;) {
-      const raw: unknown = await container.logs({ stdout: true, stderr: true, follow: false, timestamps: true, tail: window })
-      const frames = parseFrames(toBuffer(raw))
+      const raw = await this.docker.containerLogs(container, { stdout: true, stderr: true, timestamps: true, tail: window })
+      const frames = parseFrames(raw)
       const mine = frames.filter((f) => f.stream === number)
       if (mine.length >= tail || frames.length < window) {
         return mine.slice(-tail).map((f) => splitTimestamp(f.payload))
@@ -727,18 +687,14 @@ export class DockerDriver implements Driver {
   }
 
   /** A Readable of one stream; destroying it releases the engine connection. */
-  private demux(raw: unknown, want: LogOptions['stream'], stripTimestamps = false): Readable {
+  private demux(raw: Readable | Buffer, want: LogOptions['stream'], stripTimestamps = false): Readable {
     const out = new DemuxTransform(want, stripTimestamps)
-    if (raw instanceof Readable) {
-      pipeline(raw, out, () => undefined)
-    } else {
-      out.end(toBuffer(raw))
-    }
+    if (Buffer.isBuffer(raw)) out.end(raw)
+    else pipeline(raw, out, () => undefined)
     return out
   }
 
   async exec(handle: TaskHandle, command: string, args: readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
-    const container = this.docker.getContainer(handle.id)
     const withStdin = options.stdin !== undefined
     const short = handle.id.slice(0, 12)
     const failure = (err: unknown): DriverError => {
@@ -747,24 +703,21 @@ export class DockerDriver implements Driver {
       if (code === 409 || /is not running/.test(apiMessage(err))) return new DriverError(`task "${handle.taskName}" is not running`, false)
       return new DriverError(`exec in container ${short}: ${apiMessage(err)}`, isConnectionError(err))
     }
-    let exec: Docker.Exec
+    let exec: string
     let stream: Duplex
     try {
-      exec = await container.exec({ Cmd: [command, ...args], AttachStdout: true, AttachStderr: true, AttachStdin: withStdin, Tty: false })
-      stream = (await exec.start({ hijack: true, stdin: withStdin })) as Duplex
+      exec = await this.docker.createExec(handle.id, { Cmd: [command, ...args], AttachStdout: true, AttachStderr: true, AttachStdin: withStdin, Tty: false })
+      stream = await this.docker.startExec(exec, { tty: false })
     } catch (err) {
       throw failure(err)
     }
     const out = new OutputBuffer()
     const err = new OutputBuffer()
-    const sink = (name: LogStream, buf: OutputBuffer) => ({
-      write: (chunk: Buffer) => {
-        buf.add(chunk)
-        options.onOutput?.(name, chunk)
-        return true
-      },
-    })
-    this.docker.modem.demuxStream(stream, sink('stdout', out) as unknown as NodeJS.WritableStream, sink('stderr', err) as unknown as NodeJS.WritableStream)
+    const sink = (name: LogStream, buf: OutputBuffer) => (chunk: Buffer) => {
+      buf.add(chunk)
+      options.onOutput?.(name, chunk)
+    }
+    demuxStream(stream, sink('stdout', out), sink('stderr', err))
     const ended = new Promise<'ended'>((resolve) => {
       stream.once('end', () => resolve('ended'))
       stream.once('close', () => resolve('ended'))
@@ -775,7 +728,7 @@ export class DockerDriver implements Driver {
     if (outcome !== 'ended') {
       stream.destroy()
       // The engine cannot kill an exec: kill its process from the host (best effort).
-      const info = await exec.inspect().catch(() => undefined)
+      const info = await this.docker.inspectExec(exec).catch(() => undefined)
       if (info?.Running && info.Pid > 0) {
         try {
           process.kill(info.Pid, 'SIGKILL')
@@ -787,7 +740,7 @@ export class DockerDriver implements Driver {
     }
     // The output can end a moment before the engine records the exit code.
     for (let i = 0; i < 50; i++) {
-      const info = await exec.inspect().catch((e: unknown) => {
+      const info = await this.docker.inspectExec(exec).catch((e: unknown) => {
         throw failure(e)
       })
       if (!info.Running && info.ExitCode !== null) return { exitCode: info.ExitCode, stdout: out.toString(), stderr: err.toString() }
@@ -797,13 +750,12 @@ export class DockerDriver implements Driver {
   }
 
   async execSession(handle: TaskHandle, command: string, args: readonly string[], options: ExecSessionOptions): Promise<ExecSession> {
-    const container = this.docker.getContainer(handle.id)
     const short = handle.id.slice(0, 12)
-    let exec: Docker.Exec
+    let exec: string
     let stream: Duplex
     try {
-      exec = await container.exec({ Cmd: [command, ...args], AttachStdin: options.stdin, AttachStdout: true, AttachStderr: true, Tty: options.tty })
-      stream = (await exec.start({ hijack: true, stdin: options.stdin, Tty: options.tty })) as Duplex
+      exec = await this.docker.createExec(handle.id, { Cmd: [command, ...args], AttachStdin: options.stdin, AttachStdout: true, AttachStderr: true, Tty: options.tty })
+      stream = await this.docker.startExec(exec, { tty: options.tty })
     } catch (err) {
       const code = statusCode(err)
       if (code === 404) throw new DriverError(`container ${short} of task "${handle.taskName}" no longer exists`, false)
@@ -811,7 +763,7 @@ export class DockerDriver implements Driver {
       throw new DriverError(`exec in container ${short}: ${apiMessage(err)}`, isConnectionError(err))
     }
     const resize = async (rows: number, cols: number) => {
-      await exec.resize({ h: rows, w: cols }).catch(() => undefined)
+      await this.docker.resizeExec(exec, rows, cols).catch(() => undefined)
     }
     // Engines before API 1.42 take no size at create: set it at once (the command may read it first).
     if (options.tty) await resize(options.rows, options.cols)
@@ -820,7 +772,7 @@ export class DockerDriver implements Driver {
     if (!options.tty) {
       const out = new PassThrough()
       const err = new PassThrough()
-      this.docker.modem.demuxStream(stream, out, err)
+      demuxStream(stream, (chunk) => out.write(chunk), (chunk) => err.write(chunk))
       stream.once('end', () => {
         out.end()
         err.end()
@@ -842,7 +794,7 @@ export class DockerDriver implements Driver {
         await ended
         // The output can end a moment before the engine records the exit code.
         for (let i = 0; i < 50; i++) {
-          const info = await exec.inspect().catch(() => undefined)
+          const info = await this.docker.inspectExec(exec).catch(() => undefined)
           if (info && !info.Running && info.ExitCode !== null) return info.ExitCode
           await sleep(20)
         }
@@ -850,7 +802,7 @@ export class DockerDriver implements Driver {
       },
       kill: () => {
         stream.destroy()
-        void exec.inspect().then((info) => {
+        void this.docker.inspectExec(exec).then((info) => {
           if (info.Running && info.Pid > 0) process.kill(info.Pid, 'SIGKILL')
         }).catch(() => undefined)
       },
@@ -859,9 +811,9 @@ export class DockerDriver implements Driver {
 
   /** One sample from the engine's stats API (it compares two readings about a second apart). */
   async stats(handle: TaskHandle): Promise<TaskStats> {
-    let s: Docker.ContainerStats
+    let s: ContainerStats
     try {
-      s = (await this.docker.getContainer(handle.id).stats({ stream: false })) as Docker.ContainerStats
+      s = await this.docker.containerStats(handle.id)
     } catch (err) {
       if (statusCode(err) === 404) throw new DriverError(`container ${handle.id.slice(0, 12)} of task "${handle.taskName}" no longer exists`, false)
       throw new DriverError(`stats of container ${handle.id.slice(0, 12)}: ${apiMessage(err)}`, isConnectionError(err))
@@ -872,7 +824,7 @@ export class DockerDriver implements Driver {
     const systemDelta = (cpu?.system_cpu_usage ?? 0) - (pre?.system_cpu_usage ?? 0)
     const cores = cpu?.online_cpus || cpu?.cpu_usage?.percpu_usage?.length || 1
     const cpuPercent = cpuDelta > 0 && systemDelta > 0 ? (cpuDelta / systemDelta) * cores * 100 : 0
-    const mem = s.memory_stats as { usage?: number; stats?: Record<string, number> } | undefined
+    const mem = s.memory_stats
     // cgroup v1 reports rss; v2 reports anon.
     const rss = mem?.stats?.total_rss ?? mem?.stats?.rss ?? mem?.stats?.anon ?? 0
     if (!s.read || Date.parse(s.read) <= 0) throw new DriverError(`task "${handle.taskName}" is not running`, false)
@@ -901,32 +853,32 @@ export class DockerDriver implements Driver {
       const e = this.mapError(err, undefined)
       return new DriverError(`pause container: ${e.message}`, e.recoverable)
     }
-    const found = (info: ContainerInspectInfo, existing: boolean): GroupNetwork =>
+    const found = (info: ContainerInspect, existing: boolean): GroupNetwork =>
       ({ id: info.Id, networkMode: `container:${info.Id}`, existing, ...(info.State.Pid > 0 ? { pid: info.State.Pid } : {}) })
-    let existing: ContainerInspectInfo | undefined
+    let existing: ContainerInspect | undefined
     try {
-      existing = await this.docker.getContainer(name).inspect()
+      existing = await this.docker.inspectContainer(name)
     } catch (err) {
       if (statusCode(err) !== 404) throw fail(err)
     }
     if (existing?.State.Running) return found(existing, true)
     if (existing) {
       try {
-        await this.docker.getContainer(existing.Id).start()
-        return found(await this.docker.getContainer(existing.Id).inspect(), true)
+        await this.docker.startContainer(existing.Id)
+        return found(await this.docker.inspectContainer(existing.Id), true)
       } catch (err) {
         throw fail(err)
       }
     }
     const image = this.pauseImage ?? spec.image
-    let imageInfo: ImageInspectInfo
+    let imageInfo: ImageInspect
     try {
       imageInfo = await this.ensureImage(image, undefined)
     } catch (err) {
       throw fail(err)
     }
     const { exposed, bindings } = publishedPorts(spec.ports)
-    let container: Docker.Container
+    let container: string
     try {
       container = await this.docker.createContainer({
         name,
@@ -941,10 +893,10 @@ export class DockerDriver implements Driver {
     }
     try {
       await this.checkCommand(container, imageInfo, this.pauseCommand, {})
-      await container.start()
-      return found(await container.inspect(), false)
+      await this.docker.startContainer(container)
+      return found(await this.docker.inspectContainer(container), false)
     } catch (err) {
-      await container.remove({ force: true, v: true }).catch(() => undefined)
+      await this.docker.removeContainer(container, { force: true, v: true }).catch(() => undefined)
       if (err instanceof DriverError) {
         const hint = this.pauseImage ? '' : ' (set SHOAL_DOCKER_PAUSE_IMAGE to an image that has it)'
         throw new DriverError(`pause container: ${err.message.replace(/ in image$/, ` in image "${image}"`)}${hint}`, err.recoverable)
@@ -956,7 +908,7 @@ export class DockerDriver implements Driver {
   async destroyNetwork(allocId: string): Promise<void> {
     const remove = async (idOrName: string) => {
       try {
-        await this.docker.getContainer(idOrName).remove({ force: true, v: true })
+        await this.docker.removeContainer(idOrName, { force: true, v: true })
       } catch (err) {
         const code = statusCode(err)
         if (code === 404 || (code === 409 && /already in progress/.test(apiMessage(err)))) return
@@ -981,9 +933,9 @@ export class DockerDriver implements Driver {
       const allocId = summary.Labels[LABEL_ALLOC]
       const taskName = summary.Labels[LABEL_TASK]
       if (!allocId || !taskName) continue
-      let info: ContainerInspectInfo
+      let info: ContainerInspect
       try {
-        info = await this.docker.getContainer(summary.Id).inspect()
+        info = await this.docker.inspectContainer(summary.Id)
       } catch (err) {
         if (statusCode(err) === 404) continue // removed meanwhile
         throw err
@@ -1001,12 +953,4 @@ export class DockerDriver implements Driver {
 
 class PullError extends Error {
   override name = 'PullError'
-}
-
-function toBuffer(raw: unknown): Buffer {
-  if (Buffer.isBuffer(raw)) return raw
-  if (typeof raw === 'string') return Buffer.from(raw)
-  if (raw === undefined || raw === null) return Buffer.alloc(0)
-  // docker-modem parses bodies that happen to be JSON; logs never are, but be safe.
-  return Buffer.from(JSON.stringify(raw))
 }
