@@ -20,8 +20,8 @@ export const AGENT_FLAGS = {
   'data-dir': { type: 'string', description: 'where state, node identity and allocation dirs live (default: ~/.shoal, or <tmp>/shoal-dev with --dev)' },
   http: { type: 'string', description: `HOST:PORT of the HTTP API (default 127.0.0.1:${DEFAULT_HTTP_PORT})`, default: `127.0.0.1:${DEFAULT_HTTP_PORT}` },
   bind: { type: 'string', description: `HOST[:PORT] libp2p listens on (default port ${DEFAULT_P2P_PORT}); allocations publish ports on HOST`, default: '127.0.0.1' },
-  advertise: { type: 'string', description: 'address other members reach this agent at (multiaddr or host:port), when --bind is not reachable as is (NAT, 0.0.0.0)', multiple: true, default: [] },
-  join: { type: 'string', description: 'a member to join through (multiaddr or host:port); repeatable', multiple: true, default: [] },
+  advertise: { type: 'string', description: 'address other members reach this agent at (multiaddr, host:port, or host for the --bind port), when --bind is not reachable as is (NAT, 0.0.0.0)', multiple: true, default: [] },
+  join: { type: 'string', description: `a member to join through (multiaddr, host:port, or host for port ${DEFAULT_P2P_PORT}); repeatable`, multiple: true, default: [] },
   voters: { type: 'integer', description: 'Raft voters the leader keeps (1, 3, 5 or 7)', default: 3 },
   name: { type: 'string', description: 'node name, unique in the cluster (default: the hostname)' },
   meta: { type: 'string', description: 'node attribute KEY=VALUE for constraints (${meta.KEY}); repeatable', multiple: true, default: [] },
@@ -89,6 +89,19 @@ export async function runAgent(flags: AgentFlags, fail: (message: string) => nev
   const meshDatapath = flags['mesh-datapath'] as DatapathChoice
   if (!DATAPATH_CHOICES.includes(meshDatapath)) fail(`--mesh-datapath: must be ${DATAPATH_CHOICES.join(', ')} (got "${flags['mesh-datapath']}")`)
   if (flags.dev && flags.join.length > 0) fail('--join: a --dev agent is a one-node cluster and cannot join others')
+  if (!flags.dev && flags.join.length + flags.advertise.length > 0) {
+    // Checked now, not after the join has been retried for 30 s.
+    const { toMultiaddr } = await import('../gossip/host.ts')
+    for (const [flag, values, port] of [['join', flags.join, DEFAULT_P2P_PORT], ['advertise', flags.advertise, bind.port || undefined]] as const) {
+      for (const v of values) {
+        try {
+          toMultiaddr(v, port)
+        } catch (err) {
+          fail(`--${flag}: ${(err as Error).message}`)
+        }
+      }
+    }
+  }
   const [{ Agent, defaultNodeName }, { ApiServer }, { readClusterKey }] = await Promise.all([
     import('../agent/agent.ts'), import('../api/server.ts'), import('../gossip/cluster-key.ts'),
   ])

@@ -11,6 +11,7 @@ import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
 import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p } from 'libp2p'
+import { DEFAULT_P2P_PORT } from '../agent/defaults.ts'
 import { VERSION } from '../version.ts'
 import { normalizeClusterKey } from './cluster-key.ts'
 import { coalesceWrites, socketOf } from './coalesce-writes.ts'
@@ -120,9 +121,10 @@ export function gossipsubService(): ReturnType<typeof gossipsub> {
 
 /**
  * Convert a dial target to a multiaddr: multiaddrs ("/ip4/...") pass through;
- * "host:port" and "[v6]:port" become /ip4|ip6|dns/<host>/tcp/<port>.
+ * "host:port" and "[v6]:port" become /ip4|ip6|dns/<host>/tcp/<port>; a host
+ * alone ("10.0.0.1", "node-1.lan", "[::1]") takes `defaultPort` when given.
  */
-export function toMultiaddr(target: string): Multiaddr {
+export function toMultiaddr(target: string, defaultPort?: number): Multiaddr {
   const t = target.trim()
   if (t.startsWith('/')) {
     try {
@@ -131,10 +133,10 @@ export function toMultiaddr(target: string): Multiaddr {
       throw new Error(`invalid peer address ${JSON.stringify(target)}: ${(err as Error).message}`, { cause: err })
     }
   }
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(t)
-  const port = m === null ? NaN : Number(m[3])
-  if (m === null || port < 1 || port > 65535) {
-    throw new Error(`invalid peer address ${JSON.stringify(target)}: expected host:port or a multiaddr`)
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(t)
+  const port = m === null ? NaN : m[3] === undefined ? defaultPort ?? NaN : Number(m[3])
+  if (m === null || !(port >= 1 && port <= 65535)) {
+    throw new Error(`invalid peer address ${JSON.stringify(target)}: expected ${defaultPort === undefined ? 'host:port' : 'host[:port]'} or a multiaddr`)
   }
   const host = (m[1] ?? m[2]) as string
   const family = isIP(host)
@@ -186,13 +188,13 @@ export class ShoalHost {
   }
 
   /**
-   * Connect to a peer by multiaddr or host:port. Resolves with the remote's
+   * Connect to a peer by multiaddr, host:port or host (the default p2p port). Resolves with the remote's
    * authenticated PeerId; rejects with a HostDialError whose message starts
    * with `cannot reach peer <target>: ` (unreachable, timeout) or mentions
    * `cluster key mismatch`.
    */
   async dial(target: string, options: { timeoutMs?: number } = {}): Promise<DialResult> {
-    const ma = toMultiaddr(target)
+    const ma = toMultiaddr(target, DEFAULT_P2P_PORT)
     const timeoutMs = options.timeoutMs ?? this.dialTimeoutMs
     const handshakeTimeoutMs = Math.min(this.handshakeTimeoutMs, timeoutMs)
     const handshakeDeadline = new AbortController()
@@ -311,7 +313,7 @@ export async function createHost(options: HostOptions): Promise<ShoalHost> {
     nodeInfo: { name: 'shoal', version: VERSION, userAgent: `shoal/${VERSION}` },
     addresses: {
       listen: [listenAddr(options.listenHost, options.listenPort)],
-      announce: options.announce?.map((a) => toMultiaddr(a).toString()),
+      announce: options.announce?.map((a) => toMultiaddr(a, options.listenPort || undefined).toString()),
     },
     // Dial from our own address (as a separate machine would), not the
     // kernel's pick: on one host that makes per-node firewall rules possible.

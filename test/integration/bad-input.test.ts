@@ -123,6 +123,12 @@ test.serial('the agent rejects malformed flags with the flag named', async (t) =
   const r = await runCli(['agent', '--dev', '--http', '127.0.0.1:99999', '--data-dir', join(dir, 'x')])
   t.is(r.code, 1)
   t.regex(r.stderr, /--http: "127\.0\.0\.1:99999" is not HOST or HOST:PORT/)
+  // A malformed member address is refused at once (the join would otherwise retry it for 30 s and say so).
+  for (const [flag, value] of [['--join', '127.0.0.1:0'], ['--advertise', '[nope]']]) {
+    const bad = await runCli(['agent', '--bind', '127.0.3.21', '--http', '127.0.0.1:0', '--dns-addr', 'off', '--data-dir', join(dir, 'join'), flag!, value!], undefined, 20_000)
+    t.is(bad.code, 1, flag)
+    t.regex(bad.stderr, new RegExp(`${flag}: invalid peer address`), flag)
+  }
 })
 
 test.serial('the agent rejects bad DNS flags, and an explicit --dns-addr it cannot bind, with the flag named', async (t) => {

@@ -108,6 +108,10 @@ test('dial targets: host:port and multiaddrs', (t) => {
   t.is(toMultiaddr('[::1]:4000').toString(), '/ip6/::1/tcp/4000')
   t.is(toMultiaddr('node-1.lan:4000').toString(), '/dns/node-1.lan/tcp/4000')
   t.is(toMultiaddr(' /ip4/10.0.0.1/tcp/1 ').toString(), '/ip4/10.0.0.1/tcp/1')
+  t.is(toMultiaddr('10.0.0.1', 4681).toString(), '/ip4/10.0.0.1/tcp/4681', 'a host alone takes the default port')
+  t.is(toMultiaddr('[::1]', 4681).toString(), '/ip6/::1/tcp/4681')
+  t.is(toMultiaddr('node-1.lan', 4681).toString(), '/dns/node-1.lan/tcp/4681')
+  t.is(toMultiaddr('10.0.0.1:5000', 4681).toString(), '/ip4/10.0.0.1/tcp/5000', 'a port given wins')
   for (const bad of ['nohost', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:99999', '[nope]:1', '/ip4/1.2.3.4/tcpx/1']) {
     t.throws(() => toMultiaddr(bad), { message: /invalid peer address/ }, bad)
   }
