@@ -1,10 +1,10 @@
 // A thin client of the agent's HTTP API, used by the CLI and tests.
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
-import { Readable } from 'node:stream'
 
-// The CommonJS module, not an ESM import: the ESM facade of node:http reads every export,
+// The CommonJS modules, not ESM imports: the ESM facade of node:http reads every export,
 // which loads fetch's implementation (undici), a cost a short-lived CLI feels.
 const { Agent, request, STATUS_CODES } = process.getBuiltinModule('node:http')
+const { Readable } = process.getBuiltinModule('node:stream')
 export interface ApiProblem {
   field: string
   message: string
@@ -72,6 +72,11 @@ export class ApiClient {
     return this.#json<T>('POST', path, body)
   }
 
+  /** A POST of JSON text as it is (a job file: the agent's errors then point into it). */
+  async postText<T>(path: string, json: string): Promise<T> {
+    return parsed<T>(await this.#request('POST', path, Buffer.from(json)))
+  }
+
   put<T>(path: string, body: unknown): Promise<T> {
     return this.#json<T>('PUT', path, body)
   }
@@ -88,13 +93,10 @@ export class ApiClient {
   }
 
   async #json<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    const res = await this.#request(method, path, body, signal)
-    if (!ok(res)) throw await toError(res)
-    return JSON.parse(await text(res.body)) as T
+    return parsed<T>(await this.#request(method, path, body === undefined ? undefined : Buffer.from(JSON.stringify(body)), signal))
   }
 
-  #request(method: string, path: string, body: unknown, signal?: AbortSignal): Promise<Answer> {
-    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body))
+  #request(method: string, path: string, payload: Buffer | undefined, signal?: AbortSignal): Promise<Answer> {
     return new Promise((resolve, reject) => {
       const req = request({
         host: this.#url.hostname.replace(/^\[|\]$/g, ''),
@@ -120,6 +122,12 @@ const KEEP_ALIVE = new Agent({ keepAlive: true })
 
 function ok(res: Answer): boolean {
   return res.status >= 200 && res.status < 300
+}
+
+/** A JSON answer's body, or its error. */
+async function parsed<T>(res: Answer): Promise<T> {
+  if (!ok(res)) throw await toError(res)
+  return JSON.parse(await text(res.body)) as T
 }
 
 async function text(body: IncomingMessage): Promise<string> {

@@ -29,6 +29,8 @@ export interface Request {
   params: Record<string, string>
   query: URLSearchParams
   body(): Promise<unknown>
+  /** The body as text, for a handler that parses it itself. */
+  text(): Promise<string>
 }
 
 export type Handler = (req: Request) => Promise<unknown>
@@ -147,8 +149,12 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
   })
 }
 
+export async function readTextBody(req: IncomingMessage): Promise<string> {
+  return (await readBody(req)).toString('utf8')
+}
+
 export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
-  const text = (await readBody(req)).toString('utf8')
+  const text = await readTextBody(req)
   if (text.trim() === '') throw new HttpError(400, 'request body is empty; expected JSON', 'body')
   try {
     return JSON.parse(text)

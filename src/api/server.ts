@@ -7,19 +7,18 @@ import { JoinError, type Agent } from '../agent/agent.ts'
 import { WriteError } from '../agent/ops.ts'
 import { NoLeaderError } from '../agent/raft-proposer.ts'
 import { NotLeaderError, OutcomeUnknownError } from '../raft/node.ts'
-import { validateJob } from '../jobspec/index.ts'
+import { parseDuration, parseJobText } from '../jobspec/index.ts'
 import type { StateStore } from '../fsm/state.ts'
 import type { JobSpec } from '../structs/index.ts'
 import { groupResources, MAX_VAR_VALUE_BYTES, specOf, varPathProblem } from '../structs/index.ts'
 import type { LogStream } from '../runtime/driver.ts'
-import { HttpError, Router, readJsonBody, sendError, sendJson, type Request } from './http.ts'
+import { HttpError, Router, readJsonBody, readTextBody, sendError, sendJson, type Request } from './http.ts'
 import { acceptUpgrade, EXEC_UPGRADE, FRAME, frame, FrameReader, proxyUpgrade, refuseUpgrade, sessionSpec } from './exec-session.ts'
 import { planRoute } from './plan.ts'
 import { checkPublishPorts, serviceRoutes } from './services.ts'
 import { eventStream } from './events.ts'
 import { allocDetail, allocStub, deploymentDetail, deploymentView, jobDetail, jobListItem } from './views.ts'
 import { revertTarget } from '../agent/deployment-watcher.ts'
-import { parseDuration } from '../jobspec/index.ts'
 import { VERSION } from '../version.ts'
 
 const MAX_BLOCKING_WAIT_MS = 5 * 60_000
@@ -138,7 +137,7 @@ export class ApiServer {
       const m = this.#router.match(req.method ?? 'GET', url.pathname)
       if (m === null) return sendError(res, new HttpError(404, `no such endpoint: ${req.method} ${url.pathname}`))
       if (m === 'method') return sendError(res, new HttpError(405, `method ${req.method} not allowed on ${url.pathname}`))
-      const request: Request = { raw: req, res, params: m.params, query: url.searchParams, body: () => readJsonBody(req) }
+      const request: Request = { raw: req, res, params: m.params, query: url.searchParams, body: () => readJsonBody(req), text: () => readTextBody(req) }
       const indexOf = m.options.index ?? (() => this.#agent.fsm.appliedIndex)
       const blocking = m.options.noBlocking ? Promise.resolve() : this.#blocking(request, indexOf)
       blocking
@@ -225,7 +224,8 @@ export class ApiServer {
       })))
       .on('GET', '/v1/jobs', async () => state.list('jobs').sort((a, b) => a.id.localeCompare(b.id)).map((j) => jobListItem(state, j)))
       .on('POST', '/v1/jobs', async (req) => {
-        const result = validateJob(await req.body())
+        // The job file's own text: its errors carry line and column, and a key given twice is one.
+        const result = parseJobText(await req.text(), 'body')
         if (!result.ok) {
           const first = result.errors[0]!
           throw new HttpError(400, result.errors.map((e) => `${e.field}: ${e.message}`).join('\n'), first.field, result.errors)

@@ -22,19 +22,20 @@ export {
 
 /**
  * Parses the text of a job file and validates it. Invalid JSON is reported as
- * one error on field "file" with its line and column; keys repeated within one
- * object (which JSON.parse would silently collapse) are errors too.
+ * one error on field `source` ("file" in the CLI, "body" in the API) with its
+ * line and column; keys repeated within one object (which JSON.parse would
+ * silently collapse) are errors too.
  */
-export function parseJobText(text: string): SpecResult {
+export function parseJobText(text: string, source = 'file'): SpecResult {
   // Editors on some platforms start UTF-8 files with a byte order mark; JSON.parse rejects it.
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text
   if (body.trim() === '') {
-    return { ok: false, errors: [{ field: 'file', message: 'is empty: expected a JSON object like {"job": {"web": {...}}}' }] }
+    return { ok: false, errors: [{ field: source, message: 'is empty: expected a JSON object like {"job": {"web": {...}}}' }] }
   }
   const parsed = parseJson(body)
   if (!parsed.ok) {
     const { line, column } = parsed.location
-    return { ok: false, errors: [{ field: 'file', message: `invalid JSON at line ${line}, column ${column}: ${parsed.message}` }] }
+    return { ok: false, errors: [{ field: source, message: `invalid JSON at line ${line}, column ${column}: ${parsed.message}` }] }
   }
   const errors: FieldError[] = parsed.duplicates.map((d) => {
     const { line, column } = d.location

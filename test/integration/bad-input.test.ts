@@ -43,6 +43,7 @@ async function assertStateUnchanged(t: { deepEqual: (a: unknown, b: unknown, m?:
 
 const cases: [string, string, RegExp][] = [
   ['invalid JSON', '{"job": {"web":\n  {"type": "service",,}}}', /^Error: file: invalid JSON at line 2, column 22/m],
+  ['a key given twice', variant((j) => (j.job.web.group.frontend.count = 1)).replace('"count": 1', '"count": 1, "count": 2'), new RegExp(`^Error: ${F}\\.count: duplicate key at line \\d+, column \\d+`, 'm')],
   ['count of the wrong type', variant((j) => (j.job.web.group.frontend.count = 'two')), new RegExp(`^Error: ${F}\\.count: must be an integer`, 'm')],
   ['negative count', variant((j) => (j.job.web.group.frontend.count = -1)), new RegExp(`^Error: ${F}\\.count: must be an integer ≥ 0 \\(got -1\\)`, 'm')],
   ['non-integer count', variant((j) => (j.job.web.group.frontend.count = 1.5)), new RegExp(`^Error: ${F}\\.count: must be an integer ≥ 0`, 'm')],
@@ -83,6 +84,13 @@ test.serial('the API answers 400 with {error, field} for the same problems, 404 
   let res = await post('{"job": ')
   t.is(res.status, 400)
   t.like(await res.json(), { field: 'body' })
+  // The agent parses a job's text itself: JSON errors with line and column, keys given twice.
+  res = await post('{"job": {"web":\n  {"type": "service",,}}}')
+  t.is(res.status, 400)
+  t.regex(((await res.json()) as { error: string }).error, /^body: invalid JSON at line 2, column 22/)
+  res = await post('{"job": {"web": {"type": "service", "type": "batch"}}}')
+  t.is(res.status, 400)
+  t.like(await res.json(), { field: 'job.web.type' })
   res = await post(variant((j) => (j.job.web.group.frontend.count = -1)))
   t.is(res.status, 400)
   const body = (await res.json()) as { error: string; field: string; errors: { field: string }[] }
@@ -112,6 +120,16 @@ test.serial('CLI reads of unknown ids fail with a clear message and a non-zero e
 test.serial('an unreachable agent or a bad --address gets a clear error', async (t) => {
   const port = await freePort()
   let r = await runCli(['job', 'status'], `http://127.0.0.1:${port}`)
+  t.is(r.code, 1)
+  t.regex(r.stderr, /cannot reach the Shoal agent at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/)
+  // job run leaves checking the file to the agent; with none to reach, it checks the file itself first.
+  const bad = join(dir, 'unreachable-bad.json')
+  await writeFile(bad, variant((j) => (j.job.web.group.frontend.count = -1)))
+  r = await runCli(['job', 'run', bad], `http://127.0.0.1:${port}`)
+  t.is(r.code, 1)
+  t.regex(r.stderr, new RegExp(`^Error: ${F}\\.count: must be an integer`, 'm'))
+  t.notRegex(r.stderr, /cannot reach/)
+  r = await runCli(['job', 'run', join(ROOT, 'examples/web.json')], `http://127.0.0.1:${port}`)
   t.is(r.code, 1)
   t.regex(r.stderr, /cannot reach the Shoal agent at http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/)
   r = await runCli(['job', 'status', '--address', 'ftp://x'])
