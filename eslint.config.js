@@ -12,4 +12,7 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  // The CLI's plain-JavaScript entry: Node's globals, not imports (an ESM import
+  // of node:process builds a facade of all of process, ~5 ms of every command).
+  { files: ['bin/**/*.js'], languageOptions: { globals: { process: 'readonly' } } },
 )

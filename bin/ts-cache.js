@@ -8,7 +8,6 @@
 // RSS) once loaded, so a long-lived agent must not load it: a cache miss under
 // src/ fills the cache for the whole tree in a process of its own
 // (`node bin/ts-cache.js DIR`).
-import process from 'node:process'
 
 const { mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } = process.getBuiltinModule('node:fs')
 const { tmpdir } = process.getBuiltinModule('node:os')
