@@ -1,5 +1,5 @@
 import type { FieldError } from '../jobspec/errors.ts'
-import { fail, type CommandIO } from './output.ts'
+import { fail, writeError, type CommandIO } from './output.ts'
 
 // Built-in modules by getBuiltinModule: an ESM import of one builds a facade of every export (start-up time).
 const { readFileSync } = process.getBuiltinModule('node:fs')
@@ -16,7 +16,7 @@ export function readJobText(cmd: CommandIO, path: string): string {
 
 /** Ends the command with every problem of a job file, one `Error: field: message` line each. */
 export function failWithFileErrors(cmd: CommandIO, errors: readonly FieldError[]): never {
-  for (const e of errors) process.stderr.write(`Error: ${e.field}: ${e.message}\n`)
+  for (const e of errors) writeError(e.message, e.field)
   return cmd.exit(1)
 }
 

@@ -8,7 +8,7 @@ import type { Deployment, Evaluation, PlacementFailure } from '../structs/index.
 import { awaitsPromotion } from '../structs/deployment.ts'
 import { formatDuration } from '../jobspec/duration.ts'
 import { shortId, table } from './format.ts'
-import type { CommandIO } from './output.ts'
+import { writeError, type CommandIO } from './output.ts'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
@@ -197,14 +197,14 @@ export async function followSubmission(
   if (deployment) {
     const { outcome, deployment: d } = await followDeployment(api, deployment.id, out)
     if (outcome !== 'successful') {
-      if (outcome !== 'awaiting-promotion' && outcome !== 'paused') process.stderr.write(`Error: deployment ${shortId(d.id)} ${outcome}${d.statusDescription ? `: ${d.statusDescription}` : ''}\n`)
+      if (outcome !== 'awaiting-promotion' && outcome !== 'paused') writeError(`deployment ${shortId(d.id)} ${outcome}${d.statusDescription ? `: ${d.statusDescription}` : ''}`)
       cmd.exit(DEPLOYMENT_EXIT[outcome])
     }
     return { ...first, ok: true, deployment: d, outcome }
   }
   const result = await monitorEval(api, submitted.evalId, submitted.jobId, { timeoutMs: timeoutSeconds * 1000, log: (s) => { if (!s.startsWith('==> Evaluation')) log(s) }, waitForRunning: true })
   if (!result.ok) {
-    process.stderr.write('Error: not every allocation is running; see "shoal job status" and "shoal alloc status"\n')
+    writeError('not every allocation is running; see "shoal job status" and "shoal alloc status"')
     cmd.exit(1)
   }
   return result

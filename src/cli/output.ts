@@ -7,9 +7,28 @@ export interface CommandIO {
   exit(code: number): never
 }
 
-/** Prints `Error: message` unwrapped (oclif's own error() wraps long lines) and exits. */
+/** A problem the command reported: what `--json` puts in its error object. */
+export interface ReportedError {
+  message: string
+  field?: string
+}
+
+const reported: ReportedError[] = []
+
+/** The problems reported so far, in order. */
+export function reportedErrors(): readonly ReportedError[] {
+  return reported
+}
+
+/** Prints `Error: [field: ]message` on stderr, unwrapped (oclif's own error() wraps long lines), and records it. */
+export function writeError(message: string, field?: string): void {
+  reported.push(field === undefined ? { message } : { field, message })
+  process.stderr.write(`Error: ${field === undefined ? '' : `${field}: `}${message}\n`)
+}
+
+/** Prints `Error: message` and exits. */
 export function fail(io: Pick<CommandIO, 'exit'>, message: string, code = 1): never {
-  process.stderr.write(`Error: ${message}\n`)
+  writeError(message)
   return io.exit(code)
 }
 
@@ -18,8 +37,8 @@ export function fail(io: Pick<CommandIO, 'exit'>, message: string, code = 1): ne
  * index of a check-index conflict); returns the exit code: 4 not found, 1 else.
  */
 export function reportApiError(err: ApiError): number {
-  const lines = err.errors.length > 1 ? err.errors.map((e) => `${e.field}: ${e.message}`) : [err.message]
-  for (const line of lines) process.stderr.write(`Error: ${line}\n`)
+  if (err.errors.length > 0) for (const e of err.errors) writeError(e.message, e.field)
+  else writeError(err.message)
   if (err.status === 409 && typeof err.body.modifyIndex === 'number') process.stderr.write(`Current modify index: ${err.body.modifyIndex}\n`)
   return err.status === 404 ? 4 : 1
 }

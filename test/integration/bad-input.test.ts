@@ -73,6 +73,27 @@ test.serial('several problems are all reported', async (t) => {
   t.regex(r.stderr, /config\.image/)
 })
 
+test.serial('with --json, a failed command prints its problems as JSON on stdout, with fields and exit code', async (t) => {
+  const file = join(dir, 'json-errors.json')
+  await writeFile(file, variant((j) => {
+    j.job.web.group.frontend.count = -3
+    httpd(j).config.image = ''
+  }))
+  let r = await runCli(['job', 'run', file, '--json'], agent.address)
+  t.is(r.code, 1)
+  const run = JSON.parse(r.stdout) as { error: { message: string; errors: { field?: string; message: string }[]; exitCode: number } }
+  t.is(run.error.exitCode, 1)
+  t.deepEqual(run.error.errors.map((e) => e.field).sort(), [`${F}.count`, `${F}.task.httpd.config.image`])
+  t.regex(run.error.message, /frontend\.count: must be an integer/)
+  r = await runCli(['job', 'status', 'nope', '--json'], agent.address)
+  t.is(r.code, 4)
+  const status = JSON.parse(r.stdout) as { error: { message: string; exitCode: number } }
+  t.like(status.error, { exitCode: 4 })
+  t.regex(status.error.message, /not found/)
+  t.regex(r.stderr, /^Error: .*not found/m, 'stderr still says it')
+  await assertStateUnchanged(t)
+})
+
 test.serial('job run of a missing file names the file', async (t) => {
   const r = await runCli(['job', 'run', join(dir, 'nope.json')], agent.address)
   t.is(r.code, 1)

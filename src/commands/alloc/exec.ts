@@ -3,7 +3,7 @@ import http from 'node:http'
 import type { Duplex } from 'node:stream'
 import { ApiError } from '../../api/client.ts'
 import { EXEC_UPGRADE, FRAME, frame, FrameReader } from '../../api/exec-session.ts'
-import { fail } from '../../cli/output.ts'
+import { fail, writeError } from '../../cli/output.ts'
 import { ApiCommand } from '../base.ts'
 
 /** One line of the exec answer. */
@@ -89,7 +89,7 @@ export default class AllocExec extends ApiCommand {
       if (l.stderr !== undefined) process.stderr.write(Buffer.from(l.stderr, 'base64'))
       if (l.error !== undefined) fail(this, l.error)
       if (l.timedOut) {
-        process.stderr.write(`Error: the command did not finish within ${flags.timeout}\n`)
+        writeError(`the command did not finish within ${flags.timeout}`)
         exitCode = 124
       } else if (l.exitCode !== undefined) {
         exitCode = l.exitCode

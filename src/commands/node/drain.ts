@@ -2,7 +2,7 @@ import { Args, Flags } from '@oclif/core'
 import type { ApiClient } from '../../api/client.ts'
 import { formatDuration, tryParseDuration } from '../../jobspec/index.ts'
 import type { DrainStrategy, LastDrain } from '../../structs/index.ts'
-import { fail } from '../../cli/output.ts'
+import { fail, writeError } from '../../cli/output.ts'
 import { ApiCommand } from '../base.ts'
 import { shortId } from '../../cli/format.ts'
 
@@ -101,7 +101,7 @@ and the node becomes eligible again (unless --keep-ineligible).`
           this.log(`${stamp()} Node "${node.name}" drain complete; it stays ineligible for scheduling`)
           return true
         }
-        process.stderr.write(`Error: the drain of node "${node.name}" ${last?.startedAt === startedAt ? 'was disabled' : 'was replaced by another drain'} before it completed\n`)
+        writeError(`the drain of node "${node.name}" ${last?.startedAt === startedAt ? 'was disabled' : 'was replaced by another drain'} before it completed`)
         return false
       }
       await new Promise((r) => setTimeout(r, POLL_MS))
