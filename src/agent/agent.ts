@@ -7,6 +7,7 @@ import os from 'node:os'
 import { join } from 'node:path'
 import { encode } from '../fsm/codec.ts'
 import { Fsm } from '../fsm/fsm.ts'
+import { GC_INTERVAL_MS, GC_THRESHOLD_MS } from '../fsm/gc.ts'
 import type { ShoalHost } from '../gossip/host.ts'
 import { loadOrCreateIdentity } from '../gossip/identity.ts'
 import type { Membership, MemberEvent } from '../gossip/membership.ts'
@@ -131,6 +132,7 @@ export class Agent {
   #deployments: DeploymentWatcher | null = null
   #drainer: NodeDrainer | null = null
   #voterTimer: NodeJS.Timeout | undefined
+  #gcTimer: NodeJS.Timeout | undefined
   #closed = false
 
   private constructor(o: {
@@ -378,6 +380,7 @@ export class Agent {
     if (this.#closed) return
     this.#closed = true
     clearInterval(this.#voterTimer)
+    clearInterval(this.#gcTimer)
     this.#broker?.stop()
     this.#autoscaler?.stop()
     this.#deployments?.stop()
@@ -453,6 +456,7 @@ export class Agent {
         void this.#maintainVoters()
         void this.#reconcileNodes()
       }, LEADER_DUTY_MS)
+      this.#gcTimer = setInterval(() => void this.#collectGarbage(), GC_INTERVAL_MS)
     } else if (!leader && this.#broker) {
       this.log.info('no longer leader')
       this.#broker.stop()
@@ -464,6 +468,17 @@ export class Agent {
       this.#drainer?.stop()
       this.#drainer = null
       clearInterval(this.#voterTimer)
+      clearInterval(this.#gcTimer)
+    }
+  }
+
+  /** The periodic collection of finished evaluations, allocations and stopped jobs (fsm/gc.ts). */
+  async #collectGarbage(): Promise<void> {
+    try {
+      const r = await this.ops.collectGarbage(GC_THRESHOLD_MS)
+      if (r.index !== null) this.log.info(`state gc: removed ${r.evals.length} evaluation(s), ${r.allocs.length} allocation(s), ${r.jobs.length} job(s)`)
+    } catch (err) {
+      this.log.warn(`state gc: ${(err as Error).message}`)
     }
   }
 

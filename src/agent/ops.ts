@@ -2,6 +2,7 @@
 // the command, so every member's apply() computes the same state.
 import { randomUUID } from 'node:crypto'
 import type { AllocClientUpdate, AllocTransition, ApplyResult, GroupScalingEvent, NewEval, NewNode } from '../fsm/commands.ts'
+import { collectable, type GcTargets } from '../fsm/gc.ts'
 import type { StateStore } from '../fsm/state.ts'
 import type { DeploymentStatus, EvalTrigger, Job, JobSpec, Member, NodeStatus, ScalingEvent } from '../structs/index.ts'
 import { isLive, specOf } from '../structs/index.ts'
@@ -121,6 +122,18 @@ export class ClusterOps {
 
   async upsertMember(member: Omit<Member, 'createIndex' | 'modifyIndex'>): Promise<number> {
     return check(await this.#proposer.propose({ type: 'MemberUpsert', member, time: this.#now() }))
+  }
+
+  /**
+   * Removes finished evaluations and allocations and stopped jobs whose last
+   * change is older than `thresholdMs` (0: all of them): one StateGc write, or
+   * none when there is nothing to collect.
+   */
+  async collectGarbage(thresholdMs: number): Promise<GcTargets & { index: number | null }> {
+    const time = this.#now()
+    const targets = collectable(this.#state, time - thresholdMs)
+    if (targets.evals.length + targets.allocs.length + targets.jobs.length === 0) return { ...targets, index: null }
+    return { ...targets, index: check(await this.#proposer.propose({ type: 'StateGc', ...targets, time })) }
   }
 
   async removeMember(id: string): Promise<number> {

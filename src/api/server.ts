@@ -366,6 +366,11 @@ export class ApiServer {
         const node = findNode(state, req.params.id!)
         return { ...node, allocations: state.allocsOfNode(node.id).map((a) => allocStub(state, a)) }
       })
+      // Nomad's `system gc`: collect now whatever is finished, however recent.
+      .on('PUT', '/v1/system/gc', async () => {
+        const r = await agent.ops.collectGarbage(0)
+        return { evals: r.evals.length, allocs: r.allocs.length, jobs: r.jobs.length, index: r.index }
+      })
       .on('POST', '/v1/node/:id/eligibility', async (req) => {
         const node = findNode(state, req.params.id!)
         const eligibility = objectBody(await req.body()).eligibility

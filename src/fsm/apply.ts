@@ -5,6 +5,7 @@ import type { Deployment, DeploymentGroup, Job, JobSpec } from '../structs/index
 import { isDeploymentActive, isLive, SCALING_EVENTS_KEPT, scalingKey, specOf } from '../structs/index.ts'
 import type { ApplyResult, Command, GroupScalingEvent, NewEval } from './commands.ts'
 import { jobVersionKey, newestDeployment, type Change, type Rows, type StateReader, type StateStore, type TableName } from './state.ts'
+import { isGarbageAlloc, isGarbageEval, isGarbageJob } from './gc.ts'
 
 /** A write-buffering view over the store; reads see the transaction's own writes. */
 class Tx implements StateReader {
@@ -214,6 +215,18 @@ function markStable(tx: Tx, d: Deployment): void {
   if (job && job.version === d.jobVersion && job.createIndex === d.jobCreateIndex) tx.put('jobs', job.id, { ...job, stable: true })
 }
 
+/** A job, all its versions, scaling histories and deployments (purge, and the collection of a stopped job). */
+function deleteJob(tx: Tx, job: Job): void {
+  tx.delete('jobs', job.id)
+  const groups = new Set(job.groups.map((g) => g.name))
+  for (let v = 0; v <= job.version; v++) {
+    for (const g of tx.get('jobVersions', jobVersionKey(job.id, v))?.groups ?? []) groups.add(g.name)
+    tx.delete('jobVersions', jobVersionKey(job.id, v))
+  }
+  for (const g of groups) if (tx.get('scalingEvents', scalingKey(job.id, g))) tx.delete('scalingEvents', scalingKey(job.id, g))
+  for (const d of tx.base.deploymentsOfJob(job.id)) tx.delete('deployments', d.id)
+}
+
 /** Drops the oldest finished deployments of a job beyond DEPLOYMENTS_KEPT_PER_JOB. */
 function pruneDeployments(tx: Tx, state: StateStore, jobId: string): void {
   const all = state.deploymentsOfJob(jobId)
@@ -305,14 +318,7 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
       const job = tx.get('jobs', cmd.jobId)
       if (!job) return fail(index, 'not-found', `job "${cmd.jobId}" not found`)
       if (cmd.purge) {
-        tx.delete('jobs', job.id)
-        const groups = new Set(job.groups.map((g) => g.name))
-        for (let v = 0; v <= job.version; v++) {
-          for (const g of tx.get('jobVersions', jobVersionKey(job.id, v))?.groups ?? []) groups.add(g.name)
-          tx.delete('jobVersions', jobVersionKey(job.id, v))
-        }
-        for (const g of groups) if (tx.get('scalingEvents', scalingKey(job.id, g))) tx.delete('scalingEvents', scalingKey(job.id, g))
-        for (const d of tx.base.deploymentsOfJob(job.id)) tx.delete('deployments', d.id)
+        deleteJob(tx, job)
       } else if (!job.stop) {
         tx.put('jobs', job.id, { ...job, stop: true, modifyIndex: index })
       }
@@ -469,6 +475,27 @@ function dispatch(tx: Tx, index: number, cmd: Command): ApplyResult {
     case 'MemberRemove': {
       if (!tx.get('members', cmd.id)) return fail(index, 'not-found', `member ${cmd.id} not found`)
       tx.delete('members', cmd.id)
+      return { ok: true, index }
+    }
+    case 'StateGc': {
+      for (const id of cmd.jobs) {
+        const job = tx.get('jobs', id)
+        if (!job || !isGarbageJob(job, tx.base)) continue
+        deleteJob(tx, job)
+        for (const a of tx.base.allocsOfJob(id)) tx.delete('allocs', a.id)
+        for (const e of tx.base.evalsOfJob(id)) tx.delete('evals', e.id)
+      }
+      for (const id of cmd.allocs) {
+        const a = tx.get('allocs', id)
+        if (a && isGarbageAlloc(a)) tx.delete('allocs', id)
+      }
+      // An evaluation goes only once no allocation it placed is left.
+      const placedBy = new Set<string>()
+      for (const a of tx.base.list('allocs')) if (tx.get('allocs', a.id)) placedBy.add(a.evalId)
+      for (const id of cmd.evals) {
+        const e = tx.get('evals', id)
+        if (e && isGarbageEval(e) && !placedBy.has(id)) tx.delete('evals', id)
+      }
       return { ok: true, index }
     }
     default: {

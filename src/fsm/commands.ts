@@ -111,6 +111,8 @@ export type Command =
   | { type: 'VarDelete'; path: string; cas?: number; time: number }
   | { type: 'MemberUpsert'; member: Omit<Member, 'createIndex' | 'modifyIndex'>; time: number }
   | { type: 'MemberRemove'; id: string; time: number }
+  /** Removes what the leader found collectable (fsm/gc.ts); what is no longer collectable when it applies stays. */
+  | { type: 'StateGc'; evals: string[]; allocs: string[]; jobs: string[]; time: number }
 
 export type CommandType = Command['type']
 
