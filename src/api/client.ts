@@ -53,11 +53,17 @@ interface Answer {
 // node:http rather than fetch: loading fetch (undici) costs a short-lived CLI more start-up than the request itself.
 export class ApiClient {
   readonly base: string
-  readonly #url: URL
+  /** Where to connect: the address's host (without IPv6 brackets) and port; `host:port` as a Host header. */
+  readonly #host: string
+  readonly #port: number
+  readonly #authority: string
 
   constructor(address: string) {
     this.base = normalizeAddress(address)
-    this.#url = new URL(this.base)
+    const url = new URL(this.base)
+    this.#host = url.hostname.replace(/^\[|\]$/g, '')
+    this.#port = Number(url.port || 80)
+    this.#authority = url.host
   }
 
   get<T>(path: string, signal?: AbortSignal): Promise<T> {
@@ -67,7 +73,7 @@ export class ApiClient {
   /** A GET with the state index it was answered at (for `?index=N&wait=` blocking reads). */
   async getIndexed<T>(path: string, signal?: AbortSignal): Promise<{ body: T; index: number }> {
     const res = await this.#request('GET', path, undefined, signal)
-    if (!ok(res)) throw await toError(res)
+    if (!ok(res.status)) throw await toError(res)
     return { body: JSON.parse(await text(res.body)) as T, index: Number(res.headers['x-shoal-index'] ?? 0) }
   }
 
@@ -82,10 +88,10 @@ export class ApiClient {
    * (`job run`'s start-up is on the way to a running container).
    */
   async postText<T>(path: string, json: string): Promise<T> {
-    const res = await postOnce(this.#url, path, Buffer.from(json)).catch((err: NodeJS.ErrnoException) => {
+    const res = await postOnce(this.#host, this.#port, this.#authority, path, Buffer.from(json)).catch((err: NodeJS.ErrnoException) => {
       throw this.#unreachable(err)
     })
-    if (res.status < 200 || res.status >= 300) throw errorOf(res.status, res.body)
+    if (!ok(res.status)) throw errorOf(res.status, res.body)
     return JSON.parse(res.body) as T
   }
 
@@ -100,7 +106,7 @@ export class ApiClient {
   /** A streaming GET (logs): the response body as a web stream. */
   async stream(path: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
     const res = await this.#request('GET', path, undefined, signal)
-    if (!ok(res)) throw await toError(res)
+    if (!ok(res.status)) throw await toError(res)
     return Readable.toWeb(res.body) as ReadableStream<Uint8Array>
   }
 
@@ -111,8 +117,8 @@ export class ApiClient {
   #request(method: string, path: string, payload: Buffer | undefined, signal?: AbortSignal): Promise<Answer> {
     return new Promise((resolve, reject) => {
       const req = http().request({
-        host: this.#url.hostname.replace(/^\[|\]$/g, ''),
-        port: this.#url.port || 80,
+        host: this.#host,
+        port: this.#port,
         method,
         path,
         agent: keepAlive(),
@@ -141,10 +147,10 @@ const keepAlive = () => (sharedAgent ??= new (http().Agent)({ keepAlive: true })
  * body, de-chunked, as soon as the answer is whole. Errors are the socket's
  * (ECONNREFUSED, or ECONNRESET when it closes before a whole answer).
  */
-function postOnce(url: URL, path: string, payload: Buffer): Promise<{ status: number; body: string }> {
+function postOnce(host: string, port: number, authority: string, path: string, payload: Buffer): Promise<{ status: number; body: string }> {
   const { connect } = process.getBuiltinModule('node:net')
   return new Promise((resolve, reject) => {
-    const socket = connect(Number(url.port || 80), url.hostname.replace(/^\[|\]$/g, ''))
+    const socket = connect(port, host)
     let received = Buffer.alloc(0)
     socket.on('data', (chunk: Buffer) => {
       received = Buffer.concat([received, chunk])
@@ -161,7 +167,7 @@ function postOnce(url: URL, path: string, payload: Buffer): Promise<{ status: nu
     })
     // Not end(): a server may take the half-close for the end of the exchange and cut its answer short.
     socket.write(Buffer.concat([
-      Buffer.from(`POST ${path} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\nConnection: close\r\n\r\n`),
+      Buffer.from(`POST ${path} HTTP/1.1\r\nHost: ${authority}\r\nContent-Type: application/json\r\nContent-Length: ${payload.length}\r\nConnection: close\r\n\r\n`),
       payload,
     ]))
   })
@@ -198,13 +204,13 @@ function parseAnswer(raw: Buffer, closed: boolean): { status: number; body: stri
   return { status, body: body.toString('utf8') }
 }
 
-function ok(res: Answer): boolean {
-  return res.status >= 200 && res.status < 300
+function ok(status: number): boolean {
+  return status >= 200 && status < 300
 }
 
 /** A JSON answer's body, or its error. */
 async function parsed<T>(res: Answer): Promise<T> {
-  if (!ok(res)) throw await toError(res)
+  if (!ok(res.status)) throw await toError(res)
   return JSON.parse(await text(res.body)) as T
 }
 

@@ -48,8 +48,9 @@ export function isGarbageJob(job: Job, state: Pick<StateStore, 'allocsOfJob' | '
  * (with all their evaluations and allocations).
  */
 export function collectable(state: StateStore, cutoff: number): GcTargets {
+  const allAllocs = state.list('allocs')
   const allocsByEval = new Map<string, Allocation[]>()
-  for (const a of state.list('allocs')) {
+  for (const a of allAllocs) {
     const list = allocsByEval.get(a.evalId)
     if (list) list.push(a)
     else allocsByEval.set(a.evalId, [a])
@@ -58,7 +59,7 @@ export function collectable(state: StateStore, cutoff: number): GcTargets {
   const jobs = state.list('jobs').filter((j) => isGarbageJob(j, state) &&
     state.allocsOfJob(j.id).every(old) && state.evalsOfJob(j.id).every(old))
   const collectedJobs = new Set(jobs.map((j) => j.id))
-  const allocs = state.list('allocs').filter((a) => isGarbageAlloc(a) && (old(a) || collectedJobs.has(a.jobId)))
+  const allocs = allAllocs.filter((a) => isGarbageAlloc(a) && (old(a) || collectedJobs.has(a.jobId)))
   const collectedAllocs = new Set(allocs.map((a) => a.id))
   const evals = state.list('evals').filter((e) => isGarbageEval(e) && (old(e) || collectedJobs.has(e.jobId)) &&
     (allocsByEval.get(e.id) ?? []).every((a) => collectedAllocs.has(a.id)))
