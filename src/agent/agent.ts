@@ -61,6 +61,10 @@ export interface AgentConfig {
   advertise?: string[]
   /** Applied entries between Raft snapshots (log compaction). */
   snapshotThreshold?: number
+  /** Age after which finished state is collected (default 1 h; see fsm/gc.ts). */
+  gcThresholdMs?: number
+  /** How often the leader collects (default 5 min). */
+  gcIntervalMs?: number
   /** How published ports are served: kernel NAT rules or the user-space proxy (default auto: the kernel when it can). */
   meshDatapath?: DatapathChoice
   /** Node attributes from --meta key=value, for constraints (`${meta.key}`). */
@@ -456,7 +460,7 @@ export class Agent {
         void this.#maintainVoters()
         void this.#reconcileNodes()
       }, LEADER_DUTY_MS)
-      this.#gcTimer = setInterval(() => void this.#collectGarbage(), GC_INTERVAL_MS)
+      this.#gcTimer = setInterval(() => void this.#collectGarbage(), this.config.gcIntervalMs ?? GC_INTERVAL_MS)
     } else if (!leader && this.#broker) {
       this.log.info('no longer leader')
       this.#broker.stop()
@@ -475,7 +479,7 @@ export class Agent {
   /** The periodic collection of finished evaluations, allocations and stopped jobs (fsm/gc.ts). */
   async #collectGarbage(): Promise<void> {
     try {
-      const r = await this.ops.collectGarbage(GC_THRESHOLD_MS)
+      const r = await this.ops.collectGarbage(this.config.gcThresholdMs ?? GC_THRESHOLD_MS)
       if (r.index !== null) this.log.info(`state gc: removed ${r.evals.length} evaluation(s), ${r.allocs.length} allocation(s), ${r.jobs.length} job(s)`)
     } catch (err) {
       this.log.warn(`state gc: ${(err as Error).message}`)

@@ -10,6 +10,8 @@ import { DEFAULT_HTTP_PORT, DEFAULT_P2P_PORT } from '../agent/defaults.ts'
 import { DEFAULT_DNS_DOMAIN, DEFAULT_DNS_TTL } from '../dns/answer.ts'
 import { DnsServer, stateCatalog, type HostPort } from '../dns/server.ts'
 import { DATAPATH_CHOICES, type DatapathChoice } from '../mesh/nat-rules.ts'
+import { GC_INTERVAL_MS, GC_THRESHOLD_MS } from '../fsm/gc.ts'
+import { DURATION_HINT, formatDuration, tryParseDuration } from '../jobspec/duration.ts'
 import { fail as failWith, plainIO } from './output.ts'
 import { parsePlainArgs, type FlagSpec, type FlagsOf } from './flags.ts'
 
@@ -31,6 +33,8 @@ export const AGENT_FLAGS = {
   'dns-domain': { type: 'string', description: 'domain of service names: NAME.service.DOMAIN', default: DEFAULT_DNS_DOMAIN },
   'mesh-datapath': { type: 'string', description: 'how published service ports are served: "kernel" (iptables NAT rules; needs root), "userspace" (the agent\'s proxy), or "auto" (the kernel when it can)', default: 'auto' },
   'dns-recursor': { type: 'string', description: 'HOST[:PORT] of a resolver for names outside the domain (default: refused); repeatable, tried in order', multiple: true, default: [] },
+  'gc-threshold': { type: 'string', description: `how long finished evaluations and allocations, and stopped jobs, stay in the state before the leader removes them, as Nomad's eval_gc_threshold and job_gc_threshold (default ${formatDuration(GC_THRESHOLD_MS)})` },
+  'gc-interval': { type: 'string', description: `how often the leader looks for state to remove, at least 1s (default ${formatDuration(GC_INTERVAL_MS)})` },
 } as const satisfies Record<string, FlagSpec>
 
 /** The agent's parsed flags, derived from AGENT_FLAGS so the two cannot drift. */
@@ -67,15 +71,33 @@ function dnsSettings(flags: { 'dns-addr'?: string | undefined; 'dns-domain': str
   return { ...addr, explicit, domain, recursors }
 }
 
+/** The state GC's settings from the flags (see src/fsm/gc.ts). */
+function gcSettings(flags: { 'gc-threshold'?: string | undefined; 'gc-interval'?: string | undefined }): { gcThresholdMs: number; gcIntervalMs: number } {
+  const duration = (flag: 'gc-threshold' | 'gc-interval', fallback: number) => {
+    const value = flags[flag]
+    if (value === undefined) return fallback
+    const ms = tryParseDuration(value)
+    if (ms === undefined) throw new Error(`--${flag}: "${value}" ${DURATION_HINT}`)
+    return ms
+  }
+  const gcThresholdMs = duration('gc-threshold', GC_THRESHOLD_MS)
+  const gcIntervalMs = duration('gc-interval', GC_INTERVAL_MS)
+  // Shorter would have the leader propose collections back to back.
+  if (gcIntervalMs < 1000) throw new Error(`--gc-interval: must be at least 1s (got "${flags['gc-interval']}")`)
+  return { gcThresholdMs, gcIntervalMs }
+}
+
 /** Runs the agent until SIGINT or SIGTERM; `fail` prints `Error: message` and exits 1. */
 export async function runAgent(flags: AgentFlags, fail: (message: string) => never): Promise<never> {
   let http: { host: string; port: number }
   let bind: { host: string; port: number }
   let dns: ReturnType<typeof dnsSettings>
+  let gc: ReturnType<typeof gcSettings>
   try {
     http = hostPort(flags.http, 'http', DEFAULT_HTTP_PORT)
     bind = hostPort(flags.bind, 'bind', DEFAULT_P2P_PORT)
     dns = dnsSettings(flags, bind.host)
+    gc = gcSettings(flags)
   } catch (err) {
     fail((err as Error).message)
   }
@@ -118,7 +140,7 @@ export async function runAgent(flags: AgentFlags, fail: (message: string) => nev
   try {
     agent = await Agent.open({
       dataDir, name: flags.name ?? defaultNodeName(), dev: flags.dev, bindHost: bind.host, bindPort: bind.port,
-      http: `${http.host}:${http.port}`, join: flags.join, voters: flags.voters, meta, snapshotThreshold: flags['snapshot-threshold'], meshDatapath, advertise: flags.advertise, ...(clusterKey ? { clusterKey } : {}),
+      http: `${http.host}:${http.port}`, join: flags.join, voters: flags.voters, meta, snapshotThreshold: flags['snapshot-threshold'], meshDatapath, advertise: flags.advertise, ...gc, ...(clusterKey ? { clusterKey } : {}),
     })
   } catch (err) {
     fail(`cannot start the agent: ${(err as Error).message}`)

@@ -170,7 +170,7 @@ test.serial('the agent rejects malformed flags with the flag named', async (t) =
   }
 })
 
-test.serial('the agent rejects bad DNS flags, and an explicit --dns-addr it cannot bind, with the flag named', async (t) => {
+test.serial('the agent rejects bad DNS and GC flags, and an explicit --dns-addr it cannot bind, with the flag named', async (t) => {
   const agent = (...extra: string[]) => runCli(['agent', '--dev', '--bind', '127.0.3.20', '--http', '127.0.0.1:0', '--data-dir', join(dir, 'dns'), ...extra], undefined, 30_000)
   let r = await agent('--dns-addr', '127.0.3.20:70000')
   t.is(r.code, 1)
@@ -178,6 +178,12 @@ test.serial('the agent rejects bad DNS flags, and an explicit --dns-addr it cann
   r = await agent('--dns-domain', 'bad domain!')
   t.is(r.code, 1)
   t.regex(r.stderr, /--dns-domain: "bad domain!" is not a domain name/)
+  r = await agent('--gc-threshold', 'soon')
+  t.is(r.code, 1)
+  t.regex(r.stderr, /--gc-threshold: "soon" must be a duration string like "5s" or "2m"/)
+  r = await agent('--gc-interval', '500ms')
+  t.is(r.code, 1)
+  t.regex(r.stderr, /--gc-interval: must be at least 1s \(got "500ms"\)/)
   r = await agent('--dns-recursor', '10.0.0.1:0')
   t.is(r.code, 1)
   t.regex(r.stderr, /--dns-recursor: "10\.0\.0\.1:0" needs a port other than 0/)

@@ -56,3 +56,32 @@ test('system gc removes a stopped job, its evaluations and allocations; a runnin
   await eventually(async () => (await agent.get<AllocStub[]>('/v1/allocations')).length === 1, { what: 'the log replayed, the collection with it' })
   await check()
 })
+
+test('with --gc-threshold and --gc-interval the leader collects a stopped job by itself; a running job stays', async (t) => {
+  const dir = await tempDir('state-gc-periodic')
+  const agent = await AgentProcess.start({
+    dataDir: join(dir, 'data'), name: 'it-state-gc-periodic', bind: '127.0.0.62', httpPort: await freePort(),
+    extraArgs: ['--gc-threshold', '2s', '--gc-interval', '1s'],
+  })
+  t.teardown(async () => {
+    await runCli(['job', 'stop', 'stays'], agent.address).catch(() => undefined)
+    await agent.kill()
+    await rm(dir, { recursive: true, force: true })
+  })
+  for (const id of ['stays', 'goes']) {
+    const file = join(dir, `${id}.json`)
+    await writeFile(file, JSON.stringify(sleeper(id, 1)))
+    const run = await runCli(['job', 'run', file, '--detach'], agent.address)
+    t.is(run.code, 0, run.stdout + run.stderr)
+  }
+  await eventually(async () => (await agent.get<AllocStub[]>('/v1/allocations')).filter((a) => a.clientStatus === 'running').length === 2, { what: '2 allocations running' })
+  const stop = await runCli(['job', 'stop', 'goes'], agent.address)
+  t.is(stop.code, 0, stop.stdout + stop.stderr)
+  const goneAlloc = (await agent.get<AllocStub[]>('/v1/job/goes/allocations'))[0]!
+  // No `system gc`: the leader's periodic collection removes it once it has been finished for 2 s.
+  await eventually(async () => (await fetch(`${agent.address}/v1/job/goes`)).status === 404, { what: 'the stopped job collected', timeoutMs: 30_000 })
+  t.is((await fetch(`${agent.address}/v1/allocation/${goneAlloc.id}`)).status, 404, 'its allocation collected')
+  t.is((await fetch(`${agent.address}/v1/evaluation/${goneAlloc.evalId}`)).status, 404, 'its evaluation collected')
+  t.deepEqual((await agent.get<AllocStub[]>('/v1/allocations')).map((a) => [a.jobId, a.clientStatus]), [['stays', 'running']])
+  t.regex(agent.output, /state gc: removed \d+ evaluation\(s\), \d+ allocation\(s\), 1 job\(s\)/, 'the agent says what it removed')
+})

@@ -13,6 +13,8 @@ test('a plain agent command line parses without oclif, with the defaults of the 
   t.deepEqual(f.join, [])
   t.is(f['mesh-datapath'], 'auto')
   t.deepEqual(parseAgentArgs([])?.voters, 3)
+  t.is(f['gc-threshold'], undefined, 'no default in the table: the agent falls back to fsm/gc.ts')
+  t.is(parseAgentArgs(['--gc-threshold', '10m', '--gc-interval=30s'])?.['gc-interval'], '30s')
 })
 
 test('anything unusual is left to oclif (its help and its errors): undefined', (t) => {
