@@ -124,8 +124,8 @@ export async function runAgent(flags: AgentFlags, fail: (message: string) => nev
       }
     }
   }
-  const [{ Agent, defaultNodeName }, { ApiServer }, { readClusterKey }] = await Promise.all([
-    import('../agent/agent.ts'), import('../api/server.ts'), import('../gossip/cluster-key.ts'),
+  const [{ Agent, defaultNodeName }, { ApiServer }, { readClusterKey }, { processIdleMemoryReducer }] = await Promise.all([
+    import('../agent/agent.ts'), import('../api/server.ts'), import('../gossip/cluster-key.ts'), import('../agent/idle-memory.ts'),
   ])
   let clusterKey: Uint8Array | undefined
   if (flags['cluster-key-file']) {
@@ -180,11 +180,14 @@ export async function runAgent(flags: AgentFlags, fail: (message: string) => nev
     }
   }
   agent.log.info(`HTTP API on http://${agent.config.http}, data dir ${dataDir}${agent.p2pAddrs.length ? `, p2p ${agent.p2pAddrs.join(' ')}` : ''}`)
+  const idleMemory = processIdleMemoryReducer()
+  idleMemory?.start()
   let stopping = false
   const shutdown = async (signal: string) => {
     if (stopping) return
     stopping = true
     agent.log.info(`${signal}: shutting down (tasks keep running)`)
+    idleMemory?.stop()
     if (signal === 'SIGTERM') {
       await agent.transferLeadershipAway()
       await agent.leaveGossip()
