@@ -4,7 +4,7 @@ export default class SystemGc extends ApiCommand {
   static override description = `Remove finished evaluations and allocations, and stopped jobs, from the state now.
 
 The leader also does it every 5 minutes for what finished more than an hour
-ago. Allocations that should still run (a failed one holding its slot), and
+ago (shoal agent --gc-interval, --gc-threshold). Allocations that should still run (a failed one holding its slot), and
 pending or blocked evaluations, are kept.`
 
   static override examples = ['<%= config.bin %> system gc']
